@@ -1,0 +1,36 @@
+# Kirov incidents pipeline. Every target installs what it needs into .venv first.
+SHELL := /bin/bash
+PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: install demo test lint bench airflow clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check dags plugins include tests
+	$(VENV)/bin/ruff format --check dags plugins include tests
+
+test: install lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: install
+	$(PY) -m incidents demo
+
+bench: install
+	$(PY) -m incidents bench
+
+airflow: install
+	$(PY) -m incidents airflow
+
+clean:
+	rm -rf .local .bench .pytest_cache .ruff_cache

@@ -1,0 +1,7 @@
+"""``python -m incidents``."""
+
+import sys
+
+from incidents.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The case database: models, engine and migrations."""
