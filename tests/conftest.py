@@ -17,7 +17,9 @@ from sqlalchemy import Engine, create_engine, text
 from incidents.db import migrate
 from incidents.db.engine import make_engine
 
-PG_ADMIN_URL = os.environ.get("INCIDENTS_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "INCIDENTS_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # Tables written by the pipeline (cleared between tests); reference tables stay seeded.

@@ -126,7 +126,9 @@ def sqlalchemy_url_from_connection(conn: ConnectionInfo) -> str:
             auth += "@"
         port = f":{conn.port}" if conn.port else ""
         return f"postgresql+psycopg://{auth}{conn.host}{port}/{conn.schema}"
-    raise ValueError(f"connection {conn.conn_id!r}: unsupported conn_type {conn.conn_type!r} for the case database")
+    raise ValueError(
+        f"connection {conn.conn_id!r}: unsupported conn_type {conn.conn_type!r} for the case database"
+    )
 
 
 def case_db_url() -> str:

@@ -1,0 +1,1 @@
+"""Hooks: Connections → domain clients."""

@@ -1,0 +1,1 @@
+"""Notifiers: case e-mails and task-failure alerts."""

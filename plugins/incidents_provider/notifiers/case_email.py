@@ -1,0 +1,48 @@
+"""E-mail notifiers built on the SMTP provider's ``SmtpNotifier``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+
+class CaseEmailNotifier:
+    """Send the case database's outbox rows through ``SmtpNotifier`` (connection ``smtp_default``).
+
+    Rows are sent as they are (no Jinja rendering: residents' texts may contain braces).
+    """
+
+    def __init__(self, *, smtp_conn_id: str = "smtp_default", from_email: str) -> None:
+        self.smtp_conn_id = smtp_conn_id
+        self.from_email = from_email
+
+    def send(self, notification: Any, context: Any) -> None:
+        """Deliver one ``Notification`` row; raises on failure so the outbox records it."""
+        if notification.channel != "email":
+            raise ValueError(f"channel {notification.channel!r} is not configured")
+        SmtpNotifier(
+            to=notification.recipient,
+            from_email=self.from_email,
+            subject=notification.subject,
+            html_content=notification.body,
+            smtp_conn_id=self.smtp_conn_id,
+            custom_headers={"X-Incidents-Notification": notification.idempotency_key},
+        ).notify(context)
+
+
+def failure_notifier() -> SmtpNotifier:
+    """Task-failure alert for the data engineers (recipients from ``INCIDENTS_ALERT_EMAILS``)."""
+    to = os.environ.get("INCIDENTS_ALERT_EMAILS", "data-engineers@kirov-region.example.org")
+    return SmtpNotifier(
+        to=[t.strip() for t in to.split(",") if t.strip()],
+        from_email=os.environ.get("INCIDENTS_MAIL_FROM", "incidents@kirov-region.example.org"),
+        subject="[incidents] {{ ti.dag_id }}.{{ ti.task_id }} failed ({{ run_id }})",
+        html_content=(
+            "<p>Task <b>{{ ti.task_id }}</b> of <b>{{ ti.dag_id }}</b> failed, try {{ ti.try_number }}.</p>"
+            "<p>Data interval: {{ data_interval_start }} – {{ data_interval_end }}</p>"
+            "<p>Exception: {{ exception }}</p>"
+        ),
+        smtp_conn_id="smtp_default",
+    )

@@ -1,0 +1,51 @@
+"""Monthly statistics and the monthly report."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.sdk import Asset, BaseOperator, Context
+
+from incidents_provider import settings
+from incidents_provider.hooks.case_db import CaseDbHook
+
+log = logging.getLogger(__name__)
+
+MONTHLY_STATS_ASSET = Asset(name="monthly_stats", uri="incidents://stats/monthly", group="incidents")
+
+
+def month_of(context: Context):
+    """The calendar month (in Europe/Kirov) of the run's data interval."""
+    import pendulum
+
+    from incidents import REGION_TZ
+
+    start = pendulum.instance(context["data_interval_start"]).in_timezone(REGION_TZ)
+    end = pendulum.instance(context["data_interval_end"]).in_timezone(REGION_TZ)
+    if (start.day, start.hour, start.minute) != (1, 0, 0) or end != start.add(months=1):
+        raise ValueError(
+            f"monthly statistics need a calendar-month interval in {REGION_TZ}: [{start}, {end})"
+        )
+    return start.date()
+
+
+class MonthlyStatsOperator(BaseOperator):
+    """Compute (and replace) one month's statistics, then render the report files."""
+
+    ui_color = "#cffafe"
+
+    def __init__(self, *, case_db_conn_id: str = "case_db", **kwargs: Any) -> None:
+        kwargs.setdefault("outlets", [MONTHLY_STATS_ASSET])
+        super().__init__(**kwargs)
+        self.case_db_conn_id = case_db_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from incidents.stages import monthly_report
+
+        month = month_of(context)
+        engine = CaseDbHook(self.case_db_conn_id).get_conn()
+        result = monthly_report(engine, month, out_uri=settings.reports_uri(), run_id=context["run_id"])
+        context["outlet_events"][MONTHLY_STATS_ASSET].extra = {"month": month.isoformat(), **result["files"]}
+        log.info("report of %s: %s", month, result["files"])
+        return result
