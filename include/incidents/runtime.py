@@ -1,0 +1,158 @@
+"""Local services the demo and the tests start themselves: the API sandbox and an SMTP server.
+
+``LocalServices`` starts both on free ports of 127.0.0.1 and hands out the environment
+(``AIRFLOW_CONN_*`` connections and ``INCIDENTS_*`` settings) that points the pipeline — the
+CLI or a local Airflow — at them. Mail that reaches the SMTP server is kept as ``.eml`` files
+in a folder, so any process can read what arrived.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import logging
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+from incidents.config import local_home
+
+log = logging.getLogger(__name__)
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that stores every message as an ``.eml`` file."""
+
+    def __init__(self, maildir: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.maildir = Path(maildir)
+        self.maildir.mkdir(parents=True, exist_ok=True)
+        self.host = host
+        self.port = port
+        self._controller = None
+        self._lock = threading.Lock()
+        self._counter = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd hook name
+        with self._lock:
+            self._counter += 1
+            name = f"{datetime.now().strftime('%Y%m%dT%H%M%S')}-{self._counter:06d}-{secrets.token_hex(3)}.eml"
+        tmp = self.maildir / f".{name}.tmp"
+        tmp.write_bytes(envelope.original_content or envelope.content)
+        tmp.rename(self.maildir / name)
+        return "250 Message accepted for delivery"
+
+    def start(self) -> SmtpSink:
+        from aiosmtpd.controller import Controller
+
+        if self.port == 0:
+            from incidents.local_airflow import free_port
+
+            self.port = free_port()
+        self._controller = Controller(self, hostname=self.host, port=self.port)
+        self._controller.start()
+        log.info("SMTP server on %s:%s storing mail in %s", self.host, self.port, self.maildir)
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def messages(self) -> list[EmailMessage]:
+        """Every message received so far, oldest first."""
+        return read_maildir(self.maildir)
+
+    def connection_uri(self) -> str:
+        """``AIRFLOW_CONN_SMTP_DEFAULT`` for this server (plain SMTP, no TLS, no login)."""
+        return json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": self.host,
+                "port": self.port,
+                "extra": {"disable_tls": True, "disable_ssl": True, "timeout": 10, "retry_limit": 2},
+            }
+        )
+
+
+def read_maildir(maildir: Path) -> list[EmailMessage]:
+    out = []
+    for path in sorted(Path(maildir).glob("*.eml")):
+        out.append(email.message_from_bytes(path.read_bytes(), policy=email.policy.default))
+    return out
+
+
+@dataclass
+class LocalServices:
+    """The sandbox APIs and the SMTP server, started together; a context manager."""
+
+    sandbox: bool = True
+    seed: int = 0
+    home: Path | None = None
+    case_db_url: str | None = None
+    sandbox_now: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.home = Path(self.home or local_home())
+        self.smtp = SmtpSink(self.home / "mail")
+        self.server = None
+        self.pseudonym_key = secrets.token_hex(16)
+
+    def start(self) -> LocalServices:
+        self.smtp.start()
+        if self.sandbox:
+            from incidents.sandbox.server import SandboxServer
+
+            self.server = SandboxServer(seed=self.seed, now=self.sandbox_now)
+            self.server.start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        self.smtp.stop()
+
+    def __enter__(self) -> LocalServices:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def env(self) -> dict[str, str]:
+        """Environment that points the pipeline at these services (secrets are generated here)."""
+        env = {
+            "INCIDENTS_HOME": str(self.home),
+            "AIRFLOW_CONN_SMTP_DEFAULT": self.smtp.connection_uri(),
+            "INCIDENTS_PSEUDONYM_KEY": self.pseudonym_key,
+        }
+        if self.case_db_url:
+            env["INCIDENTS_CASE_DB_URL"] = self.case_db_url
+            env["AIRFLOW_CONN_CASE_DB"] = case_db_connection(self.case_db_url)
+        else:
+            env["AIRFLOW_CONN_CASE_DB"] = case_db_connection(f"sqlite:///{self.home / 'cases.sqlite'}")
+        if self.server is not None:
+            env.update(self.server.connection_env(pseudonym_key=self.pseudonym_key))
+        return env
+
+
+def case_db_connection(sqlalchemy_url: str) -> str:
+    """The ``case_db`` Airflow Connection (JSON form) for an SQLAlchemy URL."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(sqlalchemy_url)
+    if url.get_backend_name() == "sqlite":
+        return json.dumps({"conn_type": "sqlite", "host": url.database})
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": url.host or "127.0.0.1",
+            "port": url.port or 5432,
+            "login": url.username or "",
+            "password": url.password or "",
+            "schema": url.database or "",
+        }
+    )
