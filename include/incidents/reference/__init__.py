@@ -127,10 +127,11 @@ class Rubricator:
     hazard_types: dict[str, str] = field(hash=False)
     """Hazard type slug → Russian description."""
 
-    @property
-    def topics(self) -> dict[str, TopicRef]:
-        """All topics by slug."""
-        return _topic_index(self)
+    topics: dict[str, TopicRef] = field(init=False, hash=False, compare=False, repr=False)
+    """All topics by slug (computed once)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "topics", {t.slug: t for c in self.categories for t in c.topics})
 
     def category(self, slug: str) -> CategoryRef:
         """The category ``slug`` (``KeyError`` when unknown)."""
@@ -305,6 +306,16 @@ def load_settlements(directory: str | Path | None = None) -> tuple[SettlementRef
 
 
 @lru_cache(maxsize=8)
+def _settlement_index(directory: Path) -> dict[str, SettlementRef]:
+    return {s.oktmo: s for s in _settlements(directory)}
+
+
+def settlement_index(directory: str | Path | None = None) -> dict[str, SettlementRef]:
+    """Settlements by OKTMO (cached; do not mutate)."""
+    return _settlement_index(reference_dir(directory))
+
+
+@lru_cache(maxsize=8)
 def _executors(directory: Path) -> tuple[ExecutorRef, ...]:
     path = directory / "executors.yaml"
     municipalities = {m.code for m in _municipalities(directory)}
@@ -398,11 +409,6 @@ def _rubricator(directory: Path) -> Rubricator:
             f"{path.name}: hazard types without a topic: {sorted(set(HAZARD_TYPES) - covered)}"
         )
     return rub
-
-
-@lru_cache(maxsize=8)
-def _topic_index(rub: Rubricator) -> dict[str, TopicRef]:
-    return {t.slug: t for c in rub.categories for t in c.topics}
 
 
 def load_rubricator(directory: str | Path | None = None) -> Rubricator:
@@ -572,9 +578,9 @@ def clear_caches() -> None:
     for fn in (
         _municipalities,
         _settlements,
+        _settlement_index,
         _executors,
         _rubricator,
-        _topic_index,
         _routing_rules,
         _routing_index,
         _deadline_rules,

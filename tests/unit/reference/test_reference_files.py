@@ -324,3 +324,18 @@ def test_settlement_with_unknown_municipality_is_rejected(ref_copy: Path) -> Non
     )
     with pytest.raises(ReferenceError, match="unknown municipality '33999'"):
         load_settlements(ref_copy)
+
+
+def test_settlement_index_and_cache_clearing(ref_copy: Path) -> None:
+    from incidents.reference import clear_caches, settlement_index
+
+    assert settlement_index()["33641480101"].name == "Донаурово"
+    before = load_settlements(ref_copy)
+    path = ref_copy / "settlements.csv"
+    path.write_text(
+        path.read_text(encoding="utf-8") + "33602999999,д,деревня,Новая,Арбажское,33602\n", encoding="utf-8"
+    )
+    assert load_settlements(ref_copy) is before  # cached until cleared
+    clear_caches()
+    assert len(load_settlements(ref_copy)) == len(before) + 1
+    assert settlement_index(ref_copy)["33602999999"].municipality_code == "33602"
