@@ -1,0 +1,241 @@
+"""Text normalisation and tokenisation for Russian social-media posts.
+
+Posts arrive full of noise: links, emoji, VK/OK mention markup (``[id1|Имя]``,
+``[club1|Группа]``), hashtags, Latin look-alike letters typed inside Cyrillic words
+(``ЯMA``, ``пpовода``), ``ё``, stretched letters (``ооочень``), shouting in caps.
+:func:`clean` removes or repairs them but keeps the letter case (capitalisation
+helps to tell a village called «Бор» from the word «бор»); :func:`tokenize` splits
+the cleaned text into :class:`Token` objects that remember their case and whether
+they open a sentence.
+
+Everything here is pure regular expressions and dictionaries compiled once at import.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MAX_ANALYSED_CHARS = 5000
+"""Longer texts are analysed on their first this-many characters (see :func:`truncate`)."""
+
+_URL = re.compile(
+    r"(?:https?://|www\.)\S+|\b[\w.-]+\.(?:ru|рф|com|net|org|su|me|info|online)(?:/\S*)?",
+    re.IGNORECASE,
+)
+_VK_PERSON = re.compile(r"\[(?:id|u)\d+\|([^\]\[]{0,80})\]", re.IGNORECASE)
+_VK_GROUP = re.compile(r"\[(?:club|public|event|group)\d+\|([^\]\[]{0,120})\]", re.IGNORECASE)
+_VK_BARE = re.compile(r"\[(?:id|club|public|event)\d+\]", re.IGNORECASE)
+_MENTION = re.compile(r"(?<![\w@])@[\w.]+")
+_OK_MARKUP = re.compile(r"#u\d+(?:ob|pb)?|\{[a-z]+:\d+\}", re.IGNORECASE)
+_HASHTAG = re.compile(r"#(\w+)")
+_EMOJI = re.compile(
+    "["
+    "\U0001f000-\U0001faff"  # pictographs, emoticons, transport, symbols
+    "\U00002190-\U000021ff"  # arrows
+    "\U00002300-\U000023ff"  # misc technical
+    "\U000025a0-\U000027bf"  # geometric shapes, dingbats, misc symbols
+    "\U00002b00-\U00002bff"
+    "\U0000fe00-\U0000fe0f"  # variation selectors
+    "\U0000200b-\U0000200f\U00002060\U0000feff"  # zero-width characters
+    "\U0000200d\U000020e3"
+    "\U000e0000-\U000e007f"
+    "]+"
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u3000]+")
+_PUNCT_RUN = re.compile(r"([!?.,])\1+")
+
+# Latin letters that look like Cyrillic ones (lower and upper case).
+_LATIN_TO_CYR = str.maketrans(
+    {
+        "a": "а",
+        "o": "о",
+        "e": "е",
+        "p": "р",
+        "c": "с",
+        "x": "х",
+        "y": "у",
+        "k": "к",
+        "m": "м",
+        "t": "т",
+        "h": "н",
+        "b": "в",
+        "u": "и",
+        "n": "п",
+        "r": "г",
+        "A": "А",
+        "O": "О",
+        "E": "Е",
+        "P": "Р",
+        "C": "С",
+        "X": "Х",
+        "Y": "У",
+        "K": "К",
+        "M": "М",
+        "T": "Т",
+        "H": "Н",
+        "B": "В",
+        "3": "З",
+        "0": "О",
+    }
+)
+_CYR = "а-яёА-ЯЁ"
+_WORD_WITH_MIX = re.compile(rf"[{_CYR}A-Za-z0-9]*[{_CYR}][{_CYR}A-Za-z0-9]*")
+_HAS_LATIN = re.compile(r"[A-Za-z]")
+_STRETCH = re.compile(rf"([{_CYR}])\1{{2,}}", re.IGNORECASE)
+_WORD = re.compile(rf"[{_CYR}A-Za-z0-9]+(?:-[{_CYR}A-Za-z0-9]+)*")
+_PUNCT_AFTER = frozenset(".:,;—–-!?()")
+_SENTENCE_END = re.compile(r"[.!?…]+|\n")
+
+# Abbreviations whose dot does not end a sentence (lower case, no dot).
+ABBREVIATIONS = frozenset(
+    "г д с п пос пгт дер ул пр просп пер пл наб мкр м-н р-н р-на р-не обл им т тел см стр корп кв "
+    "ст сп с/п".split()
+)
+
+
+def fix_homoglyphs(word: str) -> str:
+    """Replace Latin look-alikes (and 0/3 between letters) in the Cyrillic parts of a word.
+
+    Each hyphen-separated part is repaired only if it has a Cyrillic letter, so
+    «Wi-Fi-роутер» keeps its Latin part while «пpовода» and «ЯMA» are repaired.
+    """
+    if not _HAS_LATIN.search(word) and "0" not in word and "3" not in word:
+        return word
+    return "-".join(_fix_part(part) for part in word.split("-"))
+
+
+def _fix_part(part: str) -> str:
+    if not any(("а" <= ch.lower() <= "я") or ch in "ёЁ" for ch in part):
+        return part
+    out = []
+    for i, ch in enumerate(part):
+        if ch in "03":
+            prev_alpha = i > 0 and part[i - 1].isalpha()
+            next_alpha = i + 1 < len(part) and part[i + 1].isalpha()
+            out.append(ch.translate(_LATIN_TO_CYR) if prev_alpha and next_alpha else ch)
+        else:
+            out.append(ch.translate(_LATIN_TO_CYR) if ch.isascii() else ch)
+    fixed = "".join(out)
+    if fixed.isupper() or fixed.islower() or not part[:1].islower():
+        return fixed
+    return fixed.lower()  # «пpовода» with an upper-case look-alike inside a lower-case word
+
+
+def squeeze_stretched(text: str, is_known: Callable[[str], bool] | None = None) -> str:
+    """Collapse letters repeated three or more times (``ооочень`` → ``очень``).
+
+    A run becomes a double letter when only the doubled word is in the dictionary
+    (``ссссора`` → ``ссора``); legitimate double letters are never touched because
+    only runs of three or more are considered.
+    """
+    if not _STRETCH.search(text):
+        return text
+
+    def fix_word(match: re.Match[str]) -> str:
+        word = match.group(0)
+        if not _STRETCH.search(word):
+            return word
+        single = _STRETCH.sub(r"\1", word)
+        if is_known is None:
+            return single
+        double = _STRETCH.sub(r"\1\1", word)
+        if is_known(double.lower()) and (double != single):
+            return double
+        return single
+
+    return _WORD.sub(fix_word, text)
+
+
+def truncate(text: str, limit: int = MAX_ANALYSED_CHARS) -> tuple[str, bool]:
+    """The first ``limit`` characters (cut at a word boundary) and whether anything was cut."""
+    if len(text) <= limit:
+        return text, False
+    cut = text.rfind(" ", limit - 200, limit)
+    return text[: cut if cut > 0 else limit], True
+
+
+def clean(text: str, is_known: Callable[[str], bool] | None = None) -> str:
+    """Remove markup, links, emoji and noise; repair look-alikes, ``ё``, stretched letters.
+
+    Case is preserved. ``is_known`` (a dictionary check) refines stretched-letter repair.
+    """
+    if not text:
+        return ""
+    text = _CONTROL.sub(" ", text)
+    text = _URL.sub(" ", text)
+    text = _VK_PERSON.sub(" ", text)
+    text = _VK_GROUP.sub(r" \1 ", text)
+    text = _VK_BARE.sub(" ", text)
+    text = _OK_MARKUP.sub(" ", text)
+    text = _MENTION.sub(" ", text)
+    text = _HASHTAG.sub(lambda m: " " + m.group(1).replace("_", " ") + " ", text)
+    text = _EMOJI.sub(" ", text)
+    text = text.replace("ё", "е").replace("Ё", "Е")
+    text = _WORD_WITH_MIX.sub(lambda m: fix_homoglyphs(m.group(0)), text)
+    text = squeeze_stretched(text, is_known)
+    text = _PUNCT_RUN.sub(r"\1", text)
+    text = _SPACES.sub(" ", text)
+    return text.strip()
+
+
+@dataclass(slots=True, frozen=True)
+class Token:
+    """One word of a cleaned text.
+
+    ``text`` keeps the case, ``low`` is lower case; ``sent_start`` is true for the first
+    word of a sentence (its capital letter then says nothing about a proper name);
+    ``dot_after`` marks an abbreviation such as «д.» or «ул.».
+    """
+
+    text: str
+    low: str
+    index: int
+    start: int
+    end: int
+    sent_start: bool
+    dot_after: bool
+    punct_after: bool = False
+    """Punctuation («.», «:», «,», «—») right after the word: «Кумёны: нет света»."""
+
+    @property
+    def is_capitalized(self) -> bool:
+        return self.text[:1].isupper()
+
+
+def tokenize(cleaned: str) -> list[Token]:
+    """Split a cleaned text into words (hyphenated words stay one token)."""
+    tokens: list[Token] = []
+    sent_start = True
+    prev_end = 0
+    for match in _WORD.finditer(cleaned):
+        gap = cleaned[prev_end : match.start()]
+        if tokens:
+            prev = tokens[-1]
+            ends_sentence = bool(_SENTENCE_END.search(gap))
+            if ends_sentence and gap.lstrip().startswith(".") and "\n" not in gap:
+                # a dot right after an abbreviation or an initial does not end the sentence
+                if prev.low in ABBREVIATIONS or (len(prev.text) == 1 and prev.text.isupper()):
+                    ends_sentence = False
+            sent_start = ends_sentence
+        word = match.group(0)
+        dot_after = cleaned.startswith(".", match.end())
+        tokens.append(
+            Token(
+                text=word,
+                low=word.lower(),
+                index=len(tokens),
+                start=match.start(),
+                end=match.end(),
+                sent_start=sent_start,
+                dot_after=dot_after,
+                punct_after=cleaned[match.end() : match.end() + 1] in _PUNCT_AFTER
+                if match.end() < len(cleaned)
+                else True,
+            )
+        )
+        sent_start = False
+        prev_end = match.end()
+    return tokens

@@ -1,0 +1,783 @@
+"""Gazetteer matcher: which municipality and settlement of the Kirov region a post talks about.
+
+Sources: ``include/incidents/reference/municipalities.csv`` and ``settlements.csv``
+(OKTMO, copied by the reference data from the public OKTMO volume 5) read directly with
+:mod:`csv`, plus a small curated list of the city of Kirov's microdistricts and
+localities mapped to its four city districts (after the table «Административное деление
+Кирова», Russian Wikipedia) and of distinctive central streets.
+
+Place names are matched in any grammatical case: a word matches a gazetteer word when
+their pymorphy3 lemma sets intersect or, for words the dictionary does not know
+(«Кумёнах», «Оричах»), when the word starts with the name's stem and only a case
+ending is left. Context decides what counts (see :meth:`PlaceResolver.resolve`):
+
+* a type marker («д.», «с.», «пос.», «пгт», «деревня», «в селе»…) or a district named in
+  the text always makes a name count; a district named in the text wins ties among
+  same-named settlements (410 names repeat in the region);
+* a name that is also an ordinary word (854 of them: «Бор», «Ключи», «Белая») or a
+  person's name counts only with a marker, a named district, or — for towns and
+  district centres — a capital letter not at the start of a sentence;
+* a name after «ул.», «улица», «проспект», «им.» or before «улица»… is a street, not a place;
+* when the text names no place the result is empty; the caller applies the source's
+  municipality (:func:`incidents.analysis.classifier.with_fallback`).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from incidents.analysis import morph
+from incidents.analysis.normalize import Token
+
+log = logging.getLogger(__name__)
+
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
+KIROV = "33701"
+KIROV_CITY_OKTMO = "33701000001"
+
+_ADJ_ENDINGS = (
+    "ий",
+    "ой",
+    "ый",
+    "ого",
+    "ому",
+    "им",
+    "ом",
+    "ая",
+    "ую",
+    "ое",
+    "ые",
+    "ие",
+    "их",
+    "ими",
+    "ым",
+    "ей",
+)
+_NAME_VOWELS = "аеиоуыэюяйь"
+TYPE_RANK = {"г": 5, "пгт": 4, "мкр": 4, "с": 3, "п": 2, "д": 1}
+
+# marker lemma -> settlement type
+_MARKER_LEMMAS = {
+    "деревня": "д",
+    "дер": "д",
+    "село": "с",
+    "поселок": "п",
+    "посёлок": "п",
+    "пос": "п",
+    "пгт": "пгт",
+    "город": "г",
+    "гор": "г",
+    "микрорайон": "мкр",
+    "мкр": "мкр",
+    "м-н": "мкр",
+    "мкрн": "мкр",
+    "починок": "д",
+    "станция": "п",
+}
+# single letters count as markers only when followed by a dot (except д and г)
+_LETTER_MARKERS = {"д": "д", "с": "с", "п": "п", "г": "г"}
+_LETTERS_WITHOUT_DOT = frozenset({"д", "г"})
+_STREET_BEFORE = frozenset(
+    {
+        "ул",
+        "улица",
+        "пр",
+        "пр-т",
+        "просп",
+        "проспект",
+        "пер",
+        "переулок",
+        "пл",
+        "площадь",
+        "бульвар",
+        "б-р",
+        "наб",
+        "набережная",
+        "им",
+        "имя",
+        "имени",
+        "тракт",
+        "шоссе",
+        "проезд",
+        "остановка",
+        "тц",
+        "трц",
+    }
+)
+_STREET_AFTER = frozenset(
+    {"улица", "переулок", "проспект", "площадь", "бульвар", "шоссе", "тракт", "проезд", "набережная"}
+)
+_DISTRICT_WORDS = frozenset(
+    {"район", "р-н", "р-на", "р-не", "р-ну", "округ", "мо", "муниципальный", "районный"}
+)
+_POSELENIE_WORDS = frozenset({"сельский", "поселение", "сельсовет", "с/п", "сп", "округ", "городской"})
+_ABBREVIATED_DISTRICTS = {"кчр": "33618"}
+
+# Kirov: microdistricts and localities -> city district (after «Административное деление Кирова»).
+# (name, city district slug, needs_marker): needs_marker for names that are ordinary words.
+KIROV_LOCALITIES: tuple[tuple[str, str, bool], ...] = (
+    ("Нововятск", "novovyatsky", False),
+    ("Радужный", "novovyatsky", True),
+    ("Соломинцы", "novovyatsky", False),
+    ("Сошени", "novovyatsky", False),
+    ("Красное", "novovyatsky", True),
+    ("Филейка", "oktyabrsky", False),
+    ("Лепсе", "oktyabrsky", False),
+    ("ОЦМ", "oktyabrsky", False),
+    ("Бахта", "oktyabrsky", False),
+    ("Ганино", "oktyabrsky", False),
+    ("Костино", "oktyabrsky", False),
+    ("Садаковский", "oktyabrsky", False),
+    ("Русское", "oktyabrsky", True),
+    ("Чистые Пруды", "leninsky", False),
+    ("Юго-Западный", "leninsky", False),
+    ("Юго-Запад", "leninsky", False),
+    ("Лянгасово", "leninsky", False),
+    ("Победилово", "leninsky", False),
+    ("Дороничи", "leninsky", False),
+    ("Захарищевы", "leninsky", False),
+    ("Зональный", "leninsky", True),
+    ("Дружба", "leninsky", True),
+    ("Дымково", "pervomaysky", False),
+    ("Коминтерн", "pervomaysky", False),
+    ("Коминтерновский", "pervomaysky", False),
+    ("Вересники", "pervomaysky", False),
+    ("Макарье", "pervomaysky", False),
+    ("Озерки", "pervomaysky", True),
+    ("Порошино", "pervomaysky", False),
+    ("Сидоровка", "pervomaysky", False),
+    ("Богородская", "pervomaysky", True),
+    ("Большая Субботиха", "pervomaysky", False),
+    ("Малая Субботиха", "pervomaysky", False),
+    ("Спичфабрика", "pervomaysky", False),
+)
+# Colloquial names of towns: alias -> OKTMO of the settlement.
+ALIASES: tuple[tuple[str, str], ...] = (("Чепецк", "33707000001"),)
+_CASE_ENDINGS = (
+    "ами",
+    "ями",
+    "ах",
+    "ях",
+    "ам",
+    "ям",
+    "ов",
+    "ев",
+    "ей",
+    "ой",
+    "ом",
+    "ем",
+    "е",
+    "у",
+    "ю",
+    "ы",
+    "и",
+    "а",
+    "я",
+    "о",
+)
+_NOM_ENDINGS = ("", "и", "ы", "а", "я", "о", "е", "ь")
+
+# Distinctive streets of Kirov's centre: weak evidence for the city (towns have streets of the same name).
+KIROV_STREETS: tuple[tuple[str, ...], ...] = (
+    ("воровского",),
+    ("октябрьский", "проспект"),
+    ("профсоюзная",),
+    ("московская",),
+    ("комсомольская",),
+    ("ленина",),
+    ("карла", "маркса"),
+    ("спасская",),
+    ("преображенская",),
+    ("дерендяева",),
+    ("щорса",),
+    ("пролетарская",),
+    ("лепсе",),
+    ("некрасова",),
+    ("мира",),
+    ("труда",),
+)
+
+
+def _street_forms(word: str) -> set[str]:
+    if word.endswith(("ая", "ий", "ый")):  # «Московская» → «Московской», «Московскую»…
+        stem = word[:-2]
+        return {stem + e for e in ("ая", "ой", "ую", "ий", "ый", "ого", "ом", "ому")}
+    return {word}
+
+
+_STREETS_BY_FIRST: dict[str, list[tuple[str, ...]]] = {}
+for _street in KIROV_STREETS:
+    for _form in _street_forms(_street[0]):
+        _STREETS_BY_FIRST.setdefault(_form, []).append((_form,) + _street[1:])
+
+
+@dataclass(frozen=True, slots=True)
+class Municipality:
+    """A municipal unit (OKTMO prefix code) or one of Kirov's city districts (``33701-<slug>``)."""
+
+    code: str
+    oktmo: str
+    name: str
+    short_name: str
+    adjective: str
+    kind: str
+    parent_code: str | None
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.short_name, "oktmo": self.oktmo, "code": self.code}
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A settlement of the gazetteer, or a curated Kirov locality (``type`` ``мкр``)."""
+
+    oktmo: str
+    type: str
+    name: str
+    poselenie: str
+    municipality_code: str
+    words: tuple[str, ...]
+    ordinary: bool
+    """Some word of the name is an ordinary word or a person's name: needs context."""
+    major: bool
+    """A town, an urban-type settlement or a curated Kirov locality."""
+    lookalike: bool = False
+    """Some word of the name is an inflected form of an ordinary word («Добра» ~ «доброе», «Черезы» ~ «через»)."""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "type": self.type, "oktmo": self.oktmo}
+
+
+@dataclass(slots=True)
+class PlaceResult:
+    """The resolved place of a text (both ``None`` when the text names none)."""
+
+    municipality: Municipality | None = None
+    settlement: Place | None = None
+    confidence: float = 0.0
+    words: list[str] = field(default_factory=list)
+    weak: bool = False
+    """Only weak evidence (a central Kirov street name): a known source municipality should win."""
+    note: str = ""
+
+
+def _fold(word: str) -> str:
+    return word.lower().replace("ё", "е")
+
+
+def _stem(word: str) -> str | None:
+    """Strip up to two final vowels/й/ь: «кумены» → «кумен»; None when too short to trust."""
+    stem = word
+    for _ in range(2):
+        if stem and stem[-1] in _NAME_VOWELS:
+            stem = stem[:-1]
+    return stem if len(stem) >= 4 else None
+
+
+@lru_cache(maxsize=200_000)
+def _token_keys(low: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Lemma keys of a token and, for words the dictionary does not know, its candidate stems."""
+    low = _fold(low)
+    keys = morph.lemmas(low)
+    stems: tuple[str, ...] = ()
+    if not morph.is_known(low) and len(low) >= 3:
+        stems = tuple(low[:k] for k in range(len(low), max(3, len(low) - 4), -1))
+        # short names: «унях» → «уни», «тужe» → «тужа»
+        rebuilt = set()
+        for ending in _CASE_ENDINGS:
+            if low.endswith(ending) and len(low) - len(ending) >= 2:
+                base = low[: len(low) - len(ending)]
+                rebuilt.update(base + nom for nom in _NOM_ENDINGS)
+        keys = keys | frozenset(rebuilt)
+    return keys, stems
+
+
+class Gazetteer:
+    """Municipalities and settlements indexed for matching; build once (``Gazetteer.load()``)."""
+
+    def __init__(self, municipalities: Sequence[Municipality], places: Sequence[Place]) -> None:
+        self.municipalities: dict[str, Municipality] = {m.code: m for m in municipalities}
+        self.places = list(places)
+        self.name_keys: dict[tuple[str, ...], list[frozenset[str]]] = {}
+        self.by_lemma: dict[str, list[Place]] = defaultdict(list)
+        self.by_stem: dict[str, list[Place]] = defaultdict(list)
+        self.same_name: dict[tuple[str, ...], list[Place]] = defaultdict(list)
+        for place in self.places:
+            self.same_name[place.words].append(place)
+        for words in self.same_name:
+            word_keys = [self._name_word_keys(w) for w in words]
+            self.name_keys[words] = word_keys
+            group = self.same_name[words]
+            for key in word_keys[0]:
+                if key not in ("ст", "м"):
+                    self.by_lemma[key].extend(group)
+            stem = _stem(words[0])
+            if stem:
+                self.by_stem[stem].extend(group)
+        self.district_stems: dict[str, list[str]] = defaultdict(list)
+        for m in municipalities:
+            if m.adjective and m.kind in ("municipal_district", "city_district_of_kirov"):
+                self.district_stems[_fold(m.adjective)[:-2]].append(m.code)
+        self.poselenie_stems: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for place in self.places:
+            if place.poselenie and place.poselenie.endswith(("ское", "цкое", "ской")):
+                self.poselenie_stems[_fold(place.poselenie)[:-2]].add(
+                    (place.municipality_code, place.poselenie)
+                )
+        log.debug("gazetteer: %d municipalities, %d places", len(self.municipalities), len(self.places))
+
+    @staticmethod
+    def _name_word_keys(word: str) -> frozenset[str]:
+        # guessed lemmas of unknown names («Черезы» → «через») would match everyday words: the stem does it
+        keys = set(morph.lemmas(word)) if morph.is_known(word) else set()
+        keys.add(word)
+        stem = _stem(word)
+        return frozenset(keys | ({"~" + stem} if stem else set()))
+
+    @classmethod
+    def load(cls, directory: Path | str | None = None) -> Gazetteer:
+        """Read ``municipalities.csv`` and ``settlements.csv`` from the reference directory."""
+        directory = Path(directory) if directory else REFERENCE_DIR
+        muni_path, settle_path = directory / "municipalities.csv", directory / "settlements.csv"
+        for path in (muni_path, settle_path):
+            if not path.exists():
+                raise FileNotFoundError(f"gazetteer file missing: {path}")
+        municipalities = list(_read_municipalities(muni_path))
+        places = list(_read_settlements(settle_path, {m.code for m in municipalities}))
+        places.extend(_kirov_localities(places))
+        by_oktmo = {p.oktmo: p for p in places}
+        for alias, oktmo in ALIASES:
+            target = by_oktmo.get(oktmo)
+            if target is not None:
+                places.append(
+                    Place(
+                        oktmo,
+                        target.type,
+                        target.name,
+                        target.poselenie,
+                        target.municipality_code,
+                        (_fold(alias),),
+                        ordinary=False,
+                        major=True,
+                    )
+                )
+        return cls(municipalities, places)
+
+    def municipality(self, code: str | None) -> Municipality | None:
+        return self.municipalities.get(code) if code else None
+
+    def city_district_parent(self, code: str) -> str:
+        """``33701-leninsky`` → ``33701``; other codes unchanged."""
+        m = self.municipalities.get(code)
+        return m.parent_code if m and m.parent_code else code
+
+
+def _read_municipalities(path: Path) -> Iterable[Municipality]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            code = (row.get("code") or row.get("oktmo_prefix") or "").strip()
+            if not code:
+                continue
+            yield Municipality(
+                code=code,
+                oktmo=(row.get("oktmo") or code[:5]).strip()[:11],
+                name=(row.get("name") or row.get("name_oktmo_2016") or "").strip(),
+                short_name=(row.get("short_name") or row.get("name") or "").strip(),
+                adjective=(row.get("adjective") or "").strip(),
+                kind=(row.get("kind") or "").strip(),
+                parent_code=(row.get("parent_code") or "").strip()
+                or (KIROV if code.startswith(KIROV + "-") else None),
+            )
+
+
+def _is_ordinary(words: tuple[str, ...]) -> bool:
+    """Whether the name reads as ordinary words or a person's name («Бор», «Большая Гора», «Иваново»)."""
+    return all(morph.is_common_word(w) or _is_person_name(w) for w in words)
+
+
+@lru_cache(maxsize=20_000)
+def _is_lookalike(word: str) -> bool:
+    if not morph.is_known(word):
+        return False
+    for parse in morph.analyzer().parse(word):
+        grammemes = parse.tag.grammemes
+        if (
+            parse.score >= 0.01
+            and not (grammemes & morph.PROPER_GRAMMEMES)
+            and _fold(parse.normal_form) != word
+        ):
+            return True
+    return False
+
+
+@lru_cache(maxsize=20_000)
+def _is_person_name(word: str) -> bool:
+    if not morph.is_known(word):
+        return False  # guessed parses of unknown words say nothing
+    parses = morph.analyzer().parse(word)
+    grams = [p.tag.grammemes for p in parses if p.score >= 0.05]
+    has_person = any(g & {"Name", "Surn", "Patr"} for g in grams)
+    has_geo = any("Geox" in g for g in grams)
+    return has_person and not has_geo
+
+
+def _read_settlements(path: Path, municipality_codes: set[str]) -> Iterable[Place]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            oktmo = (row.get("oktmo") or "").strip()
+            name = (row.get("name") or "").strip()
+            if not oktmo or not name:
+                continue
+            code = (row.get("municipality_code") or oktmo[:5]).strip()
+            if code not in municipality_codes:
+                code = oktmo[:5]
+            words = tuple(_fold(w) for w in re.findall(r"[А-Яа-яЁё0-9]+(?:-[А-Яа-яЁё0-9]+)*", name))
+            if not words or words[0].isdigit() or len(words) > 4:
+                continue  # «Четвертое отделение психоневрологического диспансера» is never written in posts
+            type_abbr = (row.get("type_abbr") or row.get("type") or "").strip()
+            yield Place(
+                oktmo=oktmo,
+                type=type_abbr,
+                name=name,
+                poselenie=(row.get("poselenie") or "").strip(),
+                municipality_code=code,
+                words=words,
+                ordinary=_is_ordinary(words),
+                major=type_abbr in ("г", "пгт"),
+                lookalike=any(_is_lookalike(w) for w in words),
+            )
+
+
+def _kirov_localities(settlements: Sequence[Place]) -> Iterable[Place]:
+    in_kirov = {p.words: p for p in settlements if p.municipality_code == KIROV}
+    for name, slug, needs_marker in KIROV_LOCALITIES:
+        words = tuple(_fold(w) for w in name.split())
+        village = in_kirov.get(words)
+        yield Place(
+            oktmo=village.oktmo if village else KIROV_CITY_OKTMO,
+            type=village.type if village else "мкр",
+            name=name,
+            poselenie="",
+            municipality_code=f"{KIROV}-{slug}",
+            words=words,
+            ordinary=needs_marker,
+            major=True,
+        )
+
+
+@dataclass(slots=True)
+class _Match:
+    words: tuple[str, ...]
+    start: int
+    end: int
+    candidates: list[Place]
+    marker: str | None
+    capital: bool
+    sent_start: bool
+    surface: str
+    header: bool = False
+    """The name opens the post and stands alone («Великорецкое. …», «Бор: …»)."""
+
+
+class PlaceResolver:
+    """Resolve the place of a tokenised text against a :class:`Gazetteer` (thread-safe, stateless)."""
+
+    def __init__(self, gazetteer: Gazetteer) -> None:
+        self.gaz = gazetteer
+
+    # ------------------------------------------------------------------ evidence
+    def _marker(self, tokens: Sequence[Token], i: int) -> str | None:
+        """Type marker right before token ``i`` (skipping «в», «во», «на»)."""
+        j = i - 1
+        if j < 0:
+            return None
+        tok = tokens[j]
+        if tok.low in _LETTER_MARKERS:
+            if tok.dot_after or tok.low in _LETTERS_WITHOUT_DOT:
+                return _LETTER_MARKERS[tok.low]
+            return None
+        for lemma in _token_keys(tok.low)[0]:
+            if lemma in _MARKER_LEMMAS:
+                return _MARKER_LEMMAS[lemma]
+        return None
+
+    def _is_street(self, tokens: Sequence[Token], start: int, end: int) -> bool:
+        if start > 0:
+            prev = tokens[start - 1]
+            if prev.low in _STREET_BEFORE or (_token_keys(prev.low)[0] & _STREET_BEFORE):
+                return True
+        if end < len(tokens):
+            nxt = tokens[end]
+            if _token_keys(nxt.low)[0] & _STREET_AFTER:
+                return True
+        return False
+
+    def _districts(
+        self, tokens: Sequence[Token]
+    ) -> tuple[list[tuple[str, int]], set[int], list[tuple[str, str]]]:
+        """Districts named in the text (code, token index), consumed token indexes, named poselenies."""
+        found: list[tuple[str, int]] = []
+        consumed: set[int] = set()
+        poselenies: list[tuple[str, str]] = []
+        n = len(tokens)
+        for i, tok in enumerate(tokens):
+            low = tok.low
+            if low in _ABBREVIATED_DISTRICTS:
+                found.append((_ABBREVIATED_DISTRICTS[low], i))
+                consumed.add(i)
+                continue
+            if low == "зато":
+                found.append(("33787", i))
+                consumed.add(i)
+                if i + 1 < n:
+                    consumed.add(i + 1)
+                continue
+            nxt = tokens[i + 1].low if i + 1 < n else ""
+            nxt2 = tokens[i + 2].low if i + 2 < n else ""
+            next_keys = _token_keys(nxt)[0] if nxt else frozenset()
+            prev_keys = _token_keys(tokens[i - 1].low)[0] if i > 0 else frozenset()
+            district_word = bool(next_keys & _DISTRICT_WORDS) or bool(prev_keys & {"район"})
+            for cut in (2, 3):
+                stem, ending = low[:-cut], low[-cut:]
+                if ending not in _ADJ_ENDINGS or len(stem) < 4:
+                    continue
+                codes = self.gaz.district_stems.get(stem)
+                if codes and district_word:
+                    # «Первомайский район» of Kirov vs none other; «Октябрьский район» likewise
+                    if "муниципальный" in next_keys and nxt2:
+                        consumed.add(i + 2)
+                    found.extend((c, i) for c in codes)
+                    consumed.update({i, i + 1})
+                    break
+                pos = self.gaz.poselenie_stems.get(stem)
+                if pos and (next_keys & _POSELENIE_WORDS):
+                    poselenies.extend(pos)
+                    consumed.update({i, i + 1})
+                    break
+        return found, consumed, poselenies
+
+    def _settlement_matches(self, tokens: Sequence[Token], consumed: set[int]) -> list[_Match]:
+        matches: list[_Match] = []
+        n = len(tokens)
+        i = 0
+        while i < n:
+            if i in consumed or tokens[i].low.isdigit() or len(tokens[i].low) < 2:
+                i += 1
+                continue
+            keys, stems = _token_keys(tokens[i].low)
+            groups: dict[tuple[str, ...], list[Place]] = {}
+            for key in keys:
+                for place in self.gaz.by_lemma.get(key, ()):
+                    groups.setdefault(place.words, []).append(place)
+            for stem in stems:
+                for place in self.gaz.by_stem.get(stem, ()):
+                    groups.setdefault(place.words, []).append(place)
+            best: _Match | None = None
+            for words, places in sorted(groups.items(), key=lambda kv: -len(kv[0])):
+                end = i + len(words)
+                if end > n or any(k in consumed for k in range(i, end)):
+                    continue
+                if best is not None and len(words) < len(best.words):
+                    break
+                if not all(self._word_matches(tokens[i + k].low, words, k) for k in range(len(words))):
+                    continue
+                if best is None:
+                    best = _Match(
+                        words=words,
+                        start=i,
+                        end=end,
+                        candidates=[],
+                        marker=self._marker(tokens, i),
+                        capital=all(t.is_capitalized for t in tokens[i:end]),
+                        sent_start=tokens[i].sent_start,
+                        surface=" ".join(t.text for t in tokens[i:end]),
+                        header=i == 0 and tokens[end - 1].punct_after,
+                    )
+                # same-length names matching the same words («Слободской» town, «Слободские» village)
+                best.candidates.extend(places)
+            if best is not None:
+                exact = [p for p in best.candidates if p.words == tuple(t.low for t in tokens[i : best.end])]
+                pool = exact or best.candidates
+                best.candidates = list({p.oktmo + p.municipality_code: p for p in pool}.values())
+            if best is not None and not self._is_street(tokens, best.start, best.end):
+                matches.append(best)
+                i = best.end
+            else:
+                i += 1
+        return matches
+
+    @staticmethod
+    def _plain_name_counts(match: _Match, cands: Sequence[Place], any_major: bool) -> bool:
+        """Whether a name without a type marker or a named district counts as a place."""
+        ordinary = all(p.ordinary for p in cands)
+        if match.header and match.capital and not match.surface.isupper():
+            if any_major or not all(_is_person_name(w) for w in match.words):
+                return True
+        if not ordinary and not any_major and all(p.lookalike for p in cands):
+            # «Добра», «Черезы»: forms of everyday words; only a capital inside a sentence counts
+            return match.capital and not match.sent_start and not match.surface.isupper()
+        if not ordinary:
+            # a rare proper name: capitalised, or long enough not to be a typo of something else
+            return match.capital or any_major or len(match.words[0]) >= 6
+        if len(match.words) > 1 and match.capital and not match.surface.isupper():
+            return True  # «Белая Холуница», «Вятские Поляны»
+        if not match.capital or match.surface.isupper():
+            return False
+        person = any(_is_person_name(w) for w in match.words)
+        if person:
+            return any_major  # «Оричи», «Кумёны»; a person's name otherwise
+        return not match.sent_start  # «в Бору», not «Бор горит»
+
+    def _word_matches(self, low: str, words: tuple[str, ...], k: int) -> bool:
+        name_keys = self.gaz.name_keys[words][k]
+        keys, stems = _token_keys(low)
+        if keys & name_keys:
+            return True
+        return any(("~" + s) in name_keys for s in stems)
+
+    # ------------------------------------------------------------------ resolution
+    def resolve(self, tokens: Sequence[Token], source_municipality: str | None = None) -> PlaceResult:
+        """The most specific place the text names, or an empty result.
+
+        ``source_municipality`` (a municipality code) only breaks ties between same-named
+        settlements; it is never returned when the text names no place.
+        """
+        districts, consumed, poselenies = self._districts(tokens)
+        district_codes = [c for c, _ in districts]
+        district_set = set(district_codes)
+        district_parents = {self.gaz.city_district_parent(c) for c in district_codes}
+        poselenie_munis = {m for m, _ in poselenies}
+        poselenie_names = {p for _, p in poselenies}
+        source_parent = self.gaz.city_district_parent(source_municipality) if source_municipality else None
+
+        best: tuple[float, int, Place | None, list[Place], _Match] | None = None
+        for match in self._settlement_matches(tokens, consumed):
+            cands = match.candidates
+            context = [
+                p
+                for p in cands
+                if p.municipality_code in district_set
+                or self.gaz.city_district_parent(p.municipality_code) in district_parents
+                or p.municipality_code in poselenie_munis
+            ]
+            if poselenie_names:
+                in_pos = [p for p in context if p.poselenie in poselenie_names]
+                context = in_pos or context
+            any_major = any(p.major for p in cands)
+            if not (match.marker or context) and not self._plain_name_counts(match, cands, any_major):
+                continue
+            pool = context or cands
+            if len(pool) > 1 and source_municipality:
+                same = [
+                    p
+                    for p in pool
+                    if p.municipality_code == source_municipality
+                    or self.gaz.city_district_parent(p.municipality_code) == source_parent
+                ]
+                pool = same or pool
+            if len(pool) > 1 and match.marker:
+                typed = [p for p in pool if _type_compatible(match.marker, p.type)]
+                pool = typed or pool
+            if len(pool) > 1:
+                top = max(TYPE_RANK.get(p.type, 0) + (3 if p.major else 0) for p in pool)
+                ranked = [p for p in pool if TYPE_RANK.get(p.type, 0) + (3 if p.major else 0) == top]
+                if len(ranked) == 1 and top >= 4:
+                    pool = ranked
+            chosen = pool[0] if len(pool) == 1 else None
+            score = (
+                (3.0 if match.marker else 0.0)
+                + (3.0 if context else 0.0)
+                + (2.0 if any_major else 0.0)
+                + (1.0 if match.capital else 0.0)
+                + (1.5 if chosen else 0.0)
+            )
+            if best is None or score > best[0]:
+                best = (score, match.start, chosen, pool, match)
+
+        if best is not None:
+            score, _, chosen, pool, match = best
+            words = [match.surface]
+            if chosen is not None:
+                code = chosen.municipality_code
+                # «Ленинский район» + «Киров»: the city district is more specific
+                kirov_districts = [c for c in district_codes if c.startswith(KIROV + "-")]
+                if code == KIROV and kirov_districts:
+                    code = kirov_districts[0]
+                municipality = self.gaz.municipality(code)
+                if district_codes and not (
+                    code in district_set or self.gaz.city_district_parent(code) in district_parents
+                ):
+                    # the text names a district and a settlement elsewhere: the district wins
+                    municipality = self.gaz.municipality(district_codes[0])
+                    return PlaceResult(
+                        municipality,
+                        None,
+                        0.8,
+                        words + [tokens[i].text for _, i in districts[:1]],
+                        note="district named; settlement elsewhere ignored",
+                    )
+                conf = min(0.99, 0.55 + score * 0.05)
+                return PlaceResult(municipality, chosen, round(conf, 2), words)
+            munis = {p.municipality_code for p in pool}
+            if district_codes:
+                return PlaceResult(
+                    self.gaz.municipality(district_codes[0]),
+                    None,
+                    0.85,
+                    [tokens[i].text for _, i in districts[:1]],
+                )
+            if len(munis) == 1:
+                return PlaceResult(
+                    self.gaz.municipality(munis.pop()), None, 0.6, words, note="ambiguous settlement"
+                )
+        if district_codes:
+            # a Kirov city district outranks «город Киров»; otherwise the first named
+            return PlaceResult(
+                self.gaz.municipality(district_codes[0]),
+                None,
+                0.9,
+                [tokens[i].text for _, i in districts[:1]],
+            )
+        if poselenie_munis and len(poselenie_munis) == 1:
+            return PlaceResult(
+                self.gaz.municipality(next(iter(poselenie_munis))), None, 0.8, sorted(poselenie_names)
+            )
+        street = self._kirov_street(tokens)
+        if street:
+            return PlaceResult(
+                self.gaz.municipality(KIROV), None, 0.4, [street], weak=True, note="Kirov street"
+            )
+        return PlaceResult()
+
+    def _kirov_street(self, tokens: Sequence[Token]) -> str | None:
+        n = len(tokens)
+        for i, tok in enumerate(tokens):
+            streets = _STREETS_BY_FIRST.get(tok.low)
+            if not streets:
+                continue
+            prev = tokens[i - 1].low if i > 0 else ""
+            for street in streets:
+                end = i + len(street)
+                if end > n or any(tokens[i + k].low != street[k] for k in range(1, len(street))):
+                    continue
+                nxt_keys = _token_keys(tokens[end].low)[0] if end < n else frozenset()
+                if prev in _STREET_BEFORE or nxt_keys & _STREET_AFTER or len(street) > 1:
+                    return " ".join(t.text for t in tokens[i:end])
+        return None
+
+
+def _type_compatible(marker: str, place_type: str) -> bool:
+    if marker == place_type:
+        return True
+    if marker == "п" and place_type in ("пгт", "п"):
+        return True
+    if marker == "мкр":
+        return place_type in ("мкр", "п", "д", "с")
+    return False
