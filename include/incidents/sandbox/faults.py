@@ -1,0 +1,211 @@
+"""Fault injection and rate limiting for the sandbox server.
+
+:class:`FaultConfig` holds per-request probabilities of each fault kind (drawn from a seeded
+generator, so a run is reproducible for a given request order) and explicit toggles (a
+network's token expired, a fault forced on the next N requests). The server consults one
+:class:`FaultInjector`; tests change it at runtime with ``POST /_admin/faults``.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from incidents import NETWORKS
+
+TRANSIENT_FAULTS: tuple[str, ...] = ("rate_limit", "server_error", "timeout", "malformed_json")
+"""Faults that fail one request; a retry can succeed."""
+PAGE_FAULTS: tuple[str, ...] = ("truncated_page", "duplicate_items")
+"""Faults that change a successful page without changing the data (short page, overlap)."""
+DATA_FAULTS: tuple[str, ...] = ("deleted_comments",)
+"""Faults that change what is served (comments deleted before they are fetched)."""
+FAULT_KINDS: tuple[str, ...] = TRANSIENT_FAULTS + PAGE_FAULTS + DATA_FAULTS + ("expired_token",)
+
+
+@dataclass
+class FaultConfig:
+    """What the sandbox should break, and how often."""
+
+    rate_limit: float = 0.0
+    server_error: float = 0.0
+    timeout: float = 0.0
+    malformed_json: float = 0.0
+    truncated_page: float = 0.0
+    duplicate_items: float = 0.0
+    deleted_comments: float = 0.0
+    seed: int = 0
+    timeout_seconds: float = 2.0
+    """How long a "timeout" request sleeps before answering (set it past the client timeout)."""
+    expired_tokens: list[str] = field(default_factory=list)
+    """Networks whose token is treated as expired/invalid (VK 5, OK 102, Twitter/X 401, Graph 190)."""
+    networks: list[str] | None = None
+    """Networks the probabilistic faults apply to (None: all)."""
+    force: dict[str, int] = field(default_factory=dict)
+    """Fault kind -> number of next API requests that get it for sure."""
+
+    @classmethod
+    def transient(cls, rate: float, seed: int = 0, timeout_seconds: float = 0.5) -> FaultConfig:
+        """Spread ``rate`` over the transient and page faults (timeouts kept rare: they are slow)."""
+        return cls(
+            rate_limit=rate * 0.3,
+            server_error=rate * 0.3,
+            malformed_json=rate * 0.15,
+            timeout=rate * 0.05,
+            truncated_page=rate * 0.1,
+            duplicate_items=rate * 0.1,
+            seed=seed,
+            timeout_seconds=timeout_seconds,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base: FaultConfig | None = None) -> FaultConfig:
+        """Build from JSON (unknown keys are an error); keys missing keep ``base``'s values."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault settings: {sorted(unknown)}; known: {sorted(known)}")
+        values = asdict(base) if base is not None else {}
+        values.update(data)
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        for kind in ("rate_limit", "server_error", "timeout", "malformed_json", "truncated_page"):
+            value = getattr(self, kind)
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"fault probability {kind}={value!r} is not in [0, 1]")
+        for kind in ("duplicate_items", "deleted_comments"):
+            if not 0.0 <= float(getattr(self, kind)) <= 1.0:
+                raise ValueError(f"fault probability {kind} is not in [0, 1]")
+        for network in list(self.expired_tokens) + list(self.networks or []):
+            if network not in NETWORKS:
+                raise ValueError(f"unknown network {network!r}")
+        for kind, count in self.force.items():
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown fault kind {kind!r}; known: {FAULT_KINDS}")
+            if int(count) < 0:
+                raise ValueError(f"force count of {kind} is negative")
+        if self.timeout_seconds < 0:
+            raise ValueError("timeout_seconds is negative")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class FaultInjector:
+    """Thread-safe fault decisions for the server."""
+
+    def __init__(self, config: FaultConfig | None = None) -> None:
+        self._lock = threading.Lock()
+        self._config = config or FaultConfig()
+        self._config.validate()
+        self._rng = random.Random(self._config.seed)
+        self.injected: dict[str, int] = {}
+
+    @property
+    def config(self) -> FaultConfig:
+        return self._config
+
+    def update(self, data: dict[str, Any], replace: bool = False) -> FaultConfig:
+        with self._lock:
+            new = FaultConfig.from_dict(data, None if replace else self._config)
+            if new.seed != self._config.seed or replace:
+                self._rng = random.Random(new.seed)
+            self._config = new
+            return new
+
+    def _count(self, kind: str) -> None:
+        self.injected[kind] = self.injected.get(kind, 0) + 1
+
+    def token_expired(self, network: str) -> bool:
+        with self._lock:
+            if network in self._config.expired_tokens:
+                self._count("expired_token")
+                return True
+            if self._config.force.get("expired_token", 0) > 0:
+                self._config.force["expired_token"] -= 1
+                self._count("expired_token")
+                return True
+            return False
+
+    def request_fault(self, network: str) -> str | None:
+        """The transient fault (if any) of the next API request of ``network``."""
+        with self._lock:
+            for kind in TRANSIENT_FAULTS:
+                if self._config.force.get(kind, 0) > 0:
+                    self._config.force[kind] -= 1
+                    self._count(kind)
+                    return kind
+            if self._config.networks is not None and network not in self._config.networks:
+                return None
+            roll = self._rng.random()
+            for kind in TRANSIENT_FAULTS:
+                roll -= float(getattr(self._config, kind))
+                if roll < 0:
+                    self._count(kind)
+                    return kind
+            return None
+
+    def page_fault(self, network: str, kind: str) -> bool:
+        """Whether this page gets ``kind`` (``truncated_page``, ``duplicate_items``, ``deleted_comments``)."""
+        with self._lock:
+            if self._config.force.get(kind, 0) > 0:
+                self._config.force[kind] -= 1
+                self._count(kind)
+                return True
+            if self._config.networks is not None and network not in self._config.networks:
+                return False
+            if self._rng.random() < float(getattr(self._config, kind)):
+                self._count(kind)
+                return True
+            return False
+
+    def timeout_seconds(self) -> float:
+        return self._config.timeout_seconds
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``limit`` requests per ``window_seconds`` per token."""
+
+    limit: int
+    window_seconds: float
+
+
+DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
+    "vk": RateLimit(60, 1.0),
+    "ok": RateLimit(60, 1.0),
+    "twitter": RateLimit(450, 60.0),
+    "facebook": RateLimit(600, 60.0),
+    "instagram": RateLimit(600, 60.0),
+}
+"""Like the real limits (VK 3/s, Twitter/X 450/15 min, Graph 200/h per user) but scaled up for tests."""
+
+
+class RateLimiter:
+    """Sliding-window request counter per (network, token)."""
+
+    def __init__(self, limits: dict[str, RateLimit] | None = None) -> None:
+        self.limits = dict(DEFAULT_RATE_LIMITS)
+        self.limits.update(limits or {})
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str], deque[float]] = {}
+
+    def hit(self, network: str, token: str) -> tuple[bool, int, float]:
+        """Record a request; returns (allowed, remaining, reset epoch seconds)."""
+        limit = self.limits[network]
+        now = time.time()
+        with self._lock:
+            seen = self._seen.setdefault((network, token), deque())
+            while seen and seen[0] <= now - limit.window_seconds:
+                seen.popleft()
+            reset = (seen[0] if seen else now) + limit.window_seconds
+            if len(seen) >= limit.limit:
+                return False, 0, reset
+            seen.append(now)
+            return True, limit.limit - len(seen), reset
