@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from incidents import CATEGORIES
+from incidents.analysis import CLASSIFIER_VERSION, Analyzer, with_fallback
+from incidents.analysis.evaluate import TARGETS, evaluate, throughput
+
+
+def test_seed_railings_at_height_are_a_hazard(analyzer: Analyzer) -> None:
+    res = analyzer.analyse(
+        "Ограждения на общих балконах 19 и 20 этажей не закреплены… шатаются, дети туда выходят. Смерть детям..."
+    )
+    assert res.is_incident and res.hazard and res.hazard_type == "railing_at_height"
+
+
+def test_seed_power_in_sibir_of_kirovo_chepetsky(analyzer: Analyzer) -> None:
+    res = analyzer.analyse(
+        "Жители в деревне Сибирь Пасеговского сельского округа Кирово-Чепецкого района жалуются: "
+        "напряжение в сети 160 вольт, техника не работает"
+    )
+    assert res.is_incident and res.category == "power"
+    assert res.municipality["code"] == "33618"
+    assert res.settlement == {"name": "Сибирь", "type": "д", "oktmo": "33618428211"}
+
+
+def test_seed_communications_in_staritsa(analyzer: Analyzer) -> None:
+    res = analyzer.analyse("В селе Старица Свечинского района уже месяц не работает телефонная связь")
+    assert res.is_incident and res.category == "communications"
+    assert res.municipality["code"] == "33634"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Продам ВАЗ 2114, люк, литые диски. Цена 180 тыс. руб.",
+        "Продаю гараж со смотровой ямой, звоните",
+        "Провода для зарядки телефона оптом и в розницу",
+        "Плановое отключение воды 12 мая с 9:00 до 17:00 в связи с ремонтом",
+        "Огромное спасибо электрикам, быстро восстановили свет",
+        "Подскажите, где можно сдать батарейки?",
+        "Доброе утро, земляки!",
+    ],
+)
+def test_not_incidents(analyzer: Analyzer, text: str) -> None:
+    res = analyzer.analyse(text)
+    assert not res.is_incident and not res.hazard and res.category is None
+
+
+@pytest.mark.parametrize(
+    ("text", "hazard_type"),
+    [
+        ("Открытый люк на тротуаре у школы, ребенок чуть не упал", "open_manhole"),
+        ("Оборванный провод висит над тротуаром и искрит", "bare_wires"),
+        ("Огромные сосульки свисают над входом в подъезд", "icicles_snow"),
+        ("Сильный запах газа в подъезде, газовая служба не едет", "gas_smell"),
+        ("Стая бродячих собак нападает на детей", "stray_dogs"),
+        ("Дети катаются на тонком льду на пруду", "thin_ice"),
+    ],
+)
+def test_hazards(analyzer: Analyzer, text: str, hazard_type: str) -> None:
+    res = analyzer.analyse(text)
+    assert res.is_incident and res.hazard and res.hazard_type == hazard_type
+    assert res.topic in analyzer.topics and analyzer.topics[res.topic]["category"] == res.category
+
+
+def test_incident_fields_are_consistent(analyzer: Analyzer) -> None:
+    res = analyzer.analyse("Мусор не вывозят две недели в Оричах, контейнеры переполнены")
+    assert res.category in CATEGORIES and res.topic.startswith(res.category)
+    assert set(res.confidence) >= {"incident", "category", "topic", "hazard", "municipality"}
+    assert "мусор" in res.explanation
+    assert CLASSIFIER_VERSION.startswith("rules-")
+
+
+def test_fallback_only_when_text_names_no_place(analyzer: Analyzer) -> None:
+    res = with_fallback(analyzer.analyse("Нет света третий день"), "33630")
+    assert res.municipality["code"] == "33630" and "source fallback" in res.explanation
+    named = with_fallback(analyzer.analyse("В Кумёнах нет света"), "33630")
+    assert named.municipality["code"] == "33620"
+
+
+def test_long_text_is_truncated(analyzer: Analyzer) -> None:
+    res = analyzer.analyse("В Кумёнах нет света. " + "бла " * 300_000)
+    assert res.truncated and "truncated" in res.explanation and res.is_incident
+
+
+def test_analyse_many_and_threads(analyzer: Analyzer) -> None:
+    texts = ["В Кумёнах нет света", "Спасибо за дорогу!", "Открытый люк во дворе, дети рядом"]
+    expected = [r.to_dict() for r in analyzer.analyse_many(texts)]
+    results: list[list[dict]] = []
+
+    def work() -> None:
+        results.append([analyzer.analyse(t).to_dict() for t in texts * 20][:3])
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r == expected for r in results)
+
+
+def test_rejects_non_text(analyzer: Analyzer) -> None:
+    with pytest.raises(TypeError):
+        analyzer.analyse(None)  # type: ignore[arg-type]
+
+
+def test_heldout_metrics_meet_targets(analyzer: Analyzer) -> None:
+    metrics = evaluate("heldout", analyzer)
+    assert metrics["counts"]["items"] >= 150
+    for key, target in TARGETS.items():
+        assert metrics[key] >= target, (key, metrics[key])
+
+
+def test_throughput_is_measured(analyzer: Analyzer) -> None:
+    assert throughput(200, analyzer) > 0

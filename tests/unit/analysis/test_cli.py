@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_classify_cli_end_to_end() -> None:
+    lines = [
+        json.dumps(
+            {"id": "p1", "network": "vk", "text": "В Кумёнах нет света третий день"}, ensure_ascii=False
+        ),
+        "this is not json",
+        json.dumps({"id": "p2", "network": "ok"}),
+        json.dumps({"id": "p3", "network": "vk", "text": 42}),
+        json.dumps([1, 2]),
+        json.dumps(
+            {
+                "id": 4,
+                "network": "twitter",
+                "text": "Яма на дороге, колесо пробил",
+                "source_municipality": "33630",
+            },
+            ensure_ascii=False,
+        ),
+        json.dumps(
+            {"id": "p5", "network": "vk", "text": "Продам гараж со смотровой ямой"}, ensure_ascii=False
+        ),
+        json.dumps(
+            {"id": "p6", "network": "vk", "text": "Открытый люк у школы! " + "х" * 1_000_000},
+            ensure_ascii=False,
+        ),
+    ]
+    payload = ("\n".join(lines) + "\n").encode() + b"\xff\xfe\x00garbage\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "incidents", "classify"],
+        input=payload,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert len(out) == 9  # one line out per line in, in order
+    assert out[0]["id"] == "p1" and out[0]["is_incident"] and out[0]["category"] == "power"
+    assert out[0]["municipality"]["code"] == "33620" and out[0]["settlement"]["name"] == "Кумены"
+    assert out[1] == {"line": 2, "error": out[1]["error"]} and "not JSON" in out[1]["error"]
+    assert out[2]["id"] == "p2" and "text" in out[2]["error"]
+    assert out[3]["id"] == "p3" and "string" in out[3]["error"]
+    assert out[4]["line"] == 5 and "object" in out[4]["error"]
+    assert (
+        out[5]["id"] == 4
+        and out[5]["municipality"]["code"] == "33630"
+        and "fallback" in out[5]["explanation"]
+    )
+    assert out[6]["id"] == "p5" and not out[6]["is_incident"] and not out[6]["hazard"]
+    assert out[7]["id"] == "p6" and out[7]["truncated"] and out[7]["hazard_type"] == "open_manhole"
+    assert out[8]["line"] == 9 and "UTF-8" in out[8]["error"]
+    for record in out:
+        if "error" not in record:
+            assert set(record) >= {
+                "id",
+                "is_incident",
+                "category",
+                "topic",
+                "hazard",
+                "hazard_type",
+                "municipality",
+                "settlement",
+                "confidence",
+                "explanation",
+            }

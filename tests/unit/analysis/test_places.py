@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import pytest
+
+from incidents.analysis import morph
+from incidents.analysis.normalize import clean, tokenize
+from incidents.analysis.places import Gazetteer, PlaceResolver
+
+
+@pytest.fixture(scope="module")
+def resolver() -> PlaceResolver:
+    return PlaceResolver(Gazetteer.load())
+
+
+def resolve(resolver: PlaceResolver, text: str, source: str | None = None):
+    return resolver.resolve(tokenize(clean(text, morph.is_known)), source)
+
+
+@pytest.mark.parametrize(
+    ("text", "municipality", "settlement"),
+    [
+        (
+            "в деревне Сибирь Пасеговского сельского округа Кирово-Чепецкого района пропадает напряжение",
+            "33618",
+            "33618428211",
+        ),
+        ("в д. Сибирь Унинского района нет дороги", "33640", "33640402106"),
+        ("село Старица Свечинского района, не работает телефонная связь", "33634", "33634448276"),
+        ("в Кумёнах опять нет света", "33620", "33620151051"),
+        ("на Филейке яма", "33701-oktyabrsky", None),
+        ("Нововятск, течет крыша", "33701-novovyatsky", None),
+        ("в Лянгасово не горят фонари", "33701-leninsky", None),
+        ("Ленинский район Кирова, ямы", "33701-leninsky", "33701000001"),
+        ("в Кирово-Чепецке мусор", "33707", "33707000001"),
+        ("Кирово-Чепецкого района деревни без воды", "33618", None),
+        ("КЧР, дорога", "33618", None),
+        ("г. Слободской мусор", "33713", "33713000001"),
+        ("Слободской р-н, дороги", "33635", None),
+        ("в Вятских Полянах ямы", "33704", "33704000001"),
+        ("Оричи, вода ржавая", "33630", "33630151051"),
+        ("в Унях нет света", "33640", "33640151051"),
+        ("белая холуница: нет связи", "33605", "33605101001"),
+        ("в Юрье холодно", "33649", "33649151051"),
+    ],
+)
+def test_places(resolver: PlaceResolver, text: str, municipality: str, settlement: str | None) -> None:
+    res = resolve(resolver, text)
+    assert res.municipality is not None, text
+    assert res.municipality.code == municipality
+    if settlement:
+        assert res.settlement is not None and res.settlement.oktmo == settlement
+    assert res.words
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ключи потерял",  # an ordinary word
+        "бор горит",
+        "Доброе утро, земляки",  # «Добра» is a village; «доброе» is not it
+        "Мост через реку отремонтировали",  # «Черезы»
+        "Иван Петров пишет",
+        "нет света третий день",  # no place at all
+        "в д. Ключи нет воды",  # 15 villages called Ключи: the text does not say which
+    ],
+)
+def test_no_place(resolver: PlaceResolver, text: str) -> None:
+    res = resolve(resolver, text)
+    assert res.municipality is None and res.settlement is None
+
+
+def test_ambiguous_name_resolved_by_named_district(resolver: PlaceResolver) -> None:
+    assert resolve(resolver, "Слободской район, д. Ключи нет дороги").settlement.municipality_code == "33635"
+
+
+def test_ambiguous_name_resolved_by_source(resolver: PlaceResolver) -> None:
+    res = resolve(resolver, "в д. Сибирь нет света", source="33640")
+    assert res.settlement is not None and res.settlement.oktmo == "33640402106"
+
+
+def test_streets_are_not_settlements(resolver: PlaceResolver) -> None:
+    res = resolve(resolver, "Нововятск, ул. Кирова 5 течет крыша")
+    assert res.municipality.code == "33701-novovyatsky"
+    weak = resolve(resolver, "на ул. Воровского провал")
+    assert weak.weak and weak.municipality.code == "33701" and weak.settlement is None
+
+
+def test_ordinary_word_with_marker_counts(resolver: PlaceResolver) -> None:
+    res = resolve(resolver, "Свечинский район, с. Старица")
+    assert res.settlement is not None and res.settlement.name == "Старица"
