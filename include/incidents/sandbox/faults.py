@@ -49,14 +49,15 @@ class FaultConfig:
 
     @classmethod
     def transient(cls, rate: float, seed: int = 0, timeout_seconds: float = 0.5) -> FaultConfig:
-        """Spread ``rate`` over the transient and page faults (timeouts kept rare: they are slow)."""
+        """``rate`` of the requests fail transiently (timeouts kept rare: they are slow), and as
+        many of the pages are truncated or overlap the previous one."""
         return cls(
-            rate_limit=rate * 0.3,
-            server_error=rate * 0.3,
-            malformed_json=rate * 0.15,
+            rate_limit=rate * 0.35,
+            server_error=rate * 0.35,
+            malformed_json=rate * 0.25,
             timeout=rate * 0.05,
-            truncated_page=rate * 0.1,
-            duplicate_items=rate * 0.1,
+            truncated_page=rate,
+            duplicate_items=rate,
             seed=seed,
             timeout_seconds=timeout_seconds,
         )

@@ -798,6 +798,7 @@ class SandboxServer:
                 "message": post.text,
                 "creation_date": _ok_time(post.published_at),
                 "last_activity_date": _ok_time(comments[-1].published_at if comments else post.published_at),
+                "last_user_access_date": _ok_time(post.published_at),
                 "owner_uid": post.author_id,
                 "total_comments_count": len(comments),
                 "new_comments_count": 0,
