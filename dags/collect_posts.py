@@ -1,9 +1,14 @@
-"""Collection DAGs: one per network, hourly data intervals ``[start, end)``."""
+"""Collection DAGs: one per network, data intervals ``[start, end)`` (hourly by default)."""
+
+import os
 
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from incidents_provider.defaults import START_DATE, default_args
 from incidents_provider.operators.collect import CollectPostsOperator, LoadPostsOperator
+
+# The window length is configuration: hourly in production, daily for the demo's quick backfills.
+COLLECT_CRON = os.environ.get("INCIDENTS_COLLECT_CRON", "0 * * * *")
 
 NETWORKS = {
     "vk": "VKontakte",
@@ -16,7 +21,7 @@ NETWORKS = {
 DOC = """
 ### Collect {title} posts
 
-Every hour, for the data interval `[data_interval_start, data_interval_end)`:
+Every hour (`INCIDENTS_COLLECT_CRON`), for the data interval `[data_interval_start, data_interval_end)`:
 
 1. **collect** — calls the {title} API through Connection `{network}_default` (host = API base URL
    or the local sandbox) for every monitored {title} source, lands each raw response page under
@@ -35,8 +40,8 @@ so backfills respect the API's limits. Backfill: `airflow backfill create --dag-
 for network, title in NETWORKS.items():
     with DAG(
         dag_id=f"collect_{network}",
-        description=f"Collect {title} posts and comments of monitored sources, hourly",
-        schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+        description=f"Collect {title} posts and comments of monitored sources",
+        schedule=CronDataIntervalTimetable(COLLECT_CRON, timezone="UTC"),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=4,

@@ -1,0 +1,72 @@
+"""A real local stack for integration tests: sandbox APIs, SMTP server, case DB and Airflow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from incidents.db import migrate
+from incidents.db.engine import make_engine
+from incidents.local_airflow import LocalAirflow
+from incidents.reference.seed import load_reference
+from incidents.runtime import LocalServices
+
+
+@dataclass
+class Stack:
+    """Everything a scheduler-driven test needs; stop() leaves nothing running."""
+
+    home: Path
+    case_db_url: str
+    executor: str = "LocalExecutor"
+    metadata_url: str | None = None
+    collect_cron: str = "0 0 * * *"
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")
+
+    def start(self) -> Stack:
+        self.services = LocalServices(sandbox=True, home=self.home, case_db_url=self.case_db_url).start()
+        env = self.services.env()
+        env.update(
+            {
+                "INCIDENTS_COLLECT_CRON": self.collect_cron,
+                "INCIDENTS_LANDING_URI": f"file://{self.home / 'landing'}",
+                "INCIDENTS_REPORTS_URI": f"file://{self.home / 'reports'}",
+            }
+        )
+        env.update(self.env_overrides)
+        self.engine: Engine = make_engine(self.case_db_url)
+        migrate.upgrade(self.engine)
+        load_reference(self.engine)
+        self.airflow = LocalAirflow(
+            home=self.home / "airflow", metadata_url=self.metadata_url, executor=self.executor, extra_env=env
+        )
+        self.airflow.migrate()
+        self.airflow.start(self.components)
+        self.airflow.wait_ready()
+        return self
+
+    @property
+    def sandbox(self):
+        return self.services.server
+
+    def stop(self) -> None:
+        try:
+            if hasattr(self, "airflow"):
+                self.airflow.stop()
+        finally:
+            self.services.stop()
+            if hasattr(self, "engine"):
+                self.engine.dispose()
+
+    def failed_task_logs(self, dag_id: str) -> str:
+        """The logs of the DAG's failed tasks (for assertion messages)."""
+        out = []
+        for path in sorted((self.home / "airflow" / "logs").rglob("*.log")):
+            if f"dag_id={dag_id}" in str(path):
+                text = path.read_text(errors="replace")
+                if "ERROR" in text or "Traceback" in text:
+                    out.append(f"--- {path}\n{text[-4000:]}")
+        return "\n".join(out)
