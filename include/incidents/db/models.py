@@ -233,6 +233,8 @@ class Post(Base):
     explanation: Mapped[str | None] = mapped_column(Text)
     classifier_version: Mapped[str | None] = mapped_column(String(64))
     analysed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    analysed_hash: Mapped[str | None] = mapped_column(String(64))
+    """``content_hash`` (or the text's SHA-256) the labels were computed from: a change re-labels."""
 
 
 class Quarantine(Base):

@@ -167,6 +167,7 @@ def upgrade() -> None:
         sa.Column("explanation", sa.Text(), nullable=True),
         sa.Column("classifier_version", sa.String(length=64), nullable=True),
         sa.Column("analysed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("analysed_hash", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(["batch_id"], ["batches.id"], name=op.f("fk_posts_batch_id_batches")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_posts")),
         sa.UniqueConstraint("network", "external_id", name=op.f("uq_posts_network_external_id")),
