@@ -361,6 +361,8 @@ class Notification(Base):
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """Earliest time of the next delivery attempt after a failure (backoff); NULL = at once."""
 
 
 # --------------------------------------------------------------------------- statistics
