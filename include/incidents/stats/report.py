@@ -148,7 +148,9 @@ def record_report(engine: Engine, month: date, *, run_id: str | None = None, **u
     unknown = set(uris) - allowed
     if unknown:
         raise ValueError(f"unknown report columns: {sorted(unknown)}")
-    values = {"month": month, "generated_at": datetime.now(UTC), "run_id": run_id, **uris}
+    values: dict[str, Any] = {"month": month, "generated_at": datetime.now(UTC), **uris}
+    if run_id is not None:  # a later export without a run id keeps the report's run id
+        values["run_id"] = run_id
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(MonthlyReport).values(**values)
     stmt = stmt.on_conflict_do_update(

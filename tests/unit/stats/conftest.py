@@ -61,6 +61,7 @@ CASES = [
         category="roads",
         topic="roads_potholes",
         municipality_code="33602",
+        settlement_oktmo="33602151051",
         executor_code="adm_33602",
         status="resolved",
         opened_at=utc(2019, 1, 10, 11),
