@@ -147,6 +147,11 @@ def _gx():
     with _gx_lock:
         if "batch_definition" not in _gx_state:
             os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+            gx_log = logging.getLogger("great_expectations")
+            if (
+                gx_log.level == logging.NOTSET
+            ):  # GX logs hundreds of INFO lines per import: keep warnings only
+                gx_log.setLevel(logging.WARNING)
             import great_expectations as gx
             from great_expectations.data_context.types.base import ProgressBarsConfig
 
