@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -87,13 +88,15 @@ def month_title(month: date) -> str:
 class ReportFiles:
     """Where the report's files were written (local paths or URIs)."""
 
-    html: str
-    csv: str
-    xlsx: str
-    json: str
+    html: str | None
+    csv: str | None
+    xlsx: str | None
+    json: str | None
 
     def as_dict(self) -> dict[str, str]:
-        return {"html": self.html, "csv": self.csv, "xlsx": self.xlsx, "json": self.json}
+        """The written files by format."""
+        items = {"html": self.html, "csv": self.csv, "xlsx": self.xlsx, "json": self.json}
+        return {k: v for k, v in items.items() if v is not None}
 
 
 # --------------------------------------------------------------------------- output
@@ -568,26 +571,42 @@ def render_xlsx(summary: MonthSummary) -> bytes:
     return buf.getvalue()
 
 
+FORMATS = ("html", "csv", "xlsx", "json")
+
+
 def render_report(
-    summary: MonthSummary, out_dir: Any, *, engine: Engine | None = None, run_id: str | None = None
+    summary: MonthSummary,
+    out_dir: Any,
+    *,
+    engine: Engine | None = None,
+    run_id: str | None = None,
+    formats: Iterable[str] = FORMATS,
 ) -> ReportFiles:
     """Write ``report.html``, ``report.csv``, ``report.xlsx`` and ``report.json`` under ``<out_dir>/<YYYY-MM>/``.
 
-    Records the locations in ``monthly_reports`` (upsert on the month) through ``engine`` or the
-    engine the summary was loaded from.
+    ``formats`` limits which files are written (the others are None in the result). Records the
+    locations in ``monthly_reports`` (upsert on the month; columns of formats not written keep their
+    value) through ``engine`` or the engine the summary was loaded from.
     """
+    formats = set(formats)
+    unknown = formats - set(FORMATS)
+    if unknown:
+        raise ValueError(f"unknown report formats {sorted(unknown)}; choose from {list(FORMATS)}")
     target = month_dir(out_dir, summary.month)
-    files = ReportFiles(
-        html=write_atomic(target, "report.html", render_html(summary).encode("utf-8")),
-        csv=write_atomic(target, "report.csv", render_csv(summary).encode("utf-8")),
-        xlsx=write_atomic(target, "report.xlsx", render_xlsx(summary)),
-        json=write_atomic(target, "report.json", summary.to_json(indent=1).encode("utf-8")),
-    )
+    renderers = {
+        "html": lambda: render_html(summary).encode("utf-8"),
+        "csv": lambda: render_csv(summary).encode("utf-8"),
+        "xlsx": lambda: render_xlsx(summary),
+        "json": lambda: summary.to_json(indent=1).encode("utf-8"),
+    }
+    written = {
+        fmt: write_atomic(target, f"report.{fmt}", renderers[fmt]()) for fmt in FORMATS if fmt in formats
+    }
+    files = ReportFiles(**{fmt: written.get(fmt) for fmt in FORMATS})
     engine = engine or summary.engine
     if engine is not None:
-        record_report(
-            engine, summary.month, run_id=run_id, html_uri=files.html, csv_uri=files.csv, xlsx_uri=files.xlsx
-        )
+        uris = {f"{fmt}_uri": written[fmt] for fmt in ("html", "csv", "xlsx") if fmt in written}
+        record_report(engine, summary.month, run_id=run_id, **uris)
     log.info("report of %s written to %s", f"{summary.month:%Y-%m}", target)
     return files
 
@@ -625,6 +644,7 @@ def report_email(summary: MonthSummary, files: ReportFiles) -> tuple[str, str]:
             ("XLSX", files.xlsx),
             ("JSON", files.json),
         )
+        if path
     )
     body = (
         f"<p>Здравствуйте!</p><p>Подготовлен отчёт по обращениям жителей в социальных сетях за {title}.</p>"
