@@ -77,6 +77,8 @@ log = logging.getLogger(__name__)
 
 TZ = ZoneInfo(REGION_TZ)
 TOP_N = 10
+STATS_LOCK_BASE = 727_000_000
+"""PostgreSQL advisory lock key of a month's statistics: base + YYYYMM."""
 CLOSED_STATUSES = ("resolved", "rejected")
 
 MAIN_COUNTS: tuple[str, ...] = (
@@ -509,6 +511,10 @@ def compute_month(engine: Engine, month: date | str, *, now: datetime | None = N
     if now <= start:
         raise StatsError(f"month {month:%Y-%m} has not started yet (now={now.isoformat()})")
     with engine.begin() as conn:
+        if (
+            engine.dialect.name == "postgresql"
+        ):  # concurrent reruns of one month queue up instead of colliding
+            conn.execute(select(func.pg_advisory_xact_lock(STATS_LOCK_BASE + month.year * 100 + month.month)))
         figures = _figures(conn, month, now)
         conn.execute(delete(MonthlyStat).where(MonthlyStat.month == month))
         conn.execute(delete(ExecutorMonthlyStat).where(ExecutorMonthlyStat.month == month))
