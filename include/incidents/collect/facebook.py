@@ -184,7 +184,7 @@ class Client(BaseClient):
                 break
             if start is not None and posts and min(p.published_at for p in posts) < start:
                 break
-            request = {**params, **nxt}
+            request = {**params, **nxt, "fields": params["fields"]}
 
     def iter_pages(self, source: Source, start: datetime, end: datetime) -> Iterator[Page]:
         """Pages of the page's feed in ``[start, end)``, then the comments of those posts."""

@@ -204,7 +204,7 @@ class Client(BaseClient):
             nxt = graph.next_params(data)
             if nxt is None or not new or min(p.published_at for p in posts) < start:
                 break
-            request = {**base, **nxt}
+            request = {**base, **nxt, "fields": base["fields"]}
         for media_id, url in commented:
             try:
                 yield from self._comments(source, f"{media_id}/comments", COMMENT_FIELDS, url)
@@ -228,6 +228,6 @@ class Client(BaseClient):
             nxt = graph.next_params(data)
             if nxt is None or not new:
                 break
-            request = {**base, **nxt}
+            request = {**base, **nxt, "fields": base["fields"]}
         for comment_id in more_replies:
             yield from self._comments(source, f"{comment_id}/replies", REPLY_FIELDS, url)

@@ -1,0 +1,113 @@
+"""Idempotent upsert of posts, batches and quarantine on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, update
+
+from incidents.collect.store import content_hash, get_or_create_batch, quarantine, upsert_posts
+from incidents.db.models import Batch, Post, Quarantine
+from incidents.schema import NormalizedPost
+
+START = datetime(2025, 3, 1, tzinfo=UTC)
+END = START + timedelta(days=1)
+COLLECTED = datetime(2025, 3, 2, 1, tzinfo=UTC)
+
+
+def make(n: int, text: str | None = None, kind: str = "post") -> NormalizedPost:
+    return NormalizedPost(
+        network="vk",
+        external_id=f"-7_{n}",
+        source_id="-7",
+        author_pseudonym="p" * 32,
+        published_at=START + timedelta(minutes=n),
+        text=text if text is not None else f"Яма на улице {n}",
+        kind=kind,
+        parent_external_id="-7_0" if kind == "comment" else None,
+        url=f"https://vk.com/wall-7_{n}",
+        geo={"lat": 58.6, "lon": 49.6} if n == 1 else None,
+        raw={"id": n, "text": "сырой"},
+    )
+
+
+def test_upsert_is_idempotent_and_chunked(session) -> None:
+    batch = get_or_create_batch(session, "vk", START, END, "run-1")
+    posts = [make(n) for n in range(1, 26)]
+    stats = upsert_posts(
+        session, posts, batch_id=batch.id, run_id="run-1", collected_at=COLLECTED, chunk_size=10
+    )
+    session.commit()
+    assert (stats.inserted, stats.updated, stats.unchanged) == (25, 0, 0)
+    again = upsert_posts(session, iter(posts), batch_id=batch.id, run_id="run-2", collected_at=COLLECTED,
+                         chunk_size=7)  # fmt: skip
+    session.commit()
+    assert (again.inserted, again.updated, again.unchanged, again.total) == (0, 0, 25, 25)
+    assert session.scalar(select(func.count()).select_from(Post)) == 25
+    row = session.scalars(select(Post).where(Post.external_id == "-7_1")).one()
+    assert row.geo_lat == 58.6 and row.geo_lon == 49.6 and row.raw == {"id": 1, "text": "сырой"}
+    assert row.published_at.replace(tzinfo=UTC) == START + timedelta(minutes=1)
+    assert row.content_hash == content_hash("Яма на улице 1") and row.collect_run_id == "run-1"
+    assert row.batch_id == batch.id
+
+
+def test_labels_survive_unchanged_text_and_are_cleared_on_change(session) -> None:
+    upsert_posts(session, [make(1), make(2)], batch_id=None, run_id="r", collected_at=COLLECTED)
+    session.execute(
+        update(Post).values(is_incident=True, category="roads", topic="potholes", classifier_version="v1")
+    )
+    session.commit()
+    same = make(1, text="  ЯМА на   улице 1 ")  # same normalised text: the same content hash
+    stats = upsert_posts(session, [same, make(2, text="Яму уже заделали")], batch_id=None, run_id="r2",
+                         collected_at=COLLECTED)  # fmt: skip
+    session.commit()
+    assert (stats.updated, stats.unchanged) == (1, 1)
+    session.expire_all()
+    rows = {p.external_id: p for p in session.scalars(select(Post))}
+    assert rows["-7_1"].category == "roads" and rows["-7_1"].is_incident is True
+    assert rows["-7_1"].text == "Яма на улице 1"  # an unchanged post is left alone
+    changed = rows["-7_2"]
+    assert changed.text == "Яму уже заделали" and changed.collect_run_id == "r2"
+    assert changed.is_incident is None and changed.category is None and changed.classifier_version is None
+
+
+def test_upsert_accepts_jsonl_dicts_and_duplicates(session) -> None:
+    rows = [make(3).to_json_dict(), make(3).to_json_dict(), make(4, kind="comment").to_json_dict()]
+    stats = upsert_posts(session, rows, batch_id=None, run_id="r", collected_at=COLLECTED)
+    session.commit()
+    assert (stats.inserted, stats.duplicates) == (2, 1)
+    comment = session.scalars(select(Post).where(Post.external_id == "-7_4")).one()
+    assert comment.kind == "comment" and comment.parent_external_id == "-7_0"
+
+
+def test_batch_is_unique_per_window(session) -> None:
+    first = get_or_create_batch(session, "vk", START, END, "run-1")
+    session.commit()
+    second = get_or_create_batch(session, "vk", START, END, "run-2")
+    session.commit()
+    other = get_or_create_batch(session, "ok", START, END, "run-2")
+    session.commit()
+    assert first.id == second.id != other.id and second.run_id == "run-2"
+    assert session.scalar(select(func.count()).select_from(Batch)) == 2
+
+
+def test_quarantine_is_idempotent(session) -> None:
+    records = [
+        {
+            "raw": {"id": 9, "deleted": True},
+            "reason": "deleted comment",
+            "network": "vk",
+            "external_id": "-7_1_9",
+        },
+        {"raw": {"broken": "item"}, "reason": "unusable post: missing 'id'"},
+    ]
+    assert quarantine(session, "collect", records, run_id="r1") == 2
+    session.commit()
+    records[1] = {**records[1], "reason": "unusable post: missing or invalid 'id'"}
+    quarantine(session, "collect", records, run_id="r2")
+    session.commit()
+    rows = {q.record_key: q for q in session.scalars(select(Quarantine))}
+    assert len(rows) == 2 and "vk:-7_1_9" in rows
+    hashed = next(q for k, q in rows.items() if k.startswith("sha256:"))
+    assert hashed.reason == "unusable post: missing or invalid 'id'" and hashed.run_id == "r2"
+    assert '"broken": "item"' in hashed.raw
