@@ -1,0 +1,236 @@
+"""Duplicate detection: the same problem in several posts and networks joins one case.
+
+A post that is not linked to a case yet is compared with the open cases (status
+``new``, ``assigned`` or ``in_progress``) in this order; the first match wins:
+
+1. **comment**: a comment whose parent post belongs to a case joins that case
+   (link ``comment``, score 100).
+2. **exact**: the fingerprint (SHA-256 of the normalised text, see :func:`fingerprint`)
+   equals the fingerprint of a post of a case opened within ``exact_window`` (7 days)
+   in the same category and municipality: reposts and copy-paste (link ``exact``, score
+   100). The municipality must match too: short template texts («Нет света!») from two
+   villages are two incidents.
+3. **near duplicate**: same municipality and category, case opened within
+   ``near_window`` (7 days) and a similarity of at least :data:`NEAR_THRESHOLD` (85)
+   with one of the case's texts (link ``near_duplicate``); never when both settlements are
+   known and differ («нет света в Пашино» and «нет света в Бахте» are two outages).
+4. **same place**: same municipality, category, settlement (known) and topic, within
+   ``place_window`` (3 days) and a similarity of at least :data:`PLACE_THRESHOLD` (60)
+   (link ``near_duplicate``; the event says ``method: same_place``).
+
+Similarity (0–100) is rapidfuzz's ``token_set_ratio`` over *stems*: the normalised words
+(:func:`incidents.analysis.normalize.clean`, lower case, ``ё`` → ``е``) cut to their first
+:data:`STEM_LEN` letters, a cheap stand-in for lemmas that makes «яму»/«яма»/«ямы» equal and
+costs nothing per post. ``token_set_ratio`` scores 100 when one text's words are a subset of
+the other's, which over-merges short texts, so when the shorter text has fewer than
+:data:`MIN_SET_TOKENS` stems the stricter ``token_sort_ratio`` is used instead.
+
+**Undoing a merge.** :func:`split` moves a post out of its case into a new case (link
+``operator``) and writes a ``split`` event on both cases whose details hold
+``{"post_id", "fingerprint", "from_case_id", "to_case_id"}``. Routing only ever attaches
+*unlinked* posts and never merges two existing cases by itself, so the split post stays
+where the operator put it; moreover :class:`CandidateIndex` loads the split events of its
+candidate cases and never attaches a post whose fingerprint was split off a case to that
+case again (a repost of the split post goes to the new case, not back to the old one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from rapidfuzz import fuzz
+
+from incidents.analysis.normalize import clean
+
+log = logging.getLogger(__name__)
+
+NEAR_THRESHOLD = 85.0
+PLACE_THRESHOLD = 60.0
+STEM_LEN = 6
+MIN_SET_TOKENS = 4
+MAX_TEXTS_PER_CASE = 8
+"""Texts of a case kept for comparison (the origin and the first members)."""
+OPEN_STATUSES = ("new", "assigned", "in_progress")
+
+_WORD = re.compile(r"[а-яёa-z0-9]+", re.IGNORECASE)
+
+
+def normalise_text(text: str) -> str:
+    """Lower-case words of the cleaned text (links, emoji, markup removed), space-separated."""
+    return " ".join(_WORD.findall(clean(text or "").lower().replace("ё", "е")))
+
+
+def fingerprint(text: str) -> str:
+    """Exact-duplicate key: SHA-256 (hex) of the normalised text."""
+    return fingerprint_of_normalised(normalise_text(text))
+
+
+def fingerprint_of_normalised(normalised: str) -> str:
+    """SHA-256 (hex) of an already normalised text."""
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+def stems(normalised: str) -> str:
+    """Words cut to :data:`STEM_LEN` letters (a cheap lemma substitute), space-separated."""
+    return " ".join(w[:STEM_LEN] for w in normalised.split())
+
+
+def similarity(a_stems: str, b_stems: str) -> float:
+    """0–100 similarity of two stem strings (see the module docstring)."""
+    if not a_stems or not b_stems:
+        return 0.0
+    shorter = min(a_stems.count(" "), b_stems.count(" ")) + 1
+    if shorter < MIN_SET_TOKENS:
+        return float(fuzz.token_sort_ratio(a_stems, b_stems))
+    return float(fuzz.token_set_ratio(a_stems, b_stems))
+
+
+def text_similarity(a: str, b: str) -> float:
+    """Similarity of two raw texts (normalised and stemmed first)."""
+    return similarity(stems(normalise_text(a)), stems(normalise_text(b)))
+
+
+@dataclass
+class DedupeConfig:
+    """Windows and thresholds of the matcher."""
+
+    exact_window: timedelta = timedelta(days=7)
+    near_window: timedelta = timedelta(days=7)
+    place_window: timedelta = timedelta(days=3)
+    near_threshold: float = NEAR_THRESHOLD
+    place_threshold: float = PLACE_THRESHOLD
+
+
+@dataclass
+class CaseCandidate:
+    """What the matcher knows of a case: its keys and a few of its texts."""
+
+    key: int | str
+    """The case id, or a temporary key of a case opened in the current chunk."""
+    category: str
+    topic: str | None
+    municipality_code: str | None
+    settlement_oktmo: str | None
+    opened_at: datetime
+    fingerprints: set[str] = field(default_factory=set)
+    texts: list[str] = field(default_factory=list)
+    """Stem strings."""
+    blocked: set[str] = field(default_factory=set)
+    """Fingerprints split off this case by an operator: never attach them again."""
+
+    def add_text(self, fp: str, stem_text: str) -> None:
+        self.fingerprints.add(fp)
+        if len(self.texts) < MAX_TEXTS_PER_CASE and stem_text not in self.texts:
+            self.texts.append(stem_text)
+
+
+@dataclass(frozen=True)
+class Match:
+    """Where a post goes: an existing (or just opened) case, how, and how sure."""
+
+    key: int | str
+    link: str
+    method: str
+    score: float
+
+
+class CandidateIndex:
+    """In-memory index of candidate cases for one chunk of posts (no queries per post)."""
+
+    def __init__(self, config: DedupeConfig | None = None) -> None:
+        self.config = config or DedupeConfig()
+        self.cases: dict[int | str, CaseCandidate] = {}
+        self._by_fp: dict[str, list[CaseCandidate]] = defaultdict(list)
+        self._by_place: dict[tuple[str | None, str], list[CaseCandidate]] = defaultdict(list)
+
+    def add(self, candidate: CaseCandidate) -> CaseCandidate:
+        self.cases[candidate.key] = candidate
+        self._by_place[(candidate.municipality_code, candidate.category)].append(candidate)
+        for fp in candidate.fingerprints:
+            self._by_fp[fp].append(candidate)
+        return candidate
+
+    def add_text(self, key: int | str, fp: str, stem_text: str) -> None:
+        candidate = self.cases[key]
+        if fp not in candidate.fingerprints:
+            self._by_fp[fp].append(candidate)
+        candidate.add_text(fp, stem_text)
+
+    def block(self, key: int, fp: str) -> None:
+        if key in self.cases:
+            self.cases[key].blocked.add(fp)
+
+    @staticmethod
+    def _within(candidate: CaseCandidate, at: datetime, window: timedelta) -> bool:
+        return abs(at - candidate.opened_at) <= window
+
+    def match(
+        self,
+        *,
+        fp: str,
+        stem_text: str,
+        category: str,
+        topic: str | None,
+        municipality_code: str | None,
+        settlement_oktmo: str | None,
+        published_at: datetime,
+    ) -> Match | None:
+        """The best case for a post, or None (open a new case)."""
+        cfg = self.config
+        for cand in self._by_fp.get(fp, ()):
+            if (
+                cand.category == category
+                and cand.municipality_code == municipality_code
+                and not (
+                    settlement_oktmo and cand.settlement_oktmo and settlement_oktmo != cand.settlement_oktmo
+                )
+                and fp not in cand.blocked
+                and self._within(cand, published_at, cfg.exact_window)
+            ):
+                return Match(cand.key, "exact", "exact", 100.0)
+        best: tuple[float, CaseCandidate, str] | None = None
+        window = max(cfg.near_window, cfg.place_window)
+        for cand in self._by_place.get((municipality_code, category), ()):
+            if fp in cand.blocked or not self._within(cand, published_at, window):
+                continue
+            if settlement_oktmo and cand.settlement_oktmo and settlement_oktmo != cand.settlement_oktmo:
+                continue  # two known, different settlements: two places, two incidents
+            same_place = (
+                settlement_oktmo is not None
+                and cand.settlement_oktmo == settlement_oktmo
+                and cand.topic == topic
+                and self._within(cand, published_at, cfg.place_window)
+            )
+            near_ok = self._within(cand, published_at, cfg.near_window)
+            bar = cfg.place_threshold if same_place else cfg.near_threshold
+            if not same_place and not near_ok:
+                continue
+            score = max((similarity(stem_text, t) for t in cand.texts), default=0.0)
+            if score >= bar and (best is None or score > best[0]):
+                method = "near_duplicate" if score >= cfg.near_threshold and near_ok else "same_place"
+                best = (score, cand, method)
+        if best is None:
+            return None
+        return Match(best[1].key, "near_duplicate", best[2], round(best[0], 1))
+
+
+# ---------------------------------------------------------------------------- split
+
+
+def split(engine, case_id: int, post_id: int, actor: str, *, at: datetime | None = None) -> int:
+    """Move ``post_id`` out of ``case_id`` into a new case; return the new case's id.
+
+    The new case copies the labels of the post (executor and deadlines by the routing
+    rules), its link is ``operator``; a ``split`` event is written on both cases and both
+    are marked as touched by an operator. If the post was the origin of its case, the
+    earliest remaining post becomes the origin. Splitting the only post of a case is an
+    error (there would be nothing left).
+    """
+    from incidents.cases.routing import split_post  # routing owns case creation
+
+    return split_post(engine, case_id, post_id, actor, at=at)
