@@ -94,6 +94,8 @@ class LocalServices:
     home: Path | None = None
     case_db_url: str | None = None
     sandbox_now: datetime | None = None
+    rate_per_source_per_day: float | None = None
+    """Sandbox volume (items per source per day); the generator's default when None."""
 
     def __post_init__(self) -> None:
         self.home = Path(self.home or local_home())
@@ -106,7 +108,10 @@ class LocalServices:
         if self.sandbox:
             from incidents.sandbox.server import SandboxServer
 
-            self.server = SandboxServer(seed=self.seed, now=self.sandbox_now)
+            kwargs = {}
+            if self.rate_per_source_per_day is not None:
+                kwargs["rate_per_source_per_day"] = self.rate_per_source_per_day
+            self.server = SandboxServer(seed=self.seed, now=self.sandbox_now, **kwargs)
             self.server.start()
         return self
 
