@@ -22,6 +22,7 @@ collected and ``complete`` is False (the Airflow task fails the run so the windo
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -158,7 +159,7 @@ class CollectResult:
     skipped: dict[str, str] = field(default_factory=dict)
     """Sources skipped (SourceUnavailable) with the reason."""
     rejects: list[dict[str, Any]] = field(default_factory=list)
-    """``{"source_id", "endpoint", "reason", "external_id", "raw"}`` of items that could not be parsed."""
+    """``{"network", "source_id", "endpoint", "reason", "item_id", "record_key", "raw"}`` of unparsable items."""
     remaining: list[str] = field(default_factory=list)
     """Sources not (fully) collected because a daily limit was reached."""
     stopped: str | None = None
@@ -171,6 +172,31 @@ class CollectResult:
     @property
     def total_posts(self) -> int:
         return sum(c["posts"] + c["comments"] for c in self.counts.values())
+
+    @property
+    def remaining_sources(self) -> list[str]:
+        """Alias of ``remaining`` (sources left for the next run after a daily limit)."""
+        return self.remaining
+
+    def summary(self) -> dict[str, Any]:
+        """A small JSON-ready summary (for logs and XCom): rejects counted by reason, not listed."""
+        by_reason: dict[str, int] = {}
+        for record in self.rejects:
+            by_reason[record["reason"]] = by_reason.get(record["reason"], 0) + 1
+        return {
+            "network": self.network,
+            "start": self.start,
+            "end": self.end,
+            "landing_uri": self.landing_uri,
+            "posts_path": self.posts_path,
+            "total_posts": self.total_posts,
+            "complete": self.complete,
+            "counts": self.counts,
+            "skipped": self.skipped,
+            "remaining": self.remaining,
+            "stopped": self.stopped,
+            "rejects_by_reason": by_reason,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -214,11 +240,20 @@ def client_for(network: str, conn: ConnectionInfo, **overrides: Any) -> BaseClie
 
 
 def _reject_record(page: Page, raw: Any, reason: str) -> dict[str, Any]:
-    external_id = None
-    if isinstance(raw, dict) and raw.get("id") is not None:
-        external_id = str(raw["id"])
-    return {"source_id": page.source_id, "endpoint": page.endpoint, "reason": reason, "external_id": external_id,
-            "raw": raw}  # fmt: skip
+    """A reject as written to ``rejects.jsonl``: ``record_key`` hashes the raw item (its own id is
+    not unique across posts, e.g. a VK comment id), so re-quarantining it is idempotent."""
+    item_id = str(raw["id"]) if isinstance(raw, dict) and raw.get("id") is not None else None
+    dumped = json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str)
+    digest = hashlib.sha256(f"{page.network}|{page.source_id}|{dumped}".encode()).hexdigest()
+    return {
+        "network": page.network,
+        "source_id": page.source_id,
+        "endpoint": page.endpoint,
+        "reason": reason,
+        "item_id": item_id,
+        "record_key": f"{page.network}:raw:{digest[:40]}",
+        "raw": raw,
+    }
 
 
 def collect_window(

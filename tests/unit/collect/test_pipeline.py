@@ -66,7 +66,11 @@ def test_landing_layout_posts_and_rerun_is_identical(tmp_path) -> None:
     assert [r["external_id"] for r in rows] == ["-1_1", "-1_2", "-2_1", "-2_2", "-3_1", "-3_2"]
     assert result.counts["-1"] == {"pages": 2, "posts": 1, "comments": 1, "rejects": 1, "duplicates": 1}
     assert result.total_posts == 6 and result.complete and not result.skipped
-    assert len(result.rejects) == 3 and result.rejects[0]["external_id"] == "9"
+    assert len(result.rejects) == 3 and result.rejects[0]["item_id"] == "9"
+    assert len({r["record_key"] for r in result.rejects}) == 3  # keyed by source + raw item
+    summary = result.summary()
+    assert summary["rejects_by_reason"] == {"unusable post: missing or invalid 'date'": 3}
+    assert summary["complete"] and summary["total_posts"] == 6 and json.dumps(summary)
     assert len((folder / "rejects.jsonl").read_text().splitlines()) == 3
     assert json.loads((folder / "collect.json").read_text())["complete"] is True
     assert not list(folder.rglob("*.tmp"))
@@ -108,7 +112,7 @@ def test_daily_limit_stops_cleanly_and_lists_remaining_sources(tmp_path) -> None
     result = collect_window("vk", START, END, conn=CONN, sources=SOURCES, landing=LandingArea(tmp_path),
                             run_id="r", client=client)  # fmt: skip
     assert not result.complete and "29" in result.stopped
-    assert result.remaining == ["-2", "-3"] and "-3" not in result.counts
+    assert result.remaining == ["-2", "-3"] == result.remaining_sources and "-3" not in result.counts
     assert json.loads((tmp_path / "vk" / LandingArea.window_name(START, END) / "collect.json").read_text())[
         "remaining"
     ] == ["-2", "-3"]
