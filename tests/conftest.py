@@ -8,7 +8,16 @@ reached, tests that need it are skipped with a loud reason locally, and fail wit
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
+
+# Airflow reads its configuration when first imported: give the test process its own home
+# (never the user's ~/airflow) before any test imports it.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="incidents-test-airflow-")
+os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME}/airflow.db")
+os.environ.setdefault("INCIDENTS_HOME", tempfile.mkdtemp(prefix="incidents-test-home-"))
 from collections.abc import Iterator
 
 import pytest

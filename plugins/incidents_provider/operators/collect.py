@@ -46,29 +46,47 @@ class CollectPostsOperator(BaseOperator):
         self.conn_id = conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from incidents.collect.errors import AuthError, WindowNotAvailable
         from incidents.collect.pipeline import LandingArea, collect_window
         from incidents.sources import load_sources
 
         start, end = _window(context)
         hook = hook_for(self.network, self.conn_id)
-        sources = load_sources(self.network)
         landing = LandingArea(ObjectStoragePath(settings.landing_uri()))
-        result = collect_window(
-            self.network,
-            start,
-            end,
-            conn=hook.connection_info(),
-            sources=sources,
-            landing=landing,
-            run_id=context["run_id"],
-        )
-        summary = result.summary() if hasattr(result, "summary") else dict(result.__dict__)
-        log.info("%s [%s, %s): %s", self.network, start.isoformat(), end.isoformat(), summary)
-        if getattr(result, "remaining_sources", None):
-            raise RuntimeError(
-                f"{self.network}: daily API limit reached; sources not collected: {result.remaining_sources}. "
-                "The task retries with backoff; the window stays incomplete until it succeeds."
+        try:
+            result = collect_window(
+                self.network,
+                start,
+                end,
+                conn=hook.connection_info(),
+                sources=load_sources(self.network),
+                landing=landing,
+                run_id=context["run_id"],
             )
+        except (AuthError, WindowNotAvailable) as exc:
+            # Retrying cannot help: fail at once, with the reason, and leave no posts behind.
+            raise AirflowFailException(f"{self.network} ({hook.conn_id}): {exc}") from exc
+        skipped = result.skipped
+        for source_id, reason in skipped.items():
+            log.warning("%s: source %s skipped: %s", self.network, source_id, reason)
+        if not result.complete:
+            raise RuntimeError(
+                f"{self.network}: {result.stopped}; sources not collected: {result.remaining}. "
+                "The task retries with backoff; the window stays incomplete (and is not loaded) until it succeeds."
+            )
+        per_source = {sid: c["posts"] + c["comments"] for sid, c in result.counts.items()}
+        summary = {
+            "network": self.network,
+            "window": [start.isoformat(), end.isoformat()],
+            "posts": result.total_posts,
+            "per_source": per_source,
+            "skipped_sources": skipped,
+            "rejected_items": len(result.rejects),
+            "landing": result.landing_uri,
+        }
+        log.info("%s [%s, %s): %d posts and comments", self.network, start, end, result.total_posts)
         return summary
 
 
