@@ -75,6 +75,8 @@ class WorkCalendar:
             if not isinstance(day, date) or isinstance(day, datetime):
                 raise TypeError(f"calendar day must be a date, got {day!r}")
             self._exceptions[day] = bool(is_working)
+        self._day_cache: dict[tuple[date, int, bool], datetime] = {}
+        """(local day, n, after hours) -> due: deadlines of one day are computed once."""
 
     # ------------------------------------------------------------------ construction
 
@@ -124,14 +126,18 @@ class WorkCalendar:
         if n < 0:
             raise ValueError(f"working days must be >= 0, got {n}")
         local = as_utc(start).astimezone(TZ)
-        day = local.date()
-        if n == 0:
-            if self.is_working_day(day) and local.time() < WORK_END:
-                return self._local(day, WORK_END).astimezone(UTC)
-            return self._local(self.next_working_day(day), WORK_END).astimezone(UTC)
-        for _ in range(n):
-            day = self.next_working_day(day)
-        return self._local(day, WORK_END).astimezone(UTC)
+        key = (local.date(), n, n == 0 and local.time() >= WORK_END)
+        due = self._day_cache.get(key)
+        if due is None:
+            day = local.date()
+            if n == 0:
+                if not (self.is_working_day(day) and local.time() < WORK_END):
+                    day = self.next_working_day(day)
+            else:
+                for _ in range(n):
+                    day = self.next_working_day(day)
+            due = self._day_cache[key] = self._local(day, WORK_END).astimezone(UTC)
+        return due
 
     def add_working_hours(self, start: datetime, n: float) -> datetime:
         """``n`` hours of working time (09:00–18:00 local on working days) after ``start`` (UTC)."""

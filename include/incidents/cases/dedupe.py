@@ -80,14 +80,14 @@ def stems(normalised: str) -> str:
     return " ".join(w[:STEM_LEN] for w in normalised.split())
 
 
-def similarity(a_stems: str, b_stems: str) -> float:
-    """0–100 similarity of two stem strings (see the module docstring)."""
+def similarity(a_stems: str, b_stems: str, score_cutoff: float = 0.0) -> float:
+    """0–100 similarity of two stem strings (see the module docstring); 0 below ``score_cutoff``."""
     if not a_stems or not b_stems:
         return 0.0
     shorter = min(a_stems.count(" "), b_stems.count(" ")) + 1
     if shorter < MIN_SET_TOKENS:
-        return float(fuzz.token_sort_ratio(a_stems, b_stems))
-    return float(fuzz.token_set_ratio(a_stems, b_stems))
+        return float(fuzz.token_sort_ratio(a_stems, b_stems, score_cutoff=score_cutoff))
+    return float(fuzz.token_set_ratio(a_stems, b_stems, score_cutoff=score_cutoff))
 
 
 def text_similarity(a: str, b: str) -> float:
@@ -210,7 +210,12 @@ class CandidateIndex:
             bar = cfg.place_threshold if same_place else cfg.near_threshold
             if not same_place and not near_ok:
                 continue
-            score = max((similarity(stem_text, t) for t in cand.texts), default=0.0)
+            floor = max(bar, best[0] + 0.01) if best else bar
+            score = 0.0
+            for t in cand.texts:
+                score = max(score, similarity(stem_text, t, floor))
+                if score >= 100.0:
+                    break
             if score >= bar and (best is None or score > best[0]):
                 method = "near_duplicate" if score >= cfg.near_threshold and near_ok else "same_place"
                 best = (score, cand, method)

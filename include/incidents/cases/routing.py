@@ -55,6 +55,7 @@ from sqlalchemy.exc import IntegrityError
 from incidents import CATEGORIES
 from incidents.cases.deadlines import WorkCalendar, as_utc
 from incidents.cases.dedupe import (
+    MAX_TEXTS_PER_CASE,
     OPEN_STATUSES,
     CandidateIndex,
     CaseCandidate,
@@ -323,17 +324,47 @@ class _NewCase:
     fp: str
 
 
+@dataclass
+class _RunCache:
+    """What one routing run remembers across its chunks: the comparison texts of cases.
+
+    Texts of a case are read (and normalised) once per run; cases opened or joined by the
+    run are added as it goes. Entries of cases opened before the current chunk's window are
+    dropped, so memory stays bounded by the window, not by the run.
+    """
+
+    texts: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    """case id -> [(fingerprint, stems)], at most MAX_TEXTS_PER_CASE."""
+    blocked: dict[int, set[str]] = field(default_factory=dict)
+    opened: dict[int, datetime] = field(default_factory=dict)
+
+    def add(self, case_id: int, opened_at: datetime, fp: str, st: str) -> None:
+        self.opened.setdefault(case_id, opened_at)
+        texts = self.texts.setdefault(case_id, [])
+        self.blocked.setdefault(case_id, set())
+        if len(texts) < MAX_TEXTS_PER_CASE and (fp, st) not in texts:
+            texts.append((fp, st))
+
+    def evict_before(self, limit: datetime) -> None:
+        for case_id in [c for c, at in self.opened.items() if at < limit]:
+            self.texts.pop(case_id, None)
+            self.blocked.pop(case_id, None)
+            self.opened.pop(case_id, None)
+
+
 def _load_candidates(
     conn: Connection,
     index: CandidateIndex,
     posts: list[Any],
     fps: dict[int, str],
+    cache: _RunCache,
 ) -> None:
     """Open cases the chunk's posts may join, with a few texts each, and the split blocks."""
     cfg = index.config
     window = max(cfg.near_window, cfg.place_window, cfg.exact_window)
     times = [as_utc(p.published_at) for p in posts]
     lo, hi = min(times) - window, max(times) + window
+    cache.evict_before(lo)
     places = {(p.municipality_code or None, p.category) for p in posts}
     muns = {m for m, _c in places if m is not None}
     cats = {c for _m, c in places}
@@ -362,21 +393,13 @@ def _load_candidates(
             found[row.id] = row
     if not found:
         return
-    for row in found.values():
-        index.add(
-            CaseCandidate(
-                key=row.id,
-                category=row.category,
-                topic=row.topic,
-                municipality_code=row.municipality_code,
-                settlement_oktmo=row.settlement_oktmo,
-                opened_at=as_utc(row.opened_at),
-                fingerprints={row.fingerprint} if row.fingerprint else set(),
-            )
-        )
-    ids = sorted(found)
-    for i in range(0, len(ids), 1000):
-        part = ids[i : i + 1000]
+    missing = sorted(i for i in found if i not in cache.texts)
+    for i in range(0, len(missing), 1000):
+        part = missing[i : i + 1000]
+        for case_id in part:
+            cache.texts[case_id] = []
+            cache.blocked[case_id] = set()
+            cache.opened[case_id] = as_utc(found[case_id].opened_at)
         ranked = (
             select(
                 CasePost.case_id,
@@ -387,9 +410,11 @@ def _load_candidates(
             .where(CasePost.case_id.in_(part))
             .subquery()
         )
-        for case_id, text in conn.execute(select(ranked.c.case_id, ranked.c.text).where(ranked.c.rn <= 8)):
+        for case_id, text in conn.execute(
+            select(ranked.c.case_id, ranked.c.text).where(ranked.c.rn <= MAX_TEXTS_PER_CASE)
+        ):
             norm = normalise_text(text)
-            index.add_text(case_id, fingerprint_of_normalised(norm), stems(norm))
+            cache.add(case_id, cache.opened[case_id], fingerprint_of_normalised(norm), stems(norm))
         for case_id, details in conn.execute(
             select(CaseEvent.case_id, CaseEvent.details).where(
                 CaseEvent.case_id.in_(part), CaseEvent.kind == "split"
@@ -397,7 +422,22 @@ def _load_candidates(
         ):
             details = details if isinstance(details, dict) else json.loads(details or "{}")
             if details.get("from_case_id") == case_id and details.get("fingerprint"):
-                index.block(case_id, details["fingerprint"])
+                cache.blocked[case_id].add(details["fingerprint"])
+    for row in found.values():
+        candidate = index.add(
+            CaseCandidate(
+                key=row.id,
+                category=row.category,
+                topic=row.topic,
+                municipality_code=row.municipality_code,
+                settlement_oktmo=row.settlement_oktmo,
+                opened_at=as_utc(row.opened_at),
+                fingerprints={row.fingerprint} if row.fingerprint else set(),
+            )
+        )
+        for fp, st in cache.texts.get(row.id, ()):
+            index.add_text(row.id, fp, st)
+        candidate.blocked.update(cache.blocked.get(row.id, ()))
 
 
 def _parent_cases(conn: Connection, posts: list[Any]) -> dict[tuple[str, str], int]:
@@ -442,7 +482,7 @@ def _quarantine_row(post: Any, reason: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def _route_chunk(
+def _route_chunk_tx(
     engine: Engine,
     ids: Sequence[int],
     ref: RoutingReference,
@@ -450,7 +490,10 @@ def _route_chunk(
     now: datetime,
     actor: str,
     summary: RoutingSummary,
+    cache: _RunCache,
+    pending: list[tuple[int, datetime, str, str]],
 ) -> None:
+    """Route one chunk in one transaction; ``pending`` collects cache updates for after the commit."""
     with engine.connect() as conn, conn.begin():
         begin_write(conn, ROUTING_LOCK)
         posts = conn.execute(
@@ -477,17 +520,20 @@ def _route_chunk(
         if not valid:
             return
 
-        norms = {p.id: normalise_text(p.text) for p in valid}
-        fps = {pid: fingerprint_of_normalised(n) for pid, n in norms.items()}
+        text_cache: dict[int, tuple[str, str]] = {}
+        for p in valid:
+            norm = normalise_text(p.text)
+            text_cache[p.id] = (fingerprint_of_normalised(norm), stems(norm))
+        fps = {p.id: text_cache[p.id][0] for p in valid}
         index = CandidateIndex(config)
-        _load_candidates(conn, index, valid, fps)
+        _load_candidates(conn, index, valid, fps, cache)
         parents = _parent_cases(conn, valid)
 
         new_cases: dict[str, _NewCase] = {}
         links: list[tuple[int | str, Any, Match | None]] = []
         for post in valid:
             f = fields_by_post[post.id]
-            fp, st = fps[post.id], stems(norms[post.id])
+            fp, st = text_cache[post.id]
             match: Match | None = None
             if post.kind == "comment" and post.parent_external_id:
                 parent_case = parents.get((post.network, post.parent_external_id))
@@ -553,6 +599,10 @@ def _route_chunk(
         for key, post, match in links:
             case_id = key_to_id.get(key) if isinstance(key, str) else key
             assert case_id is not None
+            case_opened = new_cases[key].fields["opened_at"] if isinstance(key, str) else None
+            pending.append(
+                (case_id, case_opened or fields_by_post[post.id]["opened_at"], *text_cache[post.id])
+            )
             if match is None:
                 link_rows.append(
                     {
@@ -636,6 +686,29 @@ def _route_chunk(
             summary.notifications += _enqueue_opened(conn, hazard_ids, ref, now)
 
 
+def _route_chunk(
+    engine: Engine,
+    ids: Sequence[int],
+    ref: RoutingReference,
+    config: DedupeConfig,
+    now: datetime,
+    actor: str,
+    total: RoutingSummary,
+    cache: _RunCache,
+) -> None:
+    """Route one chunk; counts and cached texts are taken over only once its transaction committed."""
+    summary = RoutingSummary()
+    pending: list[tuple[int, datetime, str, str]] = []
+    _route_chunk_tx(engine, ids, ref, config, now, actor, summary, cache, pending)
+    for name in ("opened", "joined", "quarantined", "skipped", "notifications"):
+        setattr(total, name, getattr(total, name) + getattr(summary, name))
+    for method, n in summary.by_method.items():
+        total.by_method[method] = total.by_method.get(method, 0) + n
+    for case_id, opened_at, fp, st in pending:
+        if case_id in cache.texts or opened_at is not None:
+            cache.add(case_id, cache.opened.get(case_id, opened_at), fp, st)
+
+
 def _enqueue_opened(conn: Connection, case_ids: list[int], ref: RoutingReference, now: datetime) -> int:
     """Outbox rows for new hazard cases: the executor and the regional duty officer."""
     contexts = load_case_contexts(conn, case_ids)
@@ -700,11 +773,12 @@ def route_posts(
     summary = RoutingSummary()
     ids = _select_ids(engine, post_ids, batch_id, since)
     summary.selected = len(ids)
+    cache = _RunCache()
     for i in range(0, len(ids), chunk_size):
         part = ids[i : i + chunk_size]
         for attempt in range(1, 4):
             try:
-                _route_chunk(engine, part, ref, config, now, actor, summary)
+                _route_chunk(engine, part, ref, config, now, actor, summary, cache)
                 break
             except IntegrityError as exc:
                 # an overlapping run linked some of these posts first: route the rest again

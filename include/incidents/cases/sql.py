@@ -50,11 +50,12 @@ def insert_ignore(
         part = list(rows[i : i + chunk])
         if not part:
             continue
+        # executemany of one cached statement; with RETURNING, SQLAlchemy's "insertmanyvalues"
+        # batches it into multi-row INSERTs that return exactly the rows that were inserted
         stmt = _dialect_insert(conn, table).on_conflict_do_nothing()
         if returning is None:
             conn.execute(stmt, part)
             continue
-        # one multi-row statement so that RETURNING lists exactly the rows that won
-        result = conn.execute(stmt.values(part).returning(table.c[returning]))
+        result = conn.execute(stmt.returning(table.c[returning]), part)
         won.extend(result.scalars().all())
     return won
