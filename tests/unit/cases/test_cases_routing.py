@@ -339,14 +339,14 @@ def test_operator_status_survives_reprocessing(engine: Engine, make_posts) -> No
     assert again.relabelled == 0 and again.suggestions == 0
 
 
-@pytest.mark.postgres
-def test_concurrent_routing_runs_open_one_case_per_post(pg_engine: Engine) -> None:
-    clear(pg_engine)
+def test_concurrent_routing_runs_open_one_case_per_post(engine: Engine) -> None:
+    """Two routing runs at once (PostgreSQL: advisory lock; SQLite: BEGIN IMMEDIATE)."""
+    pg_engine = engine  # the name of the database under test below
     try:
         rows = [
             post_row(category=c, municipality_code=m, text=f"Проблема {c} {m} {i}")
             for i, (c, m) in enumerate((c, m) for c in CATEGORIES for m in ("33602", "33603", "33605"))
-        ] * 1
+        ]
         rows += [
             post_row(
                 category="roads", municipality_code="33606", text="Яма у школы на Садовой улице", network=n
