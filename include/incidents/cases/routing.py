@@ -31,7 +31,10 @@ topics, ``normal`` otherwise. Deadlines from the topic's deadline rule, else the
 case is opened in status ``assigned`` (the executor is assigned by the rules): events
 ``opened`` (→ ``new``) and ``assigned`` (→ ``assigned``) with idempotency keys
 ``open:<post_id>`` and ``assign:<post_id>``. Hazard cases enqueue e-mails to the executor and
-the regional duty officer (keys ``notify:<case>:opened:<executor code>``).
+the regional duty officer (keys ``notify:<case>:opened:<executor code>``). A hazard post that
+joins an ordinary case raises it to special control (event ``relabelled``, key
+``hazard:<case>:<post>``, and the same notifications), unless an operator touched the case:
+then only a ``suggestion`` event is written.
 
 **Reprocessing.** After routing, :func:`apply_reclassification` reconciles cases whose origin
 post now carries labels of another classifier version: cases no operator touched are
@@ -531,6 +534,8 @@ def _route_chunk_tx(
 
         new_cases: dict[str, _NewCase] = {}
         links: list[tuple[int | str, Any, Match | None]] = []
+        hazard_joins: dict[int, tuple[Any, dict[str, Any]]] = {}
+        """existing case id -> the first hazard post joining it in this chunk"""
         for post in valid:
             f = fields_by_post[post.id]
             fp, st = text_cache[post.id]
@@ -568,6 +573,11 @@ def _route_chunk_tx(
                 if match.key in index.cases:
                     index.add_text(match.key, fp, st)
                 links.append((match.key, post, match))
+                if f["special_control"]:
+                    if isinstance(match.key, str):
+                        _raise_to_hazard(new_cases[match.key].fields, f)
+                    else:
+                        hazard_joins.setdefault(match.key, (post, f))
             parents[(post.network, post.external_id)] = links[-1][0]  # type: ignore[assignment]
 
         # ---- write: cases, links, events, notifications
@@ -682,8 +692,57 @@ def _route_chunk_tx(
                 conn.execute(update(Case).where(Case.id.in_(ids_joined[i : i + 1000])).values(updated_at=now))
 
         hazard_ids = [key_to_id[nc.key] for nc in new_cases.values() if nc.fields["special_control"]]
+        if hazard_joins:
+            hazard_ids += _hazard_joined(conn, hazard_joins, actor, now)
         if hazard_ids:
             summary.notifications += _enqueue_opened(conn, hazard_ids, ref, now)
+
+
+def _raise_to_hazard(fields: dict[str, Any], hazard: dict[str, Any]) -> None:
+    """A hazard post joined a case opened in the same chunk: the case goes under special control."""
+    if fields["special_control"]:
+        return
+    fields.update(special_control=True, priority="critical", hazard_type=hazard["hazard_type"])
+    for due in ("first_response_due", "resolution_due"):
+        if hazard[due] is not None and (fields[due] is None or hazard[due] < fields[due]):
+            fields[due] = hazard[due]
+
+
+def _hazard_joined(
+    conn: Connection, joins: dict[int, tuple[Any, dict[str, Any]]], actor: str, now: datetime
+) -> list[int]:
+    """Existing ordinary cases joined by a hazard post go under special control.
+
+    Only cases no operator touched are changed (an operator's decision stands; the hazard is
+    then recorded as a ``suggestion`` event). Returns the ids of the cases raised.
+    """
+    ids = sorted(joins)
+    state = {
+        r.id: r
+        for r in conn.execute(
+            select(Case.id, Case.special_control, Case.operator_touched).where(Case.id.in_(ids))
+        )
+    }
+    raised: list[int] = []
+    events = []
+    for case_id in ids:
+        row = state.get(case_id)
+        if row is None or row.special_control:
+            continue
+        post, f = joins[case_id]
+        details = {"post_id": post.id, "reason": "hazard post joined", "hazard_type": f["hazard_type"]}
+        if row.operator_touched:
+            events.append(_event(case_id, "suggestion", actor, now, details, f"hazard:{case_id}:{post.id}"))
+            continue
+        conn.execute(
+            update(Case)
+            .where(Case.id == case_id)
+            .values(special_control=True, priority="critical", hazard_type=f["hazard_type"], updated_at=now)
+        )
+        events.append(_event(case_id, "relabelled", actor, now, details, f"hazard:{case_id}:{post.id}"))
+        raised.append(case_id)
+    insert_ignore(conn, CaseEvent.__table__, events)
+    return raised
 
 
 def _route_chunk(

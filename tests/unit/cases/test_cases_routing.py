@@ -390,3 +390,38 @@ def test_same_text_in_other_places_opens_separate_cases(engine: Engine, make_pos
     )
     route_posts(engine, now=BASE_TIME)
     assert len({case_of(engine, i).id for i in (a, b, c, d)}) == 4
+
+
+def test_hazard_post_raises_an_ordinary_case_to_special_control(engine: Engine, make_posts) -> None:
+    base = dict(category="roads", municipality_code="33602", settlement_oktmo="33602151051")
+    (first,) = make_posts(
+        {
+            **base,
+            "topic": None,
+            "hazard": False,
+            "text": "Большая яма на дороге у моста на улице Заречной",
+        }
+    )
+    route_posts(engine, now=BASE_TIME)
+    assert not case_of(engine, first).special_control
+    (second,) = make_posts(
+        {
+            **base,
+            "topic": "roads_pit",
+            "hazard": True,
+            "hazard_type": "pit",
+            "published_at": BASE_TIME + timedelta(hours=3),
+            "network": "ok",
+            "text": "Большая яма на дороге у моста на улице Заречной, ограждения нет!",
+        }
+    )
+    summary = route_posts(engine, now=BASE_TIME + timedelta(hours=3))
+    case = case_of(engine, second)
+    assert case.id == case_of(engine, first).id and summary.joined == 1
+    assert case.special_control and case.priority == "critical" and case.hazard_type == "pit"
+    assert summary.notifications == 2
+    with engine.connect() as conn:
+        keys = set(
+            conn.execute(select(CaseEvent.idempotency_key).where(CaseEvent.kind == "relabelled")).scalars()
+        )
+    assert keys == {f"hazard:{case.id}:{second}"}
