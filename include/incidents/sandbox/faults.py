@@ -18,12 +18,20 @@ from typing import Any
 from incidents import NETWORKS
 
 TRANSIENT_FAULTS: tuple[str, ...] = ("rate_limit", "server_error", "timeout", "malformed_json")
-"""Faults that fail one request; a retry can succeed."""
+"""Faults that fail one request; a retry can succeed. ``rate_limit`` is retryable throttling only
+(VK 6/9, OK 8, Twitter/X 429 resetting in a second or two, Graph 4/17/32/613)."""
+QUOTA_FAULTS: tuple[str, ...] = ("daily_limit",)
+"""Faults that end the collection for the day: VK 29, OK 11, Twitter/X usage cap (429
+``usage-capped``), Graph 4 with ``estimated_time_to_regain_access`` of a day."""
+REQUEST_FAULTS: tuple[str, ...] = TRANSIENT_FAULTS + QUOTA_FAULTS
+"""Faults decided per API request (:meth:`FaultInjector.request_fault`)."""
 PAGE_FAULTS: tuple[str, ...] = ("truncated_page", "duplicate_items")
 """Faults that change a successful page without changing the data (short page, overlap)."""
 DATA_FAULTS: tuple[str, ...] = ("deleted_comments",)
 """Faults that change what is served (comments deleted before they are fetched)."""
-FAULT_KINDS: tuple[str, ...] = TRANSIENT_FAULTS + PAGE_FAULTS + DATA_FAULTS + ("expired_token",)
+FAULT_KINDS: tuple[str, ...] = REQUEST_FAULTS + PAGE_FAULTS + DATA_FAULTS + ("expired_token",)
+PROBABILITIES: tuple[str, ...] = REQUEST_FAULTS + PAGE_FAULTS + DATA_FAULTS
+"""The :class:`FaultConfig` fields that are per-request/per-page probabilities."""
 
 
 @dataclass
@@ -37,9 +45,12 @@ class FaultConfig:
     truncated_page: float = 0.0
     duplicate_items: float = 0.0
     deleted_comments: float = 0.0
+    daily_limit: float = 0.0
+    """Probability that a request answers "daily limit reached" (not part of :meth:`transient`)."""
     seed: int = 0
     timeout_seconds: float = 2.0
-    """How long a "timeout" request sleeps before answering (set it past the client timeout)."""
+    """How long a "timeout" request sleeps at least before answering; the server sleeps past the
+    read timeout it hands the clients in ``connection_env`` in any case, so a timeout is a timeout."""
     expired_tokens: list[str] = field(default_factory=list)
     """Networks whose token is treated as expired/invalid (VK 5, OK 102, Twitter/X 401, Graph 190)."""
     networks: list[str] | None = None
@@ -50,7 +61,8 @@ class FaultConfig:
     @classmethod
     def transient(cls, rate: float, seed: int = 0, timeout_seconds: float = 0.5) -> FaultConfig:
         """``rate`` of the requests fail transiently (timeouts kept rare: they are slow), and as
-        many of the pages are truncated or overlap the previous one."""
+        many of the pages are truncated or overlap the previous one. Rate limits here are the
+        retryable kind only; daily quotas are the separate ``daily_limit`` fault."""
         return cls(
             rate_limit=rate * 0.35,
             server_error=rate * 0.35,
@@ -76,13 +88,12 @@ class FaultConfig:
         return config
 
     def validate(self) -> None:
-        for kind in ("rate_limit", "server_error", "timeout", "malformed_json", "truncated_page"):
+        for kind in PROBABILITIES:
             value = getattr(self, kind)
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"fault probability {kind}={value!r} is not in [0, 1]")
-        for kind in ("duplicate_items", "deleted_comments"):
-            if not 0.0 <= float(getattr(self, kind)) <= 1.0:
-                raise ValueError(f"fault probability {kind} is not in [0, 1]")
+        if sum(float(getattr(self, kind)) for kind in REQUEST_FAULTS) > 1.0:
+            raise ValueError(f"the request fault probabilities {REQUEST_FAULTS} add up to more than 1")
         for network in list(self.expired_tokens) + list(self.networks or []):
             if network not in NETWORKS:
                 raise ValueError(f"unknown network {network!r}")
@@ -135,9 +146,9 @@ class FaultInjector:
             return False
 
     def request_fault(self, network: str) -> str | None:
-        """The transient fault (if any) of the next API request of ``network``."""
+        """The fault (if any) of the next API request of ``network``: one of :data:`REQUEST_FAULTS`."""
         with self._lock:
-            for kind in TRANSIENT_FAULTS:
+            for kind in REQUEST_FAULTS:
                 if self._config.force.get(kind, 0) > 0:
                     self._config.force[kind] -= 1
                     self._count(kind)
@@ -145,7 +156,7 @@ class FaultInjector:
             if self._config.networks is not None and network not in self._config.networks:
                 return None
             roll = self._rng.random()
-            for kind in TRANSIENT_FAULTS:
+            for kind in REQUEST_FAULTS:
                 roll -= float(getattr(self._config, kind))
                 if roll < 0:
                     self._count(kind)

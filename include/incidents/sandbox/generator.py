@@ -97,6 +97,8 @@ _GENRES_OFFICIAL = (
     ("hazard", 0.1),
 )
 _COMMENT_GENRES = (("reply", 95.0), ("complaint", 2.2), ("hazard", 0.15))
+_FLAT_THREADS = {"facebook", "instagram"}
+"""Networks whose comment threads have one level: a reply to a reply answers the thread's comment."""
 _DELETABLE = {"vk", "ok"}
 """Networks whose APIs list deleted comments (as stubs without text)."""
 
@@ -120,7 +122,9 @@ class SandboxItem:
     parent_native_id: str | None = None
     """For comments: the native id of the post they belong to."""
     reply_to_native_id: str | None = None
-    """For replies inside a thread: the native id of the comment replied to."""
+    """For replies inside a thread: the native id of the comment replied to. Facebook and
+    Instagram threads have one level (a reply answers a top-level comment), VK, OK and Twitter/X
+    replies may answer a reply."""
     owner_id: str = ""
     """The wall a VK item is on: the community (the source id) or, for search sources, the author."""
     geo: dict[str, float] | None = None
@@ -139,13 +143,16 @@ class SandboxItem:
     comments: list[SandboxItem] = field(default_factory=list, repr=False)
 
     def truth(self) -> dict[str, Any]:
-        """The ground-truth record of this item (no nested comments)."""
+        """The ground-truth record of this item (no nested comments): the fields plus
+        ``external_id``, ``parent_external_id`` (the post, or for a thread reply the comment it
+        answers) and ``post_external_id`` (the root post; a post's own id)."""
         data = asdict(self)
         data.pop("comments")
         data["published_at"] = _iso(self.published_at)
         data["window_time"] = _iso(self.window_time)
         data["external_id"] = external_id(self)
         data["parent_external_id"] = parent_external_id(self)
+        data["post_external_id"] = post_external_id(self)
         return data
 
 
@@ -170,15 +177,31 @@ def external_id(item: SandboxItem) -> str:
     return item.native_id
 
 
-def parent_external_id(item: SandboxItem) -> str | None:
-    """The ``parent_external_id`` of a comment (its post's external id), None for posts."""
+def post_external_id(item: SandboxItem) -> str:
+    """The external id of the post an item belongs to (a post's own id)."""
     if item.kind == "post" or item.parent_native_id is None:
-        return None
+        return external_id(item)
     if item.network == "vk":
         return f"{item.owner_id or item.source_id}_{item.parent_native_id}"
     if item.network == "ok":
         return f"{item.source_id}_{item.parent_native_id}"
     return item.parent_native_id
+
+
+def parent_external_id(item: SandboxItem) -> str | None:
+    """The ``parent_external_id`` the clients give an item: None for posts, the post's external id
+    for a top-level comment, the external id of the comment answered for a reply in a thread
+    (VK ``reply_to_comment``, OK ``reply_to_comment_id``, Graph ``parent``, Instagram nested
+    replies, Twitter/X the ``replied_to`` tweet)."""
+    if item.kind == "post" or item.parent_native_id is None:
+        return None
+    post = post_external_id(item)
+    reply_to = item.reply_to_native_id
+    if reply_to is None:
+        return post
+    if item.network in ("vk", "ok"):
+        return f"{post}_{reply_to}"
+    return reply_to
 
 
 # --------------------------------------------------------------------------- reference data
@@ -884,12 +907,20 @@ def _comments(
         comment.owner_id = post.owner_id
         comment.geo = None
         if out and crng.random() < 0.3:
-            comment.reply_to_native_id = crng.choice(out).native_id
+            answered = crng.choice(out)
+            if network in _FLAT_THREADS and answered.reply_to_native_id is not None:
+                answered = next(c for c in out if c.native_id == answered.reply_to_native_id)
+            comment.reply_to_native_id = answered.native_id
         if network in _DELETABLE and crng.random() < 0.04:
             comment.deleted = True
             comment.text = ""
         out.append(comment)
     return out
+
+
+def warm_up() -> None:
+    """Load the text tables now (they are loaded lazily by the first generated item otherwise)."""
+    _texts()
 
 
 def hour_items(config: GeneratorConfig, source_index: int, hour: int) -> list[SandboxItem]:

@@ -44,6 +44,7 @@ from incidents.sandbox.generator import (
     hour_items,
     post_count,
     source_hour,
+    warm_up,
 )
 from incidents.sources import Source
 
@@ -53,6 +54,11 @@ GRAPH_VERSION = "v19.0"
 MSK = timedelta(hours=3)
 DEFAULT_OK_APP_KEY = "CBAKSANDBOXAAAAA"
 DEFAULT_OK_SECRET = "sandbox-ok-secret-key"
+DEFAULT_CLIENT_READ_TIMEOUT = 2.0
+"""Read timeout (seconds) of the connections from :meth:`SandboxServer.connection_env`."""
+TIMEOUT_MARGIN = 0.3
+"""A "timeout" fault sleeps at least this much longer than the clients' read timeout."""
+DAILY_SECONDS = 86400
 
 
 class ApiError(Exception):
@@ -264,7 +270,10 @@ class SandboxServer:
         history_days: int = 60,
         ok_application_key: str = DEFAULT_OK_APP_KEY,
         ok_secret_key: str = DEFAULT_OK_SECRET,
+        client_read_timeout: float = DEFAULT_CLIENT_READ_TIMEOUT,
     ) -> None:
+        if client_read_timeout <= 0:
+            raise ValueError("client_read_timeout must be positive")
         self.config = GeneratorConfig.build(seed, rate_per_source_per_day, sources)
         self._now = now.astimezone(UTC) if now is not None else None
         self.host, self.port = host, port
@@ -279,7 +288,9 @@ class SandboxServer:
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._vk_rate_codes = 0
+        self._rate_codes = 0
+        self.client_read_timeout = float(client_read_timeout)
+        """The read timeout :meth:`connection_env` gives the clients; "timeout" faults sleep longer."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -298,9 +309,13 @@ class SandboxServer:
         return f"http://{host}:{port}"
 
     def start(self) -> str:
-        """Listen (a free port when ``port`` is 0) in a background thread; returns the base URL."""
+        """Listen (a free port when ``port`` is 0) in a background thread; returns the base URL.
+
+        The text tables (gazetteer inflected with pymorphy3, a few seconds once per process) are
+        loaded first, so that the first API answer is not slow enough to look like a timeout."""
         if self._httpd is not None:
             return self.base_url
+        warm_up()
         handler = type("SandboxHandler", (_Handler,), {"app": self})
         self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
         self._httpd.daemon_threads = True
@@ -339,11 +354,30 @@ class SandboxServer:
             raise ValueError(f"unknown network {network!r}")
         return self.base_url + paths[network]
 
-    def connection_env(self, pseudonym_key: str = "sandbox-pseudonym-key") -> dict[str, str]:
-        """``AIRFLOW_CONN_<NET>_DEFAULT`` values (JSON form) pointing the clients at this server."""
+    def connection_env(
+        self, pseudonym_key: str = "sandbox-pseudonym-key", **client_extra: Any
+    ) -> dict[str, str]:
+        """``AIRFLOW_CONN_<NET>_DEFAULT`` values (JSON form) pointing the clients at this server.
+
+        The extra carries ``read_timeout`` = :attr:`client_read_timeout` (a "timeout" fault always
+        sleeps longer than that, so the client really times out) and ``client_extra`` (client
+        options such as ``backoff_base``, ``backoff_cap``, ``max_retries``, ``connect_timeout``;
+        a ``read_timeout`` given here must stay below the fault's sleep and is rejected otherwise).
+        """
+        read_timeout = float(client_extra.pop("read_timeout", self.client_read_timeout))
+        if read_timeout >= self.timeout_fault_seconds():
+            raise ValueError(
+                f"read_timeout {read_timeout}s is not below the sandbox's timeout fault "
+                f"({self.timeout_fault_seconds():.2f}s): injected timeouts would be slow answers only"
+            )
         env = {}
         for network in ("vk", "ok", "twitter", "facebook", "instagram"):
-            extra: dict[str, Any] = {"pseudonym_key": pseudonym_key, "sandbox": True}
+            extra: dict[str, Any] = {
+                "pseudonym_key": pseudonym_key,
+                "sandbox": True,
+                "read_timeout": read_timeout,
+            }
+            extra.update(client_extra)
             if network == "vk":
                 extra["api_version"] = "5.199"
             if network == "ok":
@@ -362,6 +396,16 @@ class SandboxServer:
             }
             env[f"AIRFLOW_CONN_{network.upper()}_DEFAULT"] = json.dumps(value, ensure_ascii=False)
         return env
+
+    def timeout_fault_seconds(self) -> float:
+        """How long a "timeout" fault sleeps: ``FaultConfig.timeout_seconds``, but always past the
+        clients' read timeout (:attr:`client_read_timeout`)."""
+        return max(self.faults.timeout_seconds(), self.client_read_timeout + TIMEOUT_MARGIN)
+
+    def _next_rate_code(self, codes: tuple[Any, ...]) -> Any:
+        with self._lock:
+            self._rate_codes += 1
+            return codes[self._rate_codes % len(codes)]
 
     # ------------------------------------------------------------------ dispatch
 
@@ -429,7 +473,11 @@ class SandboxServer:
         return 404, {"error": f"unknown admin endpoint {path}"}
 
     def _preflight(self, network: str, token: str, errors: dict[str, Any], headers: dict[str, str]) -> None:
-        """Auth, rate limits and transient faults common to all networks; raises ApiError."""
+        """Auth, rate limits and request faults common to all networks; raises ApiError.
+
+        ``errors``: ``auth()``, ``rate(remaining, reset, injected)`` (retryable throttling),
+        ``daily()`` (the daily quota is used up), ``server()`` and ``ok_headers(remaining, reset)``.
+        """
         if not token or token != self.tokens[network] or self.faults.token_expired(network):
             raise errors["auth"]()
         allowed, remaining, reset = self.limiter.hit(network, token)
@@ -437,9 +485,11 @@ class SandboxServer:
             raise errors["rate"](remaining, reset, False)
         fault = self.faults.request_fault(network)
         if fault == "timeout":
-            time.sleep(self.faults.timeout_seconds())
+            time.sleep(self.timeout_fault_seconds())
         elif fault == "rate_limit":
             raise errors["rate"](0, time.time() + 1, True)
+        elif fault == "daily_limit":
+            raise errors["daily"]()
         elif fault == "server_error":
             raise errors["server"]()
         elif fault == "malformed_json":
@@ -462,9 +512,8 @@ class SandboxServer:
             )
 
         def rate(_remaining: int, _reset: float, injected: bool) -> ApiError:
-            self._vk_rate_codes += 1
-            codes = [(6, "Too many requests per second"), (9, "Flood control"), (29, "Rate limit reached")]
-            code, msg = codes[self._vk_rate_codes % 3] if injected else codes[0]
+            codes = ((6, "Too many requests per second"), (9, "Flood control: too much of the same action"))
+            code, msg = self._next_rate_code(codes) if injected else codes[0]
             return error(code, msg)
 
         def server() -> ApiError:
@@ -477,6 +526,7 @@ class SandboxServer:
             {
                 "auth": lambda: error(5, "User authorization failed: invalid access_token (4)."),
                 "rate": rate,
+                "daily": lambda: error(29, "Rate limit reached"),
                 "server": server,
                 "ok_headers": lambda *_: None,
             },
@@ -701,11 +751,8 @@ class SandboxServer:
             token,
             {
                 "auth": lambda: error(102, "PARAM_SESSION_EXPIRED : Session expired"),
-                "rate": lambda _r, _t, injected: (
-                    error(11, "LIMIT_REACHED : Limit reached")
-                    if injected
-                    else error(8, "FLOOD_BLOCKED : Too many requests")
-                ),
+                "rate": lambda _r, _t, _injected: error(8, "FLOOD_BLOCKED : Too many requests"),
+                "daily": lambda: error(11, "LIMIT_REACHED : Daily limit of requests reached"),
                 "server": server,
                 "ok_headers": lambda *_: None,
             },
@@ -867,6 +914,13 @@ class SandboxServer:
         def server() -> ApiError:
             return problem(503, "Service Unavailable", "Service Unavailable")
 
+        def daily() -> ApiError:
+            now = time.time()
+            reset = (int(now) // DAILY_SECONDS + 1) * DAILY_SECONDS  # next UTC midnight
+            return ApiError(429, {"title": "UsageCapExceeded", "detail": "Usage cap exceeded: Daily project cap",
+                                  "type": "https://api.twitter.com/2/problems/usage-capped", "period": "Daily",
+                                  "scope": "Project"}, self._twitter_headers(0, reset - 1))  # fmt: skip
+
         auth = self._bearer(headers_in=params)
         self._preflight(
             network,
@@ -874,6 +928,7 @@ class SandboxServer:
             {
                 "auth": lambda: problem(401, "Unauthorized", "Unauthorized"),
                 "rate": rate,
+                "daily": daily,
                 "server": server,
                 "ok_headers": lambda remaining, reset: headers.update(
                     self._twitter_headers(remaining, reset)
@@ -1034,8 +1089,27 @@ class SandboxServer:
 
         def rate(remaining: int, reset: float, injected: bool) -> ApiError:
             usage = json.dumps({"call_count": 100, "total_cputime": 40, "total_time": 60})
-            exc = error(400, 4, "(#4) Application request limit reached")
+            codes = (
+                (4, "(#4) Application request limit reached"),
+                (17, "(#17) User request limit reached"),
+                (32, "(#32) Page request limit reached"),
+                (613, "(#613) Calls to this api have exceeded the rate limit."),
+            )
+            code, message = self._next_rate_code(codes) if injected else codes[0]
+            exc = error(400, code, message)
             exc.headers["X-App-Usage"] = usage
+            return exc
+
+        def daily() -> ApiError:
+            exc = error(400, 4, "(#4) Application request limit reached")
+            exc.headers["X-App-Usage"] = json.dumps(
+                {"call_count": 100, "total_cputime": 100, "total_time": 100}
+            )
+            usage = {"type": "pages", "call_count": 100, "total_cputime": 100, "total_time": 100,
+                     "estimated_time_to_regain_access": DAILY_SECONDS // 60}  # fmt: skip
+            exc.headers["X-Business-Use-Case-Usage"] = json.dumps(
+                {(path.strip("/").split("/")[2:] or ["0"])[0]: [usage]}
+            )
             return exc
 
         def ok_headers(remaining: int, reset: float) -> None:
@@ -1052,6 +1126,7 @@ class SandboxServer:
             {
                 "auth": lambda: error(400, 190, "Error validating access token: Session has expired.", 463),
                 "rate": rate,
+                "daily": daily,
                 "server": lambda: error(
                     500, 2, "An unexpected error has occurred. Please retry your request later."
                 ),

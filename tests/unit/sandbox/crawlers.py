@@ -17,8 +17,8 @@ from incidents.sandbox.server import SandboxServer, ok_signature
 
 TIMEOUT = 0.4
 RETRIES = 60
-VK_RETRY = {6, 9, 10, 29}
-OK_RETRY = {2, 8, 11}
+VK_RETRY = {6, 9, 10}
+OK_RETRY = {2, 8}
 GRAPH_RETRY = {4, 17, 32, 613}
 
 

@@ -127,9 +127,32 @@ def test_ground_truth_ids_are_unique_and_excludes_deleted() -> None:
     assert deleted and all(i.network in ("vk", "ok") for i in deleted)
     comments = [r for r in truth if r["kind"] == "comment"]
     posts = {(r["network"], r["external_id"]) for r in truth if r["kind"] == "post"}
-    assert all(
-        (c["network"], c["parent_external_id"]) in posts for c in comments if c["network"] != "twitter"
-    )
+    assert all((c["network"], c["post_external_id"]) in posts for c in comments if c["network"] != "twitter")
+
+
+def test_a_thread_reply_points_to_the_comment_it_answers() -> None:
+    items = [i for i in generate(START, START + timedelta(days=2), seed=2) if i.kind == "comment"]
+    by_native = {(i.network, i.source_id, i.parent_native_id, i.native_id): i for i in items}
+
+    def answered_by(i: SandboxItem) -> SandboxItem | None:
+        return by_native.get((i.network, i.source_id, i.parent_native_id, i.reply_to_native_id))
+
+    replies = [i for i in items if i.reply_to_native_id]
+    assert {i.network for i in replies} == {"vk", "ok", "twitter", "facebook", "instagram"}
+    assert sum(answered_by(i) is not None for i in replies) > 0.9 * len(replies)
+    for reply in replies:
+        truth = reply.truth()
+        answered = answered_by(reply)
+        assert truth["parent_external_id"] != truth["post_external_id"]
+        if answered is not None:
+            assert truth["parent_external_id"] == answered.truth()["external_id"]
+            assert answered.parent_native_id == reply.parent_native_id
+            if reply.network in ("facebook", "instagram"):  # one-level threads
+                assert answered.reply_to_native_id is None
+    top = next(i for i in items if i.network == "vk" and not i.reply_to_native_id)
+    assert top.truth()["parent_external_id"] == top.truth()["post_external_id"]
+    nested = [i for i in replies if answered_by(i) is not None and answered_by(i).reply_to_native_id]
+    assert nested and {i.network for i in nested} <= {"vk", "ok", "twitter"}
 
 
 def test_now_hides_future_items() -> None:

@@ -104,7 +104,7 @@ def _force(server: SandboxServer, **settings: object) -> None:
 
 def test_forced_faults_are_produced(server: SandboxServer) -> None:
     _force(server, force={"rate_limit": 1})
-    assert _vk(server, "wall.get", owner_id="-31285017").json()["error"]["error_code"] in (6, 9, 29)
+    assert _vk(server, "wall.get", owner_id="-31285017").json()["error"]["error_code"] in (6, 9)
     _force(server, force={"server_error": 1})
     assert _vk(server, "wall.get", owner_id="-31285017").status_code == 503
     _force(server, force={"malformed_json": 1})
@@ -122,6 +122,62 @@ def test_forced_faults_are_produced(server: SandboxServer) -> None:
     dup = _vk(server, "wall.get", owner_id="-31285017", count=20, offset=10).json()["response"]["items"]
     before = _vk(server, "wall.get", owner_id="-31285017", count=2, offset=8).json()["response"]["items"]
     assert dup[:2] == before and dup[2:] == full
+
+
+def _ok_call(server: SandboxServer, **params: str) -> dict:
+    params = {**params, "application_key": server.ok_application_key}
+    params["sig"] = ok_signature(params, server.tokens["ok"], server.ok_secret_key)
+    params["access_token"] = server.tokens["ok"]
+    return requests.get(server.url_for("ok"), params=params, timeout=5).json()
+
+
+def _graph(server: SandboxServer, network: str, obj: str) -> requests.Response:
+    return requests.get(
+        f"{server.url_for(network)}/{obj}", params={"access_token": server.tokens[network]}, timeout=5
+    )
+
+
+def _twitter(server: SandboxServer) -> requests.Response:
+    return requests.get(f"{server.url_for('twitter')}/2/tweets/search/all", params={"query": "from:incident_kirov"},
+                        headers={"Authorization": f"Bearer {server.tokens['twitter']}"}, timeout=5)  # fmt: skip
+
+
+def test_injected_rate_limits_are_retryable_throttling_only(server: SandboxServer) -> None:
+    _force(server, force={"rate_limit": 9})
+    vk_codes = {_vk(server, "wall.get", owner_id="-31285017").json()["error"]["error_code"] for _ in range(4)}
+    assert vk_codes == {6, 9}
+    assert _ok_call(server, method="mediatopic.getTopics", gid="51987203456712")["error_code"] == 8
+    graph_codes = set()
+    for _ in range(2):
+        for network, obj in (("facebook", "101928374650192/feed"), ("instagram", "17841405678901234/media")):
+            answer = _graph(server, network, obj)
+            assert answer.status_code == 400 and "call_count" in json.loads(answer.headers["X-App-Usage"])
+            graph_codes.add(answer.json()["error"]["code"])
+    assert graph_codes == {4, 17, 32, 613}
+    _force(server, force={"rate_limit": 1})
+    tw = _twitter(server)
+    assert tw.status_code == 429
+    assert 0 < int(tw.headers["x-rate-limit-reset"]) - datetime.now(UTC).timestamp() <= 2.5
+
+
+def test_daily_limit_answers_per_network(server: SandboxServer) -> None:
+    _force(server, force={"daily_limit": 5})
+    assert _vk(server, "wall.get", owner_id="-31285017").json()["error"]["error_code"] == 29
+    assert _ok_call(server, method="mediatopic.getTopics", gid="51987203456712")["error_code"] == 11
+    tw = _twitter(server)
+    assert tw.status_code == 429 and tw.json()["type"].endswith("/usage-capped")
+    assert int(tw.headers["x-rate-limit-reset"]) - datetime.now(UTC).timestamp() > 0
+    for network, obj in (("facebook", "101928374650192/feed"), ("instagram", "17841405678901234/media")):
+        answer = _graph(server, network, obj)
+        usage = json.loads(answer.headers["X-Business-Use-Case-Usage"])
+        assert answer.json()["error"]["code"] == 4
+        assert next(iter(usage.values()))[0]["estimated_time_to_regain_access"] == 1440
+    assert _vk(server, "wall.get", owner_id="-31285017").json()["response"]["items"]  # force used up
+    _force(server, daily_limit=1.0)
+    assert _vk(server, "wall.get", owner_id="-31285017").json()["error"]["error_code"] == 29
+    for bad in ({"daily_limit": 1.5}, {"daily_limit": 0.6, "rate_limit": 0.6}):
+        answer = requests.post(f"{server.base_url}/_admin/faults", json=bad, timeout=5)
+        assert answer.status_code == 400, bad
 
 
 def test_expired_tokens_per_network(server: SandboxServer) -> None:
