@@ -7,7 +7,8 @@ problem-details bodies with HTTP status codes, the Graph API an ``error`` envelo
 * :class:`TransientError`: retry with backoff (5xx, timeouts, VK 1/10, OK 2, Graph 1/2);
   :class:`RateLimited` (HTTP 429, VK 6/9, OK 8, Graph 4/17/32/613) and
   :class:`MalformedResponse` (non-JSON or truncated body) are transient too.
-* :class:`DailyLimitReached` (VK 29, OK 11): stop the collection cleanly, resume next run.
+* :class:`DailyLimitReached` (VK 29, OK 11, Twitter/X 429 ``usage-capped``, any rate limit asking
+  to wait longer than ``max_retry_wait``): stop the collection cleanly, resume next run.
 * :class:`AuthError` (VK 5, OK 102/104, Graph 190, Twitter/X 401): fail fast, naming the
   connection and never the token.
 * :class:`SourceUnavailable` (VK 7/15/18/30, OK 160/300, Graph 100 "does not exist", Twitter/X 403):

@@ -8,7 +8,9 @@ up to ``max_attempts`` times with exponential backoff and full jitter
 says how long to wait (``Retry-After``, Twitter/X ``x-rate-limit-reset``, Graph
 ``estimated_time_to_regain_access``) is honoured exactly instead. After a successful answer an
 optional ``throttle`` hook reads the rate-limit headers (Twitter/X ``x-rate-limit-remaining``,
-Graph ``X-App-Usage`` / ``X-Business-Use-Case-Usage``) and may pause before the next request.
+Graph ``X-App-Usage`` / ``X-Business-Use-Case-Usage``) and may pause before the next request. A rate
+limit that asks to wait longer than ``max_retry_wait`` (a used-up quota period) becomes
+:class:`DailyLimitReached`: the collection stops cleanly and resumes in the next run.
 
 Sleep, clock and random source are injectable so tests never really sleep. Nothing logged or
 raised here contains a token: ``access_token``/``password``/``sig``-style parameters are
@@ -28,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
-from incidents.collect.errors import RateLimited, TransientError
+from incidents.collect.errors import DailyLimitReached, RateLimited, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +181,12 @@ class HttpClient:
                         self.max_retry_wait,
                         shown,
                     )
-                    raise last
+                    raise DailyLimitReached(
+                        self.network,
+                        last.code,
+                        f"{last.message} (the API asks to wait {retry_after:.0f}s, more than "
+                        f"max_retry_wait {self.max_retry_wait:.0f}s)",
+                    ) from last
                 delay = retry_after
             else:
                 delay = self.backoff(attempt)

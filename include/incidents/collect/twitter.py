@@ -18,7 +18,7 @@ Recent search reaches back 7 days: an older window without ``full_archive`` rais
 
 Errors: 401 auth, 403 source unavailable (protected/suspended account) unless the problem type
 says the app itself is not allowed (auth), 429 rate limited until ``x-rate-limit-reset``
-(epoch seconds), 5xx transient, 400 invalid request (``start_time`` too old → WindowNotAvailable).
+(epoch seconds; a 429 of type ``usage-capped``, the project's tweet cap, is a daily limit), 5xx transient, 400 invalid request (``start_time`` too old → WindowNotAvailable).
 After a success with ``x-rate-limit-remaining: 0`` the client waits for the reset.
 """
 
@@ -43,6 +43,7 @@ from incidents.collect.base import (
 from incidents.collect.errors import (
     ApiError,
     AuthError,
+    DailyLimitReached,
     MalformedResponse,
     RateLimited,
     SourceUnavailable,
@@ -86,6 +87,10 @@ def make_interpret(clock: Callable[[], float] = time.time) -> Callable[[int, Map
 
     def interpret(status: int, headers: Mapping[str, str], body: bytes | str | dict) -> Any:
         if status == 429:
+            if b"usage-capped" in (body if isinstance(body, bytes) else str(body).encode()):
+                raise DailyLimitReached(
+                    NETWORK, 429, "usage cap exceeded (the project's tweet cap is used up)"
+                )
             raise RateLimited(NETWORK, 429, "Too Many Requests", _reset_wait(headers, clock()))
         if status >= 500:
             raise TransientError(NETWORK, status, f"HTTP {status}")

@@ -102,12 +102,22 @@ def test_twitter_rate_limit_reset_is_honoured(server) -> None:
     assert sleeps == [42.0, 100.0]  # remaining 0 on a success: wait for the reset first
 
 
-def test_rate_limit_longer_than_the_cap_raises(server) -> None:
+def test_rate_limit_longer_than_the_cap_is_a_daily_limit(server) -> None:
     server.handler = lambda r: (429, {"Retry-After": "3600"}, b"")
     client, sleeps = make(server, max_retry_wait=600)
-    with pytest.raises(RateLimited) as info:
+    with pytest.raises(DailyLimitReached) as info:
         client.call("GET", server.url + "/x", interpret=vk.interpret)
-    assert info.value.retry_after == 3600 and sleeps == []
+    assert "3600s" in info.value.message and sleeps == []
+    assert isinstance(info.value.__cause__, RateLimited) and info.value.__cause__.retry_after == 3600
+
+
+def test_twitter_usage_cap_is_a_daily_limit(server) -> None:
+    body = b'{"title": "UsageCapExceeded", "type": "https://api.twitter.com/2/problems/usage-capped"}'
+    server.handler = lambda r: (429, {"x-rate-limit-reset": "100"}, body)
+    client, sleeps = make(server)
+    with pytest.raises(DailyLimitReached):
+        client.call("GET", server.url + "/2/tweets/search/all", interpret=twitter.make_interpret(lambda: 0))
+    assert sleeps == []
 
 
 def test_timeouts_are_transient_and_redacted(caplog) -> None:
