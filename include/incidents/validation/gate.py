@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 SUITE_PATH = Path(__file__).resolve().parent / "suites" / "posts.json"
 ROW_COLUMN = "_row"
 EPOCH_COLUMN = "published_at_epoch"
+WINDOW_COLUMN = "window_epoch"
+"""The time the window check applies to. A post must be published inside its window; a comment is
+collected with its post's window, so it only has to be published at or after the window's start
+(it may come days after its post)."""
 STRING_COLUMNS: tuple[str, ...] = (
     "network",
     "external_id",
@@ -294,7 +298,7 @@ _REASON = _Reason()
 def _reason(config: dict[str, Any], record: dict[str, Any], context: dict[str, Any]) -> str:
     kwargs = config.get("kwargs", {})
     column = kwargs.get("column")
-    source_column = "published_at" if column == EPOCH_COLUMN else column
+    source_column = "published_at" if column in (EPOCH_COLUMN, WINDOW_COLUMN) else column
     value = record.get(source_column) if source_column else None
     if config["type"] == "expect_compound_columns_to_be_unique":
         value = tuple(record.get(c) for c in kwargs.get("column_list", []))
@@ -329,8 +333,16 @@ def _text_value(value: Any) -> Any:
     return str(value)
 
 
-def _frames(records: Sequence[dict[str, Any]]) -> tuple[pandas.DataFrame, pandas.DataFrame]:
-    """(as received, coerced to text) frames with a row-number column and the derived epoch column."""
+def _window_epoch(record: dict[str, Any], epoch: float, window_start_epoch: float) -> float:
+    if record.get("kind") == "comment" and epoch == epoch and epoch >= window_start_epoch:  # not NaN
+        return window_start_epoch
+    return epoch
+
+
+def _frames(
+    records: Sequence[dict[str, Any]], window_start_epoch: float
+) -> tuple[pandas.DataFrame, pandas.DataFrame]:
+    """(as received, coerced to text) frames with a row-number column and the derived epoch columns."""
     import pandas as pd
 
     present = set()
@@ -345,7 +357,12 @@ def _frames(records: Sequence[dict[str, Any]]) -> tuple[pandas.DataFrame, pandas
         for c in STRING_COLUMNS
     }
     values = pd.DataFrame(text, index=range(len(records)))
-    values[EPOCH_COLUMN] = pd.Series([_epoch(rec.get("published_at")) for rec in records], dtype="float64")
+    epochs = [_epoch(rec.get("published_at")) for rec in records]
+    values[EPOCH_COLUMN] = pd.Series(epochs, dtype="float64")
+    values[WINDOW_COLUMN] = pd.Series(
+        [_window_epoch(rec, e, window_start_epoch) for rec, e in zip(records, epochs, strict=True)],
+        dtype="float64",
+    )
     values[ROW_COLUMN] = range(len(records))
     return raw, values
 
@@ -442,7 +459,7 @@ def validate_batch(
             "networks": [network],
             "known_sources": sorted({str(s) for s in known_sources}),
         }
-        raw_frame, value_frame = _frames(parsed)
+        raw_frame, value_frame = _frames(parsed, window_start.timestamp())
         raw_suite, value_suite = _suites(str(suite_path or SUITE_PATH))
         _, batch_definition = _gx()
         result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_COLUMN]}

@@ -53,12 +53,12 @@ FAULTS = [
     (
         "before window",
         {"published_at": "2026-11-01T05:59:59Z"},
-        "expect_column_values_to_be_between(published_at_epoch)",
+        "expect_column_values_to_be_between(window_epoch)",
     ),
     (
         "at window end",
         {"published_at": "2026-11-01T07:00:00Z"},
-        "expect_column_values_to_be_between(published_at_epoch)",
+        "expect_column_values_to_be_between(window_epoch)",
     ),
     ("bad timestamp", {"published_at": "вчера"}, "expect_column_values_to_not_be_null(published_at_epoch)"),
     ("int id", {"external_id": 12345}, "expect_column_values_to_be_of_type(external_id)"),
@@ -225,3 +225,58 @@ def test_ten_thousand_rows_validate_quickly():
     elapsed = time.perf_counter() - started
     assert len(report.quarantined) == 1
     assert elapsed < 5.0, f"10,000 rows took {elapsed:.1f}s"
+
+
+def test_comments_may_come_after_their_window_but_posts_may_not() -> None:
+    """A comment is collected with its post's window: late comments pass, early ones and late posts fail."""
+    window_start = datetime(2026, 11, 1, 6, tzinfo=UTC)
+    window_end = window_start + timedelta(hours=1)
+    base = {
+        "network": "vk",
+        "source_id": "-31285017",
+        "author_pseudonym": "a" * 32,
+        "text": "Яма во дворе",
+        "url": None,
+        "geo": None,
+        "raw": {},
+    }
+    records = [
+        {
+            **base,
+            "external_id": "p1",
+            "kind": "post",
+            "parent_external_id": None,
+            "published_at": "2026-11-01T06:10:00Z",
+        },
+        {
+            **base,
+            "external_id": "c1",
+            "kind": "comment",
+            "parent_external_id": "p1",
+            "published_at": "2026-11-03T09:00:00Z",
+        },
+        {
+            **base,
+            "external_id": "c2",
+            "kind": "comment",
+            "parent_external_id": "p1",
+            "published_at": "2026-11-01T05:00:00Z",
+        },
+        {
+            **base,
+            "external_id": "p2",
+            "kind": "post",
+            "parent_external_id": None,
+            "published_at": "2026-11-01T07:00:00Z",
+        },
+    ]
+    report = validate_batch(
+        records,
+        network="vk",
+        window_start=window_start,
+        window_end=window_end,
+        known_sources={"-31285017"},
+        max_failed_share=1.0,
+    )
+    assert sorted(r["external_id"] for r in report.valid_records) == ["c1", "p1"]
+    assert sorted(q.external_id for q in report.quarantined) == ["c2", "p2"]
