@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             airflow.unpause(*COLLECT_DAGS, "process_posts")
             before = {d: {r["run_id"] for r in airflow.runs(d)} for d in COLLECT_DAGS}
             for dag_id in COLLECT_DAGS:
+                # runs whose logical date (the window start) lies in [from, to]
                 airflow.backfill(dag_id, start.isoformat(), (end - timedelta(seconds=1)).isoformat())
             _say(f"Backfilling {args.days} days × {len(COLLECT_DAGS)} networks …")
             for dag_id in COLLECT_DAGS:
@@ -96,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
             _say("Waiting for processing and routing …")
             _wait_quiet(airflow, "process_posts")
             airflow.unpause("monthly_stats", "escalate_cases")
-            airflow.backfill("monthly_stats", month.isoformat(), month.isoformat())
+            month_start = f"{month.isoformat()}T00:00:00+03:00"  # the month's logical date, Europe/Kirov
+            airflow.backfill("monthly_stats", month_start, month_start)
             airflow.wait_runs("monthly_stats", count=1, run_type="backfill", progress=_progress, timeout=600)
             escalation_before = {r["run_id"] for r in airflow.runs("escalate_cases")}
             airflow.cli("dags", "trigger", "escalate_cases")

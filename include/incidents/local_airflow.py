@@ -67,7 +67,9 @@ class LocalAirflow:
             secrets_file.write_text(json.dumps({"jwt": secrets.token_hex(32), "api": secrets.token_hex(16)}))
         self._secrets = json.loads(secrets_file.read_text())
         # The simple auth manager reads this file: a fixed local login for the UI.
-        (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({ADMIN_USER: "admin"}))
+        (self.home / "simple_auth_manager_passwords.json.generated").write_text(
+            json.dumps({ADMIN_USER: "admin"})
+        )
 
     # ------------------------------------------------------------------ environment
 
@@ -114,16 +116,27 @@ class LocalAirflow:
 
     # ------------------------------------------------------------------ commands
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-        """Run ``airflow <args>`` against this installation."""
-        proc = subprocess.run(
-            [str(VENV_BIN / "airflow"), *args],
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=self.home,
-        )
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 300, attempts: int = 5
+    ) -> subprocess.CompletedProcess:
+        """Run ``airflow <args>`` against this installation.
+
+        On SQLite the scheduler holds write locks for moments at a time; a command that lost that
+        race ("database is locked") rolled back and is simply run again.
+        """
+        for attempt in range(1, attempts + 1):
+            proc = subprocess.run(
+                [str(VENV_BIN / "airflow"), *args],
+                env=self.env(),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=self.home,
+            )
+            if proc.returncode == 0 or "database is locked" not in proc.stderr + proc.stdout:
+                break
+            log.info("airflow %s: database is locked (attempt %d/%d), retrying", args[0], attempt, attempts)
+            time.sleep(2 * attempt)
         if check and proc.returncode != 0:
             raise RuntimeError(f"airflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
         return proc
@@ -259,7 +272,9 @@ class LocalAirflow:
         for dag_id in dag_ids:
             self.cli("dags", "pause", dag_id)
 
-    def backfill(self, dag_id: str, start: str, end: str, *, reprocess: str = "none", max_active_runs: int = 4) -> None:
+    def backfill(
+        self, dag_id: str, start: str, end: str, *, reprocess: str = "none", max_active_runs: int = 4
+    ) -> None:
         """Create a backfill; the running scheduler executes it."""
         self.cli(
             "backfill",
@@ -294,7 +309,8 @@ class LocalAirflow:
             runs = [
                 r
                 for r in self.runs(dag_id)
-                if (run_type is None or r["run_type"] == run_type) and (since_runs is None or r["run_id"] not in since_runs)
+                if (run_type is None or r["run_type"] == run_type)
+                and (since_runs is None or r["run_id"] not in since_runs)
             ]
             done = [r for r in runs if r["state"] in ("success", "failed")]
             state = (len(done), len(runs))

@@ -25,9 +25,15 @@ class Stack:
     collect_cron: str = "0 0 * * *"
     env_overrides: dict[str, str] = field(default_factory=dict)
     components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")
+    rate_per_source_per_day: float | None = None
 
     def start(self) -> Stack:
-        self.services = LocalServices(sandbox=True, home=self.home, case_db_url=self.case_db_url).start()
+        self.services = LocalServices(
+            sandbox=True,
+            home=self.home,
+            case_db_url=self.case_db_url,
+            rate_per_source_per_day=self.rate_per_source_per_day,
+        ).start()
         env = self.services.env()
         env.update(
             {
