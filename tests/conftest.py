@@ -10,6 +10,13 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from incidents.db import migrate
+from incidents.db.engine import make_engine
 
 # Airflow reads its configuration when first imported: give the test process its own home
 # (never the user's ~/airflow) before any test imports it.
@@ -18,13 +25,6 @@ os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME}/airflow.db")
 os.environ.setdefault("INCIDENTS_HOME", tempfile.mkdtemp(prefix="incidents-test-home-"))
-from collections.abc import Iterator
-
-import pytest
-from sqlalchemy import Engine, create_engine, text
-
-from incidents.db import migrate
-from incidents.db.engine import make_engine
 
 PG_ADMIN_URL = os.environ.get(
     "INCIDENTS_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -84,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
             airflow.wait_ready()
             _say(f"Airflow is up: {airflow.url} (login {ADMIN_USER} / admin)")
             airflow.unpause(*COLLECT_DAGS, "process_posts")
-            before = {d: {r["run_id"] for r in airflow.runs(d)} for d in COLLECT_DAGS}
             for dag_id in COLLECT_DAGS:
                 # runs whose logical date (the window start) lies in [from, to]
                 airflow.backfill(dag_id, start.isoformat(), (end - timedelta(seconds=1)).isoformat())
@@ -93,16 +92,17 @@ def run(args: argparse.Namespace) -> int:
                 airflow.wait_runs(
                     dag_id, count=args.days, run_type="backfill", progress=_progress, timeout=1200
                 )
-            del before
             _say("Waiting for processing and routing …")
             _wait_quiet(airflow, "process_posts")
             airflow.unpause("monthly_stats", "escalate_cases")
             month_start = f"{month.isoformat()}T00:00:00+03:00"  # the month's logical date, Europe/Kirov
             airflow.backfill("monthly_stats", month_start, month_start)
             airflow.wait_runs("monthly_stats", count=1, run_type="backfill", progress=_progress, timeout=600)
-            escalation_before = {r["run_id"] for r in airflow.runs("escalate_cases")}
+            triggered = datetime.now(UTC)
             airflow.cli("dags", "trigger", "escalate_cases")
-            airflow.wait_runs("escalate_cases", count=1, since_runs=escalation_before, timeout=600)
+            airflow.wait_runs(
+                "escalate_cases", count=1, run_type="manual", finished_after=triggered, timeout=600
+            )
             _say(summary(engine, services, airflow, home, month))
         finally:
             airflow.stop()

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -205,7 +206,7 @@ class LocalAirflow:
 
     def stop(self, grace: float = 15) -> None:
         """Stop every component: SIGTERM to its group, SIGKILL after ``grace`` seconds."""
-        for name, proc in list(self.processes.items()):
+        for proc in list(self.processes.values()):
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)
@@ -251,13 +252,17 @@ class LocalAirflow:
             return set()
 
     def runs(self, dag_id: str) -> list[dict]:
-        """The DAG's runs with their state, type and data interval."""
+        """The DAG's runs with their state, type, data interval and end time (UTC-aware)."""
         query = text(
-            "SELECT run_id, state, run_type, data_interval_start, data_interval_end "
+            "SELECT run_id, state, run_type, data_interval_start, data_interval_end, end_date "
             "FROM dag_run WHERE dag_id = :d ORDER BY data_interval_start"
         )
         with self._metadata().connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query, {"d": dag_id})]
+            rows = [dict(r._mapping) for r in conn.execute(query, {"d": dag_id})]
+        for row in rows:
+            for key in ("data_interval_start", "data_interval_end", "end_date"):
+                row[key] = _utc(row[key])
+        return rows
 
     def task_states(self, dag_id: str) -> list[dict]:
         query = text("SELECT run_id, task_id, state, try_number FROM task_instance WHERE dag_id = :d")
@@ -297,30 +302,44 @@ class LocalAirflow:
         *,
         count: int,
         run_type: str | None = None,
+        finished_after: datetime | None = None,
         timeout: float = 600,
         progress=None,
-        since_runs: set[str] | None = None,
     ) -> list[dict]:
-        """Wait until ``count`` runs (of ``run_type``) reached a final state; return them."""
+        """Wait until ``count`` runs (of ``run_type``) reached a final state after ``finished_after``.
+
+        A rerun (``backfill create --reprocess-behavior completed``) clears and re-runs the same
+        run ids, so runs are told apart by when they finished, not by their ids.
+        """
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
             self._check_alive()
-            runs = [
+            runs = [r for r in self.runs(dag_id) if run_type is None or r["run_type"] == run_type]
+            done = [
                 r
-                for r in self.runs(dag_id)
-                if (run_type is None or r["run_type"] == run_type)
-                and (since_runs is None or r["run_id"] not in since_runs)
+                for r in runs
+                if r["state"] in ("success", "failed")
+                and (finished_after is None or (r["end_date"] is not None and r["end_date"] > finished_after))
             ]
-            done = [r for r in runs if r["state"] in ("success", "failed")]
-            state = (len(done), len(runs))
-            if progress and state != last:
+            if progress and len(done) != last:
                 progress(dag_id, len(done), count)
-                last = state
+                last = len(done)
             if len(done) >= count:
                 return done
             time.sleep(2)
         raise TimeoutError(f"{dag_id}: {count} runs did not finish within {timeout}s: {self.runs(dag_id)}")
+
+
+def _utc(value) -> datetime | None:
+    """A metadata timestamp (string on SQLite, naive or aware datetime) as an aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def stop_leftovers(home: Path) -> None:

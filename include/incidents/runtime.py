@@ -39,7 +39,9 @@ class SmtpSink:
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd hook name
         with self._lock:
             self._counter += 1
-            name = f"{datetime.now().strftime('%Y%m%dT%H%M%S')}-{self._counter:06d}-{secrets.token_hex(3)}.eml"
+            name = (
+                f"{datetime.now().strftime('%Y%m%dT%H%M%S')}-{self._counter:06d}-{secrets.token_hex(3)}.eml"
+            )
         tmp = self.maildir / f".{name}.tmp"
         tmp.write_bytes(envelope.original_content or envelope.content)
         tmp.rename(self.maildir / name)

@@ -34,9 +34,13 @@ CRON = "0 0 * * 1"
 
 
 def _period() -> tuple[datetime, datetime]:
-    """Five whole weeks (Monday to Monday) ending at least three days ago."""
-    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=3)
-    end = day - timedelta(days=day.weekday())  # the Monday on or before three days ago
+    """Five whole weeks (Monday to Monday) ending a week before the latest complete window.
+
+    Unpausing a DAG makes the scheduler run its latest complete window (catchup is off); the
+    period stays clear of it so that the backfill alone covers the period.
+    """
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = today - timedelta(days=today.weekday(), weeks=1)
     return end - timedelta(weeks=5), end
 
 
@@ -72,7 +76,7 @@ def _posts(stack: Stack, start: datetime, end: datetime) -> dict[tuple[str, str]
 
 def _backfill(stack: Stack, start: datetime, end: datetime, reprocess: str = "none") -> list[dict]:
     """Backfill every collection DAG over [start, end) and wait for the runs."""
-    before = {d: {r["run_id"] for r in stack.airflow.runs(d)} for d in COLLECT_DAGS}
+    started = datetime.now(UTC)
     runs_expected = (end - start) // timedelta(weeks=1)
     for dag_id in COLLECT_DAGS:
         # runs whose logical date (= window start) lies in [from, to]: the last window starts 1 week before `end`
@@ -82,7 +86,7 @@ def _backfill(stack: Stack, start: datetime, end: datetime, reprocess: str = "no
     finished = []
     for dag_id in COLLECT_DAGS:
         runs = stack.airflow.wait_runs(
-            dag_id, count=runs_expected, run_type="backfill", since_runs=before[dag_id], timeout=900
+            dag_id, count=runs_expected, run_type="backfill", finished_after=started, timeout=900
         )
         failed = [r for r in runs if r["state"] != "success"]
         assert not failed, f"{dag_id}: {failed}\n{stack.failed_task_logs(dag_id)}"
@@ -141,13 +145,15 @@ def test_backfill_with_faults_collects_exactly_the_ground_truth_and_reruns_chang
 
 
 def test_expired_token_fails_the_run_clearly_and_leaves_no_partial_state(stack: Stack) -> None:
-    _, end = _period()
-    start, stop = end, end + timedelta(weeks=1)  # a window no other test collected
+    first, _ = _period()
+    start, stop = first - timedelta(weeks=1), first  # a window no other test collected
     stack.sandbox.faults.update({"expired_tokens": ["vk"]}, replace=True)
     stack.airflow.unpause("collect_vk")
-    before = {r["run_id"] for r in stack.airflow.runs("collect_vk")}
+    started = datetime.now(UTC)
     stack.airflow.backfill("collect_vk", start.isoformat(), (stop - timedelta(seconds=1)).isoformat())
-    runs = stack.airflow.wait_runs("collect_vk", count=1, run_type="backfill", since_runs=before, timeout=300)
+    runs = stack.airflow.wait_runs(
+        "collect_vk", count=1, run_type="backfill", finished_after=started, timeout=300
+    )
     assert runs[0]["state"] == "failed"
     tries = [
         t

@@ -48,6 +48,8 @@ class FaultConfig:
     daily_limit: float = 0.0
     """Probability that a request answers "daily limit reached" (not part of :meth:`transient`)."""
     seed: int = 0
+    latency_seconds: float = 0.0
+    """Added to every API answer (a slow API, e.g. to catch a task in the middle of its work)."""
     timeout_seconds: float = 2.0
     """How long a "timeout" request sleeps at least before answering; the server sleeps past the
     read timeout it hands the clients in ``connection_env`` in any case, so a timeout is a timeout."""

@@ -478,6 +478,9 @@ class SandboxServer:
         ``errors``: ``auth()``, ``rate(remaining, reset, injected)`` (retryable throttling),
         ``daily()`` (the daily quota is used up), ``server()`` and ``ok_headers(remaining, reset)``.
         """
+        latency = self.faults.config.latency_seconds
+        if latency > 0:
+            time.sleep(latency)
         if not token or token != self.tokens[network] or self.faults.token_expired(network):
             raise errors["auth"]()
         allowed, remaining, reset = self.limiter.hit(network, token)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from incidents.config import case_db_url
 from incidents.db.engine import make_engine
 from incidents.db.models import Base

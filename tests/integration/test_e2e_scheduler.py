@@ -1,0 +1,171 @@
+"""The whole pipeline under the real scheduler (LocalExecutor, SQLite: the embedded defaults).
+
+Collection is backfilled for a short period; the collection Assets trigger processing and routing;
+the escalation DAG e-mails every hazard through the local SMTP server; a 12-month backfill of the
+monthly statistics writes 12 reports, and rerunning a month replaces it. Everything is checked
+against the sandbox's ground truth.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from incidents import NETWORKS
+from incidents.db.models import Batch, Case, CasePost, MonthlyReport, MonthlyStat, Notification, Post
+from incidents.sandbox.generator import ground_truth
+
+from .stack import Stack
+
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
+
+COLLECT_DAGS = [f"collect_{n}" for n in NETWORKS]
+RATE = 4.0
+DAYS = 2
+
+
+def _period() -> tuple[datetime, datetime]:
+    """Two days ending a week ago (clear of the window the scheduler runs when a DAG is unpaused)."""
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=7)
+    return end - timedelta(days=DAYS), end
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("e2e_stack")
+    stack = Stack(home=home, case_db_url=f"sqlite:///{home / 'cases.sqlite'}", rate_per_source_per_day=RATE)
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+def _wait_quiet(stack: Stack, dag_id: str, timeout: float = 600) -> None:
+    """Wait until an asset-triggered DAG has nothing queued or running, and no batch is pending."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = stack.airflow.runs(dag_id)
+        active = [r for r in runs if r["state"] in ("queued", "running")]
+        with stack.engine.connect() as conn:
+            pending = conn.execute(
+                select(func.count()).select_from(Batch).where(Batch.status == "collected")
+            ).scalar_one()
+        if runs and not active and not pending:
+            failed = [r for r in runs if r["state"] == "failed"]
+            assert not failed, stack.failed_task_logs(dag_id)
+            return
+        time.sleep(3)
+    raise TimeoutError(f"{dag_id} still busy: {stack.airflow.runs(dag_id)}")
+
+
+@pytest.fixture(scope="module")
+def collected(stack: Stack):
+    start, end = _period()
+    stack.airflow.unpause(*COLLECT_DAGS, "process_posts")
+    for dag_id in COLLECT_DAGS:
+        stack.airflow.backfill(dag_id, start.isoformat(), (end - timedelta(seconds=1)).isoformat())
+    for dag_id in COLLECT_DAGS:
+        runs = stack.airflow.wait_runs(dag_id, count=DAYS, run_type="backfill", timeout=600)
+        assert all(r["state"] == "success" for r in runs), stack.failed_task_logs(dag_id)
+    _wait_quiet(stack, "process_posts")
+    return start, end
+
+
+def test_posts_are_exactly_the_ground_truth_and_hazards_are_special_cases(stack: Stack, collected) -> None:
+    start, end = collected
+    truth = {
+        (t["network"], t["external_id"]): t
+        for t in ground_truth(start, end, now=stack.sandbox.now(), rate_per_source_per_day=RATE)
+    }
+    with stack.engine.connect() as conn:
+        rows = conn.execute(
+            select(Post.id, Post.network, Post.external_id, Post.is_incident)
+            .join(Batch, Batch.id == Post.batch_id)
+            .where(Batch.window_start >= start, Batch.window_end <= end)
+        ).all()
+        links = dict(conn.execute(select(CasePost.post_id, Case.special_control).join(Case)).all())
+        duplicate_links = conn.execute(
+            select(CasePost.post_id).group_by(CasePost.post_id).having(func.count() > 1)
+        ).all()
+    posts = {(r.network, r.external_id): r for r in rows}
+    assert len(rows) == len(posts), "no post stored twice"
+    assert set(posts) == set(truth)
+    assert all(r.is_incident is not None for r in rows), "every post of the period was analysed"
+    hazards = [k for k, t in truth.items() if t["hazard"]]
+    assert hazards
+    missed = [truth[k]["text"][:80] for k in hazards if not links.get(posts[k].id)]
+    assert not missed, f"hazards without a special-control case: {missed}"
+    assert not duplicate_links
+
+
+def test_escalation_run_emails_every_hazard(stack: Stack, collected) -> None:
+    stack.airflow.unpause("escalate_cases")
+    triggered = datetime.now(UTC)
+    stack.airflow.cli("dags", "trigger", "escalate_cases")
+    runs = stack.airflow.wait_runs(
+        "escalate_cases", count=1, run_type="manual", finished_after=triggered, timeout=300
+    )
+    assert runs[0]["state"] == "success", stack.failed_task_logs("escalate_cases")
+    mails = stack.services.smtp.messages()
+    with stack.engine.connect() as conn:
+        special = [r[0] for r in conn.execute(select(Case.id).where(Case.special_control.is_(True)))]
+        sent = conn.execute(
+            select(func.count()).select_from(Notification).where(Notification.status == "sent")
+        ).scalar_one()
+    assert special
+    subjects = " ".join(str(m["Subject"]) for m in mails)
+    for case_id in special:
+        assert f"#{case_id}" in subjects, f"no e-mail for hazard case {case_id}"
+    keys = [m["X-Incidents-Notification"] for m in mails]
+    assert len(keys) == len(set(keys)), "no notification delivered twice"
+    assert len(mails) >= sent
+
+
+def test_twelve_month_backfill_writes_twelve_reports_and_reruns_replace(stack: Stack, collected) -> None:
+    start, _ = collected
+    last = date(start.year, start.month, 1)
+    months = []
+    month = last
+    for _ in range(12):
+        months.append(month)
+        month = (month - timedelta(days=1)).replace(day=1)
+    first = months[-1]
+    stack.airflow.unpause("monthly_stats")
+    stack.airflow.backfill("monthly_stats", f"{first}T00:00:00+03:00", f"{last}T00:00:00+03:00")
+    runs = stack.airflow.wait_runs("monthly_stats", count=12, run_type="backfill", timeout=900)
+    assert all(r["state"] == "success" for r in runs), stack.failed_task_logs("monthly_stats")
+    reports_root = Path(stack.home / "reports")
+    for m in months:
+        assert (reports_root / f"{m:%Y-%m}" / "report.html").exists(), m
+    with stack.engine.connect() as conn:
+        stored = sorted(r[0] for r in conn.execute(select(MonthlyReport.month)))
+        figures = conn.execute(select(func.count()).select_from(MonthlyStat)).scalar_one()
+    assert [_as_date(d) for d in stored] == sorted(months)
+    html = reports_root / f"{last:%Y-%m}" / "report.html"
+    first_mtime = html.stat().st_mtime_ns
+
+    rerun_started = datetime.now(UTC)
+    stack.airflow.backfill(
+        "monthly_stats", f"{last}T00:00:00+03:00", f"{last}T00:00:00+03:00", reprocess="completed"
+    )
+    rerun = stack.airflow.wait_runs(
+        "monthly_stats", count=1, run_type="backfill", finished_after=rerun_started, timeout=300
+    )
+    assert len(rerun) == 1 and rerun[0]["state"] == "success", stack.failed_task_logs("monthly_stats")
+    with stack.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(MonthlyReport)).scalar_one() == 12
+        assert conn.execute(select(func.count()).select_from(MonthlyStat)).scalar_one() == figures
+    assert html.stat().st_mtime_ns > first_mtime, "the rerun replaced the report"
+
+
+def _as_date(value) -> date:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).date()
+    return value
