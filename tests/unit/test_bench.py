@@ -1,0 +1,53 @@
+"""``python -m incidents bench --quick``: every required measure is written, finite and positive."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from incidents.bench import QUICK, REQUIRED_KEYS, Sizes, rate_for, table
+
+
+def test_quick_sizes_are_about_ten_times_smaller() -> None:
+    full = Sizes()
+    assert QUICK.e2e_posts == full.e2e_posts // 10
+    assert QUICK.routing_posts == full.routing_posts // 10
+
+
+def test_rate_calibration_and_table() -> None:
+    assert rate_for(2350, 10, 1.0) == pytest.approx(100.0)
+    text = table({"a_posts_per_s": 1234.5, "b_ratio": 0.5})
+    assert "a_posts_per_s" in text and "1,234.5" in text
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_quick_bench_writes_every_measure(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, "-m", "incidents", "bench", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ},
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads((out / "results.json").read_text())
+    missing = [k for k in REQUIRED_KEYS if k not in results]
+    assert missing == []
+    bad = {
+        k: results[k]
+        for k in REQUIRED_KEYS
+        if not (isinstance(results[k], int | float) and math.isfinite(results[k]) and results[k] > 0)
+    }
+    assert bad == {}
+    assert all(isinstance(v, int | float) and math.isfinite(v) for v in results.values())
+    assert results["e2e_posts"] == QUICK.e2e_posts
+    assert (out / "results.png").stat().st_size > 1000
+    assert "classify_posts_per_s" in proc.stdout
