@@ -174,7 +174,7 @@ def upsert_posts(
                 stats.updated += 1
             else:
                 stats.unchanged += 1
-        statement = insert(table).values(list(rows.values()))
+        statement = insert(table)
         excluded = statement.excluded
         update = {name: excluded[name] for name in DATA_COLUMNS}
         update.update({name: None for name in LABEL_COLUMNS})
@@ -183,7 +183,8 @@ def upsert_posts(
             set_=update,
             where=table.c.content_hash.is_distinct_from(excluded.content_hash),
         )
-        session.execute(statement)
+        # executemany (insertmanyvalues): one cached statement, not a fresh multi-VALUES compile per chunk
+        session.execute(statement, list(rows.values()))
     session.flush()
     return stats
 
