@@ -43,7 +43,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from incidents.analysis.normalize import clean
 
@@ -193,8 +193,8 @@ class CandidateIndex:
                 and self._within(cand, published_at, cfg.exact_window)
             ):
                 return Match(cand.key, "exact", "exact", 100.0)
-        best: tuple[float, CaseCandidate, str] | None = None
         window = max(cfg.near_window, cfg.place_window)
+        eligible: list[tuple[CaseCandidate, float, bool]] = []
         for cand in self._by_place.get((municipality_code, category), ()):
             if fp in cand.blocked or not self._within(cand, published_at, window):
                 continue
@@ -207,15 +207,31 @@ class CandidateIndex:
                 and self._within(cand, published_at, cfg.place_window)
             )
             near_ok = self._within(cand, published_at, cfg.near_window)
-            bar = cfg.place_threshold if same_place else cfg.near_threshold
-            if not same_place and not near_ok:
-                continue
-            floor = max(bar, best[0] + 0.01) if best else bar
-            score = 0.0
+            if same_place or near_ok:
+                eligible.append((cand, cfg.place_threshold if same_place else cfg.near_threshold, near_ok))
+        if not eligible or not stem_text:
+            return None
+        # score every text of every eligible case in one call per scorer (C loops, not Python)
+        short_query = stem_text.count(" ") + 1 < MIN_SET_TOKENS
+        groups: dict[bool, tuple[list[str], list[int]]] = {False: ([], []), True: ([], [])}
+        for i, (cand, _bar, _near) in enumerate(eligible):
             for t in cand.texts:
-                score = max(score, similarity(stem_text, t, floor))
-                if score >= 100.0:
-                    break
+                is_short = short_query or t.count(" ") + 1 < MIN_SET_TOKENS
+                groups[is_short][0].append(t)
+                groups[is_short][1].append(i)
+        scores = [0.0] * len(eligible)
+        cutoff = min(bar for _c, bar, _n in eligible)
+        for is_short, (texts, owners) in groups.items():
+            if not texts:
+                continue
+            scorer = fuzz.token_sort_ratio if is_short else fuzz.token_set_ratio
+            for _choice, score, idx in process.extract(
+                stem_text, texts, scorer=scorer, score_cutoff=cutoff, limit=None
+            ):
+                owner = owners[idx]
+                scores[owner] = max(scores[owner], float(score))
+        best: tuple[float, CaseCandidate, str] | None = None
+        for (cand, bar, near_ok), score in zip(eligible, scores, strict=True):
             if score >= bar and (best is None or score > best[0]):
                 method = "near_duplicate" if score >= cfg.near_threshold and near_ok else "same_place"
                 best = (score, cand, method)
