@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 from typing import Any
 
@@ -22,11 +23,14 @@ class CaseEmailNotifier:
         """Deliver one ``Notification`` row; raises on failure so the outbox records it."""
         if notification.channel != "email":
             raise ValueError(f"channel {notification.channel!r} is not configured")
+        body = notification.body
+        if not body.lstrip().startswith("<"):  # plain text (case notifications): keep its lines
+            body = f'<pre style="font-family: sans-serif; white-space: pre-wrap">{html.escape(body)}</pre>'
         SmtpNotifier(
             to=notification.recipient,
             from_email=self.from_email,
             subject=notification.subject,
-            html_content=notification.body,
+            html_content=body,
             smtp_conn_id=self.smtp_conn_id,
             custom_headers={"X-Incidents-Notification": notification.idempotency_key},
         ).notify(context)
