@@ -26,6 +26,7 @@ class Stack:
     env_overrides: dict[str, str] = field(default_factory=dict)
     components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")
     rate_per_source_per_day: float | None = None
+    broker_url: str = "redis://127.0.0.1:6379/0"
 
     def start(self) -> Stack:
         self.services = LocalServices(
@@ -47,7 +48,11 @@ class Stack:
         migrate.upgrade(self.engine)
         load_reference(self.engine)
         self.airflow = LocalAirflow(
-            home=self.home / "airflow", metadata_url=self.metadata_url, executor=self.executor, extra_env=env
+            home=self.home / "airflow",
+            metadata_url=self.metadata_url,
+            executor=self.executor,
+            extra_env=env,
+            broker_url=self.broker_url,
         )
         self.airflow.migrate()
         self.airflow.start(self.components)
