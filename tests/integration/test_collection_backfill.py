@@ -184,6 +184,10 @@ def test_expired_token_fails_the_run_clearly_and_leaves_no_partial_state(stack: 
         )
     window = LandingArea(Path(stack.home / "landing")).window_dir("vk", start, stop)
     assert not (window / "posts.jsonl").exists()
+    # the task-failure notifier told the data engineers
+    alerts = [m for m in stack.services.smtp.messages() if "collect_vk.collect failed" in str(m["Subject"])]
+    assert alerts, [str(m["Subject"]) for m in stack.services.smtp.messages()]
+    assert token not in alerts[0].get_body().get_content()
 
 
 def _utc(value) -> datetime:
