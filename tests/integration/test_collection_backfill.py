@@ -59,6 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _posts(stack: Stack, start: datetime, end: datetime) -> dict[tuple[str, str], tuple]:
+    """Posts collected by the windows of [start, end) (the scheduler also ran the latest window)."""
     with stack.engine.connect() as conn:
         rows = conn.execute(
             select(
@@ -70,6 +71,8 @@ def _posts(stack: Stack, start: datetime, end: datetime) -> dict[tuple[str, str]
                 Post.content_hash,
                 Post.batch_id,
             )
+            .join(Batch, Batch.id == Post.batch_id)
+            .where(Batch.window_start >= start, Batch.window_end <= end)
         ).all()
     return {(r[0], r[1]): tuple(r[2:]) for r in rows}
 
@@ -128,7 +131,11 @@ def test_backfill_with_faults_collects_exactly_the_ground_truth_and_reruns_chang
         assert kind == t["kind"], key
         assert _utc(published) == datetime.fromisoformat(t["published_at"].replace("Z", "+00:00")), key
     with stack.engine.connect() as conn:
-        batches = conn.execute(select(Batch.network, Batch.window_start, Batch.window_end)).all()
+        batches = conn.execute(
+            select(Batch.network, Batch.window_start).where(
+                Batch.window_start >= start, Batch.window_end <= end
+            )
+        ).all()
     assert len(batches) == len(NETWORKS) * 5
 
     # rerun the whole backfill: nothing changes
@@ -141,7 +148,9 @@ def test_backfill_with_faults_collects_exactly_the_ground_truth_and_reruns_chang
         assert sorted(conn.execute(select(Quarantine.stage, Quarantine.record_key)).all()) == sorted(
             quarantined_before
         )
-        assert len(conn.execute(select(Batch.id)).all()) == len(NETWORKS) * 5
+        assert len(
+            conn.execute(select(Batch.id).where(Batch.window_start >= start, Batch.window_end <= end)).all()
+        ) == (len(NETWORKS) * 5)
 
 
 def test_expired_token_fails_the_run_clearly_and_leaves_no_partial_state(stack: Stack) -> None:
