@@ -55,6 +55,20 @@ def postgres_unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """URL of the PostgreSQL server's ``postgres`` database, once it answered (fails in CI if not)."""
+    engine = create_engine(PG_ADMIN_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+        postgres_unavailable(str(exc).splitlines()[0])
+    finally:
+        engine.dispose()
+    return PG_ADMIN_URL
+
+
+@pytest.fixture(scope="session")
 def pg_database_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
     name = f"incidents_test_{uuid.uuid4().hex[:10]}"

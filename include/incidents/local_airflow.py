@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -110,7 +111,9 @@ class LocalAirflow:
         )
         if self.executor == "CeleryExecutor":
             env["AIRFLOW__CELERY__BROKER_URL"] = self.broker_url
-            env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + self.metadata_url.replace("+psycopg", "")
+            env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + re.sub(
+                r"^postgresql\+\w+", "postgresql", self.metadata_url
+            )
             env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(self.parallelism)
         env.update(self.extra_env)
         return env
@@ -148,10 +151,17 @@ class LocalAirflow:
         self.cli("pools", "import", str(REFERENCE_DIR / "airflow_pools.json"))
 
     def start(self, components: Iterable[str] = ("api-server", "scheduler", "dag-processor")) -> None:
-        """Start the components in the background, each in its own process group."""
+        """Start the components in the background, each in its own process group.
+
+        ``celery-worker`` starts a Celery worker (CeleryExecutor); a component that was killed
+        can be started again under the same name.
+        """
         logs = self.home / "process-logs"
         logs.mkdir(exist_ok=True)
         for name in components:
+            old = self.processes.get(name)
+            if old is not None and old.poll() is None:
+                raise RuntimeError(f"airflow {name} is already running (pid {old.pid})")
             args = ["celery", "worker"] if name == "celery-worker" else [name]
             out = (logs / f"{name}.log").open("ab")
             self.processes[name] = subprocess.Popen(
@@ -197,12 +207,14 @@ class LocalAirflow:
                 raise RuntimeError(f"airflow {name} exited with {proc.returncode}:\n{tail}")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` to one component's whole process group."""
-        proc = self.processes[name]
+        """Send ``sig`` to one component's whole process group (its task processes included)."""
+        proc = self.processes.pop(name)
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             pass
+        proc.wait(30)
+        self._write_pids()
 
     def stop(self, grace: float = 15) -> None:
         """Stop every component: SIGTERM to its group, SIGKILL after ``grace`` seconds."""

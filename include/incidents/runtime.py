@@ -98,6 +98,9 @@ class LocalServices:
     sandbox_now: datetime | None = None
     rate_per_source_per_day: float | None = None
     """Sandbox volume (items per source per day); the generator's default when None."""
+    client_extra: dict | None = None
+    """Client options put into the network connections' extra (e.g. a short ``backoff_base`` and
+    ``read_timeout`` for tests)."""
 
     def __post_init__(self) -> None:
         self.home = Path(self.home or local_home())
@@ -113,6 +116,9 @@ class LocalServices:
             kwargs = {}
             if self.rate_per_source_per_day is not None:
                 kwargs["rate_per_source_per_day"] = self.rate_per_source_per_day
+            read_timeout = (self.client_extra or {}).get("read_timeout")
+            if read_timeout is not None:
+                kwargs["client_read_timeout"] = float(read_timeout)
             self.server = SandboxServer(seed=self.seed, now=self.sandbox_now, **kwargs)
             self.server.start()
         return self
@@ -142,7 +148,8 @@ class LocalServices:
         else:
             env["AIRFLOW_CONN_CASE_DB"] = case_db_connection(f"sqlite:///{self.home / 'cases.sqlite'}")
         if self.server is not None:
-            env.update(self.server.connection_env(pseudonym_key=self.pseudonym_key))
+            extra = {k: v for k, v in (self.client_extra or {}).items() if k != "read_timeout"}
+            env.update(self.server.connection_env(pseudonym_key=self.pseudonym_key, **extra))
         return env
 
 

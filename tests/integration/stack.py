@@ -27,6 +27,10 @@ class Stack:
     components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")
     rate_per_source_per_day: float | None = None
     broker_url: str = "redis://127.0.0.1:6379/0"
+    client_extra: dict = field(
+        default_factory=lambda: {"backoff_base": 0.1, "backoff_cap": 2.0, "read_timeout": 0.5}
+    )
+    """Quick retries for the sandbox's injected faults (production waits longer)."""
 
     def start(self) -> Stack:
         self.services = LocalServices(
@@ -34,6 +38,7 @@ class Stack:
             home=self.home,
             case_db_url=self.case_db_url,
             rate_per_source_per_day=self.rate_per_source_per_day,
+            client_extra=self.client_extra,
         ).start()
         env = self.services.env()
         env.update(
