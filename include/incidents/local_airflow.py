@@ -290,10 +290,21 @@ class LocalAirflow:
             self.cli("dags", "pause", dag_id)
 
     def backfill(
-        self, dag_id: str, start: str, end: str, *, reprocess: str = "none", max_active_runs: int = 4
+        self,
+        dag_id: str,
+        start: str,
+        end: str,
+        *,
+        reprocess: str = "none",
+        max_active_runs: int = 4,
+        wait: float = 180,
     ) -> None:
-        """Create a backfill; the running scheduler executes it."""
-        self.cli(
+        """Create a backfill; the running scheduler executes it.
+
+        Airflow allows one running backfill per DAG, and marks a backfill complete a moment after
+        its last run finished: a new backfill of the same DAG waits for that (up to ``wait`` s).
+        """
+        args = (
             "backfill",
             "create",
             "--dag-id",
@@ -307,6 +318,16 @@ class LocalAirflow:
             "--max-active-runs",
             str(max_active_runs),
         )
+        deadline = time.monotonic() + wait
+        while True:
+            proc = self.cli(*args, check=False)
+            if proc.returncode == 0:
+                return
+            if "AlreadyRunningBackfill" not in proc.stderr or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"airflow backfill create failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
+                )
+            time.sleep(3)
 
     def wait_runs(
         self,
