@@ -39,6 +39,7 @@ from incidents.analysis.normalize import Token
 log = logging.getLogger(__name__)
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
+KIROV_PLACES_PATH = Path(__file__).resolve().parent / "data" / "kirov_places.yaml"
 KIROV = "33701"
 KIROV_CITY_OKTMO = "33701000001"
 
@@ -266,6 +267,10 @@ class PlaceResult:
     weak: bool = False
     """Only weak evidence (a central Kirov street name): a known source municipality should win."""
     note: str = ""
+    key: str | None = None
+    """The most specific place named, for duplicate detection: a curated Kirov place id
+    («kirov-komintern»), a Kirov locality («kirov-filejka») or a village's OKTMO; None for a
+    town or district only (too coarse to say two posts are about one spot)."""
 
 
 def _fold(word: str) -> str:
@@ -309,8 +314,11 @@ class Gazetteer:
         self.by_lemma: dict[str, list[Place]] = defaultdict(list)
         self.by_stem: dict[str, list[Place]] = defaultdict(list)
         self.same_name: dict[tuple[str, ...], list[Place]] = defaultdict(list)
+        self.by_oktmo: dict[str, Place] = {}
         for place in self.places:
             self.same_name[place.words].append(place)
+            if place.type != "мкр":
+                self.by_oktmo.setdefault(place.oktmo, place)
         for words in self.same_name:
             word_keys = [self._name_word_keys(w) for w in words]
             self.name_keys[words] = word_keys
@@ -486,11 +494,144 @@ class _Match:
     """The name opens the post and stands alone («Великорецкое. …», «Бор: …»)."""
 
 
+_KIND_RANK = {"street": 3, "landmark": 3, "microdistrict": 2}
+_KIND_TYPE = {"street": "ул", "landmark": "мкр", "microdistrict": "мкр"}
+_PLACE_PREPOSITIONS = frozenset(
+    {"на", "в", "во", "у", "возле", "около", "напротив", "за", "рядом", "близ", "вдоль", "по", "до", "от"}
+)
+_PLACE_CONTEXT_LEMMAS = _STREET_BEFORE | frozenset({"район", "микрорайон", "мкр", "мкрн", "м-н", "слобода"})
+
+
+@dataclass(frozen=True, slots=True)
+class KirovPlace:
+    """A curated place inside the city of Kirov (``data/kirov_places.yaml``)."""
+
+    id: str
+    kind: str
+    """``street``, ``microdistrict`` or ``landmark``."""
+    municipality_code: str
+    """The city district, ``33701-<slug>``."""
+    name: str
+    context: bool
+    """The name is also an ordinary word: it counts only after a preposition or marker."""
+    town: str | None = None
+    """Id of a locality that must be named as well (streets of Нововятск)."""
+
+
+class KirovPlaces:
+    """Matcher of curated Kirov streets, microdistricts and landmarks, in any grammatical case."""
+
+    def __init__(self, places: Sequence[tuple[KirovPlace, Sequence[str]]]) -> None:
+        self.names: list[tuple[KirovPlace, tuple[str, ...], list[frozenset[str]]]] = []
+        self.by_first: dict[str, list[int]] = defaultdict(list)
+        for place, names in places:
+            for name in names:
+                words = tuple(_fold(w) for w in re.findall(r"[А-Яа-яЁёA-Za-z0-9]+(?:-[А-Яа-яЁё0-9]+)*", name))
+                if not words:
+                    raise ValueError(f"kirov place {place.id}: empty name {name!r}")
+                keys = [Gazetteer._name_word_keys(w) for w in words]
+                self.names.append((place, words, keys))
+                for key in keys[0]:
+                    self.by_first[key].append(len(self.names) - 1)
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> KirovPlaces:
+        """Read the curated list (``data/kirov_places.yaml`` by default)."""
+        import yaml
+
+        path = Path(path) if path else KIROV_PLACES_PATH
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        entries: list[tuple[KirovPlace, Sequence[str]]] = []
+        ids: set[str] = set()
+        for raw in data.get("places") or ():
+            missing = {"id", "kind", "district", "names"} - set(raw)
+            if missing or raw["kind"] not in _KIND_RANK:
+                raise ValueError(
+                    f"{path}: bad place entry {raw!r} (missing {sorted(missing)} or unknown kind)"
+                )
+            if raw["id"] in ids:
+                raise ValueError(f"{path}: duplicate place id {raw['id']!r}")
+            ids.add(raw["id"])
+            place = KirovPlace(
+                id=raw["id"],
+                kind=raw["kind"],
+                municipality_code=f"{KIROV}-{raw['district']}",
+                name=raw["names"][0],
+                context=bool(raw.get("context", False)),
+                town=raw.get("town"),
+            )
+            entries.append((place, list(raw["names"])))
+        unknown_towns = {p.town for p, _ in entries if p.town and p.town not in ids}
+        if unknown_towns:
+            raise ValueError(f"{path}: unknown town ids {sorted(unknown_towns)}")
+        return cls(entries)
+
+    @staticmethod
+    def _word_matches(low: str, name_keys: frozenset[str]) -> bool:
+        keys, stems = _token_keys(low)
+        return bool(keys & name_keys) or any(("~" + s) in name_keys for s in stems)
+
+    def find(self, tokens: Sequence[Token]) -> list[tuple[KirovPlace, int, int]]:
+        """Curated places the text names, with their token spans, in text order."""
+        found: list[tuple[KirovPlace, int, int]] = []
+        n = len(tokens)
+        i = 0
+        while i < n:
+            low = tokens[i].low
+            if len(low) < 2 or low.isdigit():
+                i += 1
+                continue
+            keys, stems = _token_keys(low)
+            idxs = {j for k in keys for j in self.by_first.get(k, ())}
+            idxs.update(j for s in stems for j in self.by_first.get("~" + s, ()))
+            best: tuple[KirovPlace, int] | None = None
+            for j in sorted(idxs, key=lambda j: -len(self.names[j][1])):
+                place, words, word_keys = self.names[j]
+                end = i + len(words)
+                if best is not None and end < best[1]:
+                    break
+                if end > n or not all(
+                    self._word_matches(tokens[i + k].low, word_keys[k]) for k in range(len(words))
+                ):
+                    continue
+                if place.context and not self._in_context(tokens, i, end):
+                    continue
+                best = (place, end)
+                break
+            if best is None:
+                i += 1
+                continue
+            found.append((best[0], i, best[1]))
+            i = best[1]
+        named = {p.id for p, _s, _e in found}
+        return [(p, s, e) for p, s, e in found if not p.town or p.town in named]
+
+    @staticmethod
+    def _in_context(tokens: Sequence[Token], start: int, end: int) -> bool:
+        if start > 0:
+            prev = tokens[start - 1]
+            if prev.low in _PLACE_PREPOSITIONS or prev.low in _PLACE_CONTEXT_LEMMAS:
+                return True
+            if _token_keys(prev.low)[0] & _PLACE_CONTEXT_LEMMAS:
+                return True
+        if end < len(tokens) and _token_keys(tokens[end].low)[0] & (_STREET_AFTER | {"район", "микрорайон"}):
+            return True
+        return end - start > 1 and all(t.is_capitalized for t in tokens[start:end])
+
+    def best(self, tokens: Sequence[Token]) -> KirovPlace | None:
+        """The most specific curated place of the text (a street or landmark over a microdistrict)."""
+        found = self.find(tokens)
+        if not found:
+            return None
+        return max(found, key=lambda f: (_KIND_RANK[f[0].kind], -f[1]))[0]
+
+
 class PlaceResolver:
     """Resolve the place of a tokenised text against a :class:`Gazetteer` (thread-safe, stateless)."""
 
-    def __init__(self, gazetteer: Gazetteer) -> None:
+    def __init__(self, gazetteer: Gazetteer, kirov: KirovPlaces | None = None) -> None:
         self.gaz = gazetteer
+        self.kirov = kirov if kirov is not None else KirovPlaces.load()
 
     # ------------------------------------------------------------------ evidence
     def _marker(self, tokens: Sequence[Token], i: int) -> str | None:
@@ -643,12 +784,89 @@ class PlaceResolver:
         return any(("~" + s) in name_keys for s in stems)
 
     # ------------------------------------------------------------------ resolution
+    def _in_kirov(self, code: str | None) -> bool:
+        return bool(code) and (code == KIROV or self.gaz.city_district_parent(code) == KIROV)
+
     def resolve(self, tokens: Sequence[Token], source_municipality: str | None = None) -> PlaceResult:
         """The most specific place the text names, or an empty result.
 
         ``source_municipality`` (a municipality code) only breaks ties between same-named
-        settlements; it is never returned when the text names no place.
+        settlements; it is never returned when the text names no place. A curated Kirov place
+        (street, microdistrict, landmark) refines a result in Kirov (or an empty one); a
+        street alone is weak evidence unless the source is in Kirov (towns have a «Ленина» too).
         """
+        result = self._resolve_gazetteer(tokens, source_municipality)
+        curated = self.kirov.best(tokens) if self.kirov else None
+        if curated is None or not (
+            result.municipality is None or result.weak or self._in_kirov(result.municipality.code)
+        ):
+            result.key = self._key_of(result)
+            return result
+        named_kirov = result.municipality is not None and not result.weak
+        weak = curated.kind == "street" and not named_kirov and not self._in_kirov(source_municipality)
+        if weak:
+            # a street alone: the city (a source in Kirov makes it the street's district; a source
+            # elsewhere wins, as towns have a «Ленина» too)
+            return PlaceResult(
+                self.gaz.municipality(KIROV),
+                None,
+                0.4,
+                [curated.name],
+                weak=True,
+                note="Kirov street",
+                key=curated.id,
+            )
+        settlement = result.settlement
+        if settlement is None or settlement.municipality_code != curated.municipality_code:
+            settlement = Place(
+                oktmo=KIROV_CITY_OKTMO,
+                type=_KIND_TYPE[curated.kind],
+                name=curated.name,
+                poselenie="",
+                municipality_code=curated.municipality_code,
+                words=(_fold(curated.name),),
+                ordinary=curated.context,
+                major=True,
+            )
+        return PlaceResult(
+            self.gaz.municipality(curated.municipality_code),
+            settlement,
+            0.85,
+            [curated.name],
+            note=f"Kirov {curated.kind}",
+            key=curated.id,
+        )
+
+    @staticmethod
+    def _key_of(result: PlaceResult) -> str | None:
+        place = result.settlement
+        if place is None:
+            return None
+        if place.oktmo == KIROV_CITY_OKTMO:
+            if place.type == "мкр" and place.municipality_code != KIROV:
+                return "kirov-" + "-".join(place.words)
+            return None
+        return None if place.major else place.oktmo
+
+    def place_key(
+        self, tokens: Sequence[Token], municipality_code: str | None, settlement_oktmo: str | None
+    ) -> str | None:
+        """The place key of an analysed post (see :attr:`PlaceResult.key`) from its final labels.
+
+        A known village's OKTMO is its key without reading the text; for posts in Kirov the text
+        is resolved again (the curated places are not stored with the labels); towns have none.
+        """
+        if settlement_oktmo and settlement_oktmo != KIROV_CITY_OKTMO:
+            place = self.gaz.by_oktmo.get(settlement_oktmo)
+            return None if place is None or place.major else settlement_oktmo
+        if not self._in_kirov(municipality_code):
+            return None
+        result = self.resolve(tokens, municipality_code)
+        if result.municipality is None or result.municipality.code != municipality_code:
+            return None  # the labels say otherwise (an operator, or a source fallback): trust them
+        return result.key
+
+    def _resolve_gazetteer(self, tokens: Sequence[Token], source_municipality: str | None) -> PlaceResult:
         districts, consumed, poselenies = self._districts(tokens)
         district_codes = [c for c, _ in districts]
         district_set = set(district_codes)

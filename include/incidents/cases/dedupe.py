@@ -17,6 +17,13 @@ A post that is not linked to a case yet is compared with the open cases (status
 4. **same place**: same municipality, category, settlement (known) and topic, within
    ``place_window`` (3 days) and a similarity of at least :data:`PLACE_THRESHOLD` (60)
    (link ``near_duplicate``; the event says ``method: same_place``).
+5. **same place key**: same municipality, category and topic within ``place_window`` and the
+   same *place key* (:meth:`incidents.analysis.places.PlaceResolver.place_key`: a village's
+   OKTMO, or a curated Kirov street, microdistrict or landmark id), whatever the wording
+   («на коминтерне сухое дерево вот-вот упадёт» and «в Коминтерне упала ветка»); hazards only
+   with the same ``hazard_type``. Towns and the city as a whole have no key (too coarse).
+   Two posts with known, different place keys are never near duplicates either («нет света
+   на Урицкого» and «нет света на Ленина»).
 
 Similarity (0–100) is rapidfuzz's ``token_set_ratio`` over *stems*: the normalised words
 (:func:`incidents.analysis.normalize.clean`, lower case, ``ё`` → ``е``) cut to their first
@@ -122,6 +129,9 @@ class CaseCandidate:
     """Stem strings."""
     blocked: set[str] = field(default_factory=set)
     """Fingerprints split off this case by an operator: never attach them again."""
+    place_keys: set[str] = field(default_factory=set)
+    """Place keys of the case's posts (see rule 5 of the module docstring)."""
+    hazard_type: str | None = None
 
     def add_text(self, fp: str, stem_text: str) -> None:
         self.fingerprints.add(fp)
@@ -179,6 +189,8 @@ class CandidateIndex:
         municipality_code: str | None,
         settlement_oktmo: str | None,
         published_at: datetime,
+        place_key: str | None = None,
+        hazard_type: str | None = None,
     ) -> Match | None:
         """The best case for a post, or None (open a new case)."""
         cfg = self.config
@@ -200,6 +212,20 @@ class CandidateIndex:
                 continue
             if settlement_oktmo and cand.settlement_oktmo and settlement_oktmo != cand.settlement_oktmo:
                 continue  # two known, different settlements: two places, two incidents
+            if place_key and cand.place_keys and place_key not in cand.place_keys:
+                continue  # two known, different streets or microdistricts
+            if hazard_type and cand.hazard_type and hazard_type != cand.hazard_type:
+                continue  # two different hazards are never one case
+            keyed = (
+                place_key is not None
+                and place_key in cand.place_keys
+                and cand.topic == topic
+                and (hazard_type or None) == (cand.hazard_type or None)
+                and self._within(cand, published_at, cfg.place_window)
+            )
+            if keyed:
+                eligible.append((cand, 0.0, False))
+                continue
             same_place = (
                 settlement_oktmo is not None
                 and cand.settlement_oktmo == settlement_oktmo
@@ -209,8 +235,11 @@ class CandidateIndex:
             near_ok = self._within(cand, published_at, cfg.near_window)
             if same_place or near_ok:
                 eligible.append((cand, cfg.place_threshold if same_place else cfg.near_threshold, near_ok))
-        if not eligible or not stem_text:
+        if not eligible:
             return None
+        if not stem_text:
+            keyed_only = [c for c, bar, _n in eligible if bar == 0.0]
+            return Match(keyed_only[0].key, "near_duplicate", "same_place", 0.0) if keyed_only else None
         # score every text of every eligible case in one call per scorer (C loops, not Python)
         short_query = stem_text.count(" ") + 1 < MIN_SET_TOKENS
         groups: dict[bool, tuple[list[str], list[int]]] = {False: ([], []), True: ([], [])}

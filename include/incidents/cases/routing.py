@@ -50,6 +50,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, exists, func, or_, select, true, update
@@ -85,6 +86,27 @@ from incidents.db.models import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=65_536)
+def place_key(text: str, municipality_code: str | None, settlement_oktmo: str | None) -> str | None:
+    """Place key of an analysed post for duplicate detection (see :mod:`incidents.cases.dedupe`, rule 5).
+
+    Only posts in the city of Kirov without a more specific settlement are read again (for the
+    curated street, microdistrict or landmark); a village's key is its OKTMO.
+    """
+    from incidents.analysis import morph
+    from incidents.analysis.classifier import default_analyzer
+    from incidents.analysis.normalize import clean, tokenize, truncate
+    from incidents.analysis.places import KIROV, KIROV_CITY_OKTMO
+
+    tokens: list = []
+    if (not settlement_oktmo or settlement_oktmo == KIROV_CITY_OKTMO) and (
+        municipality_code or ""
+    ).startswith(KIROV):
+        tokens = tokenize(clean(truncate(text or "")[0], morph.is_known))
+    return default_analyzer().places.place_key(tokens, municipality_code, settlement_oktmo)
+
 
 CHUNK_SIZE = 2000
 SUMMARY_CHARS = 300
@@ -340,16 +362,22 @@ class _RunCache:
     """case id -> [(fingerprint, stems)], at most MAX_TEXTS_PER_CASE."""
     blocked: dict[int, set[str]] = field(default_factory=dict)
     opened: dict[int, datetime] = field(default_factory=dict)
+    places: dict[int, set[str]] = field(default_factory=dict)
+    """case id -> place keys of its posts."""
 
-    def add(self, case_id: int, opened_at: datetime, fp: str, st: str) -> None:
+    def add(self, case_id: int, opened_at: datetime, fp: str, st: str, key: str | None = None) -> None:
         self.opened.setdefault(case_id, opened_at)
         texts = self.texts.setdefault(case_id, [])
         self.blocked.setdefault(case_id, set())
+        places = self.places.setdefault(case_id, set())
+        if key:
+            places.add(key)
         if len(texts) < MAX_TEXTS_PER_CASE and (fp, st) not in texts:
             texts.append((fp, st))
 
     def evict_before(self, limit: datetime) -> None:
         for case_id in [c for c, at in self.opened.items() if at < limit]:
+            self.places.pop(case_id, None)
             self.texts.pop(case_id, None)
             self.blocked.pop(case_id, None)
             self.opened.pop(case_id, None)
@@ -379,6 +407,7 @@ def _load_candidates(
         Case.settlement_oktmo,
         Case.opened_at,
         Case.fingerprint,
+        Case.hazard_type,
     )
     mun_cond = []
     if muns:
@@ -403,6 +432,7 @@ def _load_candidates(
             cache.texts[case_id] = []
             cache.blocked[case_id] = set()
             cache.opened[case_id] = as_utc(found[case_id].opened_at)
+            cache.places[case_id] = set()
         ranked = (
             select(
                 CasePost.case_id,
@@ -417,7 +447,9 @@ def _load_candidates(
             select(ranked.c.case_id, ranked.c.text).where(ranked.c.rn <= MAX_TEXTS_PER_CASE)
         ):
             norm = normalise_text(text)
-            cache.add(case_id, cache.opened[case_id], fingerprint_of_normalised(norm), stems(norm))
+            row = found[case_id]
+            key = place_key(text, row.municipality_code, row.settlement_oktmo)
+            cache.add(case_id, cache.opened[case_id], fingerprint_of_normalised(norm), stems(norm), key)
         for case_id, details in conn.execute(
             select(CaseEvent.case_id, CaseEvent.details).where(
                 CaseEvent.case_id.in_(part), CaseEvent.kind == "split"
@@ -436,6 +468,8 @@ def _load_candidates(
                 settlement_oktmo=row.settlement_oktmo,
                 opened_at=as_utc(row.opened_at),
                 fingerprints={row.fingerprint} if row.fingerprint else set(),
+                place_keys=set(cache.places.get(row.id, ())),
+                hazard_type=row.hazard_type,
             )
         )
         for fp, st in cache.texts.get(row.id, ()):
@@ -494,7 +528,7 @@ def _route_chunk_tx(
     actor: str,
     summary: RoutingSummary,
     cache: _RunCache,
-    pending: list[tuple[int, datetime, str, str]],
+    pending: list[tuple[int, datetime, str, str, str | None]],
 ) -> None:
     """Route one chunk in one transaction; ``pending`` collects cache updates for after the commit."""
     with engine.connect() as conn, conn.begin():
@@ -524,9 +558,12 @@ def _route_chunk_tx(
             return
 
         text_cache: dict[int, tuple[str, str]] = {}
+        keys: dict[int, str | None] = {}
         for p in valid:
             norm = normalise_text(p.text)
             text_cache[p.id] = (fingerprint_of_normalised(norm), stems(norm))
+            f = fields_by_post[p.id]
+            keys[p.id] = place_key(p.text, f["municipality_code"], f["settlement_oktmo"])
         fps = {p.id: text_cache[p.id][0] for p in valid}
         index = CandidateIndex(config)
         _load_candidates(conn, index, valid, fps, cache)
@@ -553,6 +590,8 @@ def _route_chunk_tx(
                     municipality_code=f["municipality_code"],
                     settlement_oktmo=f["settlement_oktmo"],
                     published_at=f["opened_at"],
+                    place_key=keys[post.id],
+                    hazard_type=f["hazard_type"],
                 )
             if match is None:
                 key = f"new:{post.id}"
@@ -565,6 +604,7 @@ def _route_chunk_tx(
                         municipality_code=f["municipality_code"],
                         settlement_oktmo=f["settlement_oktmo"],
                         opened_at=f["opened_at"],
+                        hazard_type=f["hazard_type"],
                     )
                 )
                 index.add_text(key, fp, st)
@@ -572,12 +612,16 @@ def _route_chunk_tx(
             else:
                 if match.key in index.cases:
                     index.add_text(match.key, fp, st)
+                    if f["hazard_type"] and not index.cases[match.key].hazard_type:
+                        index.cases[match.key].hazard_type = f["hazard_type"]
                 links.append((match.key, post, match))
                 if f["special_control"]:
                     if isinstance(match.key, str):
                         _raise_to_hazard(new_cases[match.key].fields, f)
                     else:
                         hazard_joins.setdefault(match.key, (post, f))
+            if keys[post.id] and links[-1][0] in index.cases:
+                index.cases[links[-1][0]].place_keys.add(keys[post.id])  # type: ignore[index]
             parents[(post.network, post.external_id)] = links[-1][0]  # type: ignore[assignment]
 
         # ---- write: cases, links, events, notifications
@@ -611,7 +655,12 @@ def _route_chunk_tx(
             assert case_id is not None
             case_opened = new_cases[key].fields["opened_at"] if isinstance(key, str) else None
             pending.append(
-                (case_id, case_opened or fields_by_post[post.id]["opened_at"], *text_cache[post.id])
+                (
+                    case_id,
+                    case_opened or fields_by_post[post.id]["opened_at"],
+                    *text_cache[post.id],
+                    keys[post.id],
+                )
             )
             if match is None:
                 link_rows.append(
@@ -757,15 +806,15 @@ def _route_chunk(
 ) -> None:
     """Route one chunk; counts and cached texts are taken over only once its transaction committed."""
     summary = RoutingSummary()
-    pending: list[tuple[int, datetime, str, str]] = []
+    pending: list[tuple[int, datetime, str, str, str | None]] = []
     _route_chunk_tx(engine, ids, ref, config, now, actor, summary, cache, pending)
     for name in ("opened", "joined", "quarantined", "skipped", "notifications"):
         setattr(total, name, getattr(total, name) + getattr(summary, name))
     for method, n in summary.by_method.items():
         total.by_method[method] = total.by_method.get(method, 0) + n
-    for case_id, opened_at, fp, st in pending:
+    for case_id, opened_at, fp, st, key in pending:
         if case_id in cache.texts or opened_at is not None:
-            cache.add(case_id, cache.opened.get(case_id, opened_at), fp, st)
+            cache.add(case_id, cache.opened.get(case_id, opened_at), fp, st, key)
 
 
 def _enqueue_opened(conn: Connection, case_ids: list[int], ref: RoutingReference, now: datetime) -> int:
