@@ -14,6 +14,7 @@ Measured on the development set's held-out split by :mod:`incidents.analysis.eva
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
@@ -30,13 +31,20 @@ from incidents.analysis.places import Gazetteer, PlaceResolver, PlaceResult
 
 log = logging.getLogger(__name__)
 
-CLASSIFIER_VERSION = "rules-2026.11.1"
+CLASSIFIER_VERSION = "rules-2026.11.2"
 """Bump whenever rules, lexicons or the gazetteer matcher change."""
 
 RULES_PATH = Path(__file__).resolve().parent / "rules" / "rules.yaml"
 RUBRICATOR_PATH = Path(__file__).resolve().parent.parent / "reference" / "rubricator.yaml"
 _NEGATORS = frozenset({"не", "нет", "нету", "без", "ни"})
 _FALLBACK_TOPIC = "other_other"
+_TIME_RANGE = re.compile(r"\bс\s*\d{1,2}(?:[:.]\d{2})?\s*(?:до|по|-|–)\s*\d{1,2}", re.IGNORECASE)
+"""A time or date range («с 9:00 до 17:00», «с 10 по 24 число»): the mark of an announced outage."""
+_PREDICATE_WORDS = frozenset({"нет", "нету", "невозможно", "нельзя", "негде"})
+_REQUEST_WORDS = frozenset({"просим", "прошу", "просьба", "пожалуйста"})
+_QUESTION_OPENERS = frozenset(
+    {"где", "когда", "как", "куда", "кто", "во", "будет", "подскажите", "подскажи", "какой", "какая", "какие"}
+)
 
 
 @dataclass(slots=True)
@@ -175,6 +183,8 @@ class Analyzer:
                     f"rubricator category {meta['category']!r} is not one of incidents.CATEGORIES"
                 )
         self.threshold = float(rules["incident"]["threshold"])
+        self.min_problem = float(rules["incident"].get("min_problem", 0.0))
+        self.topic_alone = float(rules["incident"].get("topic_alone", 0.0))
         self.problem = _SpecSet(rules["incident"]["problem"])
         self.nonincident = _SpecSet(rules["incident"]["nonincident"])
         self.topic_rules = {topic: _SpecSet(table) for topic, table in rules["topics"].items()}
@@ -208,17 +218,57 @@ class Analyzer:
 
     # ------------------------------------------------------------------ features
     @staticmethod
-    def features(tokens: list[Token]) -> set[str]:
-        """Every lemma of every word, plus ``не+LEMMA`` after a negation."""
+    def features(tokens: list[Token], text: str = "") -> set[str]:
+        """Every lemma of every word, ``не+LEMMA`` after a negation, and discourse marks.
+
+        Marks (they start with ``~`` and never collide with a lemma): ``~negverb`` a negated
+        verb or participle («не вывозят», «так и не заасфальтировали»); ``~negrequest`` a
+        negated verb after a request («просим не оставлять»); ``~q`` a question mark;
+        ``~excl`` an exclamation mark; ``~qfirst`` the text opens with a question word;
+        ``~timerange`` a time or date range («с 9:00 до 17:00»); ``~clause`` some word can be
+        a predicate (a finite verb, a short form, «нет»): the text says something rather than
+        being a heading («Расписание автобусов на праздничные дни»).
+        """
+        return Analyzer._features(tokens, text)[0]
+
+    @staticmethod
+    def _features(tokens: list[Token], text: str) -> tuple[set[str], set[str]]:
+        """:meth:`features` and the lemmas that occur only right after a negation."""
         feats: set[str] = set()
+        negated: set[str] = set()
+        plain: set[str] = set()
         prev_neg = False
+        prev_request = False
+        predicate = False
         for tok in tokens:
             lem = morph.lemmas(tok.low)
+            if "-" in tok.low:
+                # «врача-педиатра» is also «врач» and «педиатр»
+                lem = lem.union(*(morph.lemmas(part) for part in tok.low.split("-") if len(part) > 2))
             feats.update(lem)
+            flags = morph.pos_flags(tok.low)
+            predicate = predicate or bool(flags & morph.PREDICATE)
             if prev_neg:
+                negated.update(lem)
                 feats.update("не+" + x for x in lem)
+                if tok.low not in _NEGATORS and flags & morph.VERBAL:
+                    # «просим не оставлять машины» asks the reader; «не вывозят» complains
+                    feats.add("~negrequest" if prev_request else "~negverb")
+            else:
+                plain.update(lem)
+            prev_request = tok.low in _REQUEST_WORDS
             prev_neg = tok.low in _NEGATORS
-        return feats
+        if predicate or feats & _PREDICATE_WORDS:
+            feats.add("~clause")
+        if "?" in text:
+            feats.add("~q")
+        if "!" in text:
+            feats.add("~excl")
+        if tokens and tokens[0].low in _QUESTION_OPENERS:
+            feats.add("~qfirst")
+        if _TIME_RANGE.search(text):
+            feats.add("~timerange")
+        return feats, negated - plain
 
     # ------------------------------------------------------------------ analysis
     def analyse(self, text: str, *, source_municipality: str | None = None) -> AnalysisResult:
@@ -227,10 +277,11 @@ class Analyzer:
             raise TypeError(f"text must be a string, not {type(text).__name__}")
         text, truncated = truncate(text, self.max_chars)
         tokens = tokenize(clean(text, morph.is_known))
-        feats = self.features(tokens)
+        feats, negated_only = self._features(tokens, text)
 
         problem_hits = self.problem.match(feats)
-        non_hits = self.nonincident.match(feats)
+        # a negated word is no sign of news: «не отремонтировали» is not «отремонтировали»
+        non_hits = self.nonincident.match(feats - negated_only if negated_only else feats)
         problem = sum(w for w, _ in problem_hits)
         non = sum(w for w, _ in non_hits)
 
@@ -244,9 +295,16 @@ class Analyzer:
         if topic_scores:
             best_topic, best_score = max(topic_scores.items(), key=lambda kv: (kv[1], kv[0]))
         incident_score = problem + min(best_score, 4.0) * 0.7 - non
-        is_incident = incident_score >= self.threshold and (best_score > 0 or problem >= 3)
+        is_incident = (
+            incident_score >= self.threshold
+            and (best_score > 0 or problem >= 3)
+            and (
+                problem >= self.min_problem
+                or (best_score >= self.topic_alone and non <= 0 and "~clause" in feats)
+            )
+        )
 
-        hazard, hazard_words = self._hazard(feats, non)
+        hazard, hazard_words = self._hazard(feats, non - problem)
         if hazard is not None:
             is_incident = True
 
@@ -316,6 +374,8 @@ class Analyzer:
         return [self.analyse(t, source_municipality=next(sources, None) if sources else None) for t in texts]
 
     def _hazard(self, feats: set[str], non: float) -> tuple[_Hazard | None, list[str]]:
+        """The strongest hazard whose trigger and danger context occur; ``non`` is the net
+        weight of non-complaint cues (an advert or an announcement vetoes a hazard)."""
         if non >= 3.0:
             return None, []
         best: tuple[float, _Hazard, list[str]] | None = None

@@ -46,6 +46,37 @@ def lemmas(word: str) -> frozenset[str]:
     return frozenset(out)
 
 
+_VERB_POS = frozenset({"VERB", "INFN", "PRTS", "PRTF", "GRND"})
+_PREDICATE_POS = frozenset({"VERB", "PRTS", "ADJS", "PRED"})
+VERBAL = 1
+"""Flag of :func:`pos_flags`: a likely parse is a verb, infinitive, participle or gerund."""
+PREDICATE = 2
+"""Flag of :func:`pos_flags`: a likely parse can be a clause's predicate (finite verb, short form)."""
+
+
+@lru_cache(maxsize=400_000)
+def pos_flags(word: str) -> int:
+    """:data:`VERBAL` | :data:`PREDICATE` flags over the likely parses (score ≥ 0.1) of a word form.
+
+    Tells a negated action («не вывозят», «не было») from a negated noun, and a clause
+    («свалка растёт») from a heading («Расписание автобусов на праздничные дни»).
+    """
+    flags = 0
+    for p in analyzer().parse(word.lower().replace("ё", "е")):
+        if p.score < 0.1:
+            continue
+        if p.tag.POS in _VERB_POS:
+            flags |= VERBAL
+        if p.tag.POS in _PREDICATE_POS:
+            flags |= PREDICATE
+    return flags
+
+
+def is_verbal(word: str) -> bool:
+    """Whether a likely parse of the word form is a verb, participle or gerund."""
+    return bool(pos_flags(word) & VERBAL)
+
+
 @lru_cache(maxsize=400_000)
 def is_known(word: str) -> bool:
     """Whether the word form is in the dictionary (not guessed by suffix)."""
