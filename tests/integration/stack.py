@@ -83,6 +83,6 @@ class Stack:
         for path in sorted((self.home / "airflow" / "logs").rglob("*.log")):
             if f"dag_id={dag_id}" in str(path):
                 text = path.read_text(errors="replace")
-                if "ERROR" in text or "Traceback" in text:
+                if '"level":"error"' in text or "ERROR" in text or "Traceback" in text:
                     out.append(f"--- {path}\n{text[-4000:]}")
         return "\n".join(out)

@@ -125,8 +125,9 @@ def test_escalation_run_emails_every_hazard(stack: Stack, collected) -> None:
 
 
 def test_twelve_month_backfill_writes_twelve_reports_and_reruns_replace(stack: Stack, collected) -> None:
-    start, _ = collected
-    last = date(start.year, start.month, 1)
+    # the 12 months up to the latest complete one (unpausing runs that one on schedule)
+    today = datetime.now(UTC).date()
+    last = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
     months = []
     month = last
     for _ in range(12):
@@ -135,7 +136,8 @@ def test_twelve_month_backfill_writes_twelve_reports_and_reruns_replace(stack: S
     first = months[-1]
     stack.airflow.unpause("monthly_stats")
     stack.airflow.backfill("monthly_stats", f"{first}T00:00:00+03:00", f"{last}T00:00:00+03:00")
-    runs = stack.airflow.wait_runs("monthly_stats", count=12, run_type="backfill", timeout=900)
+    # the latest complete month may already have its scheduled run (unpausing runs it): count all runs
+    runs = stack.airflow.wait_runs("monthly_stats", count=12, timeout=900)
     assert all(r["state"] == "success" for r in runs), stack.failed_task_logs("monthly_stats")
     reports_root = Path(stack.home / "reports")
     for m in months:
@@ -144,16 +146,15 @@ def test_twelve_month_backfill_writes_twelve_reports_and_reruns_replace(stack: S
         stored = sorted(r[0] for r in conn.execute(select(MonthlyReport.month)))
         figures = conn.execute(select(func.count()).select_from(MonthlyStat)).scalar_one()
     assert [_as_date(d) for d in stored] == sorted(months)
-    html = reports_root / f"{last:%Y-%m}" / "report.html"
+    middle = months[5]
+    html = reports_root / f"{middle:%Y-%m}" / "report.html"
     first_mtime = html.stat().st_mtime_ns
 
     rerun_started = datetime.now(UTC)
     stack.airflow.backfill(
-        "monthly_stats", f"{last}T00:00:00+03:00", f"{last}T00:00:00+03:00", reprocess="completed"
+        "monthly_stats", f"{middle}T00:00:00+03:00", f"{middle}T00:00:00+03:00", reprocess="completed"
     )
-    rerun = stack.airflow.wait_runs(
-        "monthly_stats", count=1, run_type="backfill", finished_after=rerun_started, timeout=300
-    )
+    rerun = stack.airflow.wait_runs("monthly_stats", count=1, finished_after=rerun_started, timeout=300)
     assert len(rerun) == 1 and rerun[0]["state"] == "success", stack.failed_task_logs("monthly_stats")
     with stack.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(MonthlyReport)).scalar_one() == 12

@@ -42,10 +42,11 @@ def failure_notifier() -> SmtpNotifier:
     return SmtpNotifier(
         to=[t.strip() for t in to.split(",") if t.strip()],
         from_email=os.environ.get("INCIDENTS_MAIL_FROM", "incidents@kirov-region.example.org"),
-        subject="[incidents] {{ ti.dag_id }}.{{ ti.task_id }} failed ({{ run_id }})",
+        subject="[incidents] {{ ti.dag_id }}.{{ ti.task_id }} failed ({{ ti.run_id }})",
         html_content=(
             "<p>Task <b>{{ ti.task_id }}</b> of <b>{{ ti.dag_id }}</b> failed, try {{ ti.try_number }}.</p>"
-            "<p>Data interval: {{ data_interval_start }} – {{ data_interval_end }}</p>"
+            "<p>Run: {{ ti.run_id }}; data interval: {{ dag_run.data_interval_start }} – "
+            "{{ dag_run.data_interval_end }}</p>"
             "<p>Exception: {{ exception }}</p>"
         ),
         smtp_conn_id="smtp_default",

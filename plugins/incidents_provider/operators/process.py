@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
@@ -77,7 +78,8 @@ class EscalateCasesOperator(_CaseDbOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from incidents.stages import escalate
 
-        return escalate(self.engine(), now=context["data_interval_end"] or context["logical_date"])
+        # deadlines run in real time: escalate against the clock, not the run's logical date
+        return escalate(self.engine(), now=datetime.now(UTC))
 
 
 class DeliverNotificationsOperator(_CaseDbOperator):
