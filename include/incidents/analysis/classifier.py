@@ -123,9 +123,11 @@ class _SpecSet:
 
     def match(self, features: frozenset[str] | set[str]) -> list[tuple[float, str]]:
         hits: list[tuple[float, str]] = []
-        for feat in features:
-            for spec, weight, label in self.by_first.get(feat, ()):
-                if all(k in features for k in spec[1:]):
+        by_first = self.by_first
+        # the intersection runs in C; most features start no rule
+        for feat in features & by_first.keys():
+            for spec, weight, label in by_first[feat]:
+                if len(spec) == 1 or all(k in features for k in spec[1:]):
                     hits.append((weight, label))
         return hits
 
@@ -239,6 +241,7 @@ class Analyzer:
         plain: set[str] = set()
         prev_neg = False
         prev_request = False
+        prev_low = ""
         predicate = False
         for tok in tokens:
             lem = morph.lemmas(tok.low)
@@ -247,7 +250,10 @@ class Analyzer:
                 lem = lem.union(*(morph.lemmas(part) for part in tok.low.split("-") if len(part) > 2))
             feats.update(lem)
             flags = morph.pos_flags(tok.low)
-            predicate = predicate or bool(flags & morph.PREDICATE)
+            # a capitalised word inside a sentence is a name («в Оричах»), not a predicate
+            predicate = predicate or bool(
+                flags & morph.PREDICATE and (tok.sent_start or not tok.is_capitalized)
+            )
             if prev_neg:
                 negated.update(lem)
                 feats.update("не+" + x for x in lem)
@@ -256,8 +262,10 @@ class Analyzer:
                     feats.add("~negrequest" if prev_request else "~negverb")
             else:
                 plain.update(lem)
-            prev_request = tok.low in _REQUEST_WORDS
+            # a request word right before the negation («просим не …»)
+            prev_request = tok.low in _NEGATORS and prev_low in _REQUEST_WORDS
             prev_neg = tok.low in _NEGATORS
+            prev_low = tok.low
         if predicate or feats & _PREDICATE_WORDS:
             feats.add("~clause")
         if "?" in text:

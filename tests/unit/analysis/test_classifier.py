@@ -116,3 +116,36 @@ def test_heldout_metrics_meet_targets(analyzer: Analyzer) -> None:
 
 def test_throughput_is_measured(analyzer: Analyzer) -> None:
     assert throughput(200, analyzer) > 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Расписание автобусов в Оричах на праздничные дни",
+        "В Кумёнах проводится ремонт кровли, просим не оставлять машины у дома",
+        "Где сейчас принимают документы на детские пособия?",
+        "В Оричах отремонтировали школу: новая кровля, окна и спортзал",
+    ],
+)
+def test_headings_announcements_news_and_questions_are_not_incidents(analyzer: Analyzer, text: str) -> None:
+    assert not analyzer.analyse(text).is_incident
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("В Оричах школу так и не отремонтировали, крыша течёт", "education"),
+        ("У нас тоже обесточена вся улица, в Котельниче", "power"),
+        ("Вот-вот. В поликлинике нет врача-педиатра", "healthcare"),
+    ],
+)
+def test_complaints_without_topic_keywords_of_old(analyzer: Analyzer, text: str, category: str) -> None:
+    res = analyzer.analyse(text)
+    assert res.is_incident and res.category == category
+
+
+def test_negated_verb_and_request_marks(analyzer: Analyzer) -> None:
+    from incidents.analysis.normalize import clean, tokenize
+
+    feats = analyzer.features(tokenize(clean("Мусор не вывозят, просим не оставлять машины")), "")
+    assert {"~negverb", "~negrequest"} <= feats
