@@ -872,11 +872,12 @@ def table(results: dict[str, float]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="about 10x smaller sizes (a smoke run)")
+    parser.add_argument("--scale", type=int, default=None, help="divide every size by N (overrides --quick)")
     parser.add_argument("--out", type=Path, default=Path(".bench"), help="output folder (default .bench)")
 
 
 def run(args: argparse.Namespace) -> int:
-    sizes = QUICK if args.quick else FULL
+    sizes = FULL.scaled(args.scale) if args.scale else (QUICK if args.quick else FULL)
     results = run_bench(sizes, args.out)
     sys.stdout.write(table(results) + "\n")
     sys.stdout.write(f"\nwrote {args.out / 'results.json'} and {args.out / 'results.png'}\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from incidents.bench import QUICK, REQUIRED_KEYS, Sizes, rate_for, table
+from incidents.bench import FULL, QUICK, REQUIRED_KEYS, Sizes, rate_for, table
 
 
 def test_quick_sizes_are_about_ten_times_smaller() -> None:
@@ -31,7 +31,7 @@ def test_rate_calibration_and_table() -> None:
 def test_quick_bench_writes_every_measure(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     proc = subprocess.run(
-        [sys.executable, "-m", "incidents", "bench", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "incidents", "bench", "--scale", "100", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -48,6 +48,6 @@ def test_quick_bench_writes_every_measure(tmp_path: Path) -> None:
     }
     assert bad == {}
     assert all(isinstance(v, int | float) and math.isfinite(v) for v in results.values())
-    assert results["e2e_posts"] == QUICK.e2e_posts
+    assert results["e2e_posts"] == FULL.scaled(100).e2e_posts
     assert (out / "results.png").stat().st_size > 1000
     assert "classify_posts_per_s" in proc.stdout
