@@ -31,6 +31,10 @@ from incidents.config import REFERENCE_DIR, REPO_ROOT, local_home
 log = logging.getLogger(__name__)
 
 VENV_BIN = Path(sys.executable).parent
+
+SQLITE_CONNECT_ARGS = {"timeout": 60}
+"""Airflow's SQLite metadata: wait up to a minute for a write lock (the scheduler, the dag-processor,
+the api-server and CLI commands all write) instead of failing after pysqlite's 5 s default."""
 ADMIN_USER = "admin"
 
 
@@ -109,6 +113,8 @@ class LocalAirflow:
                 "AIRFLOW__METRICS__STATSD_ON": "False",
             }
         )
+        if self.metadata_url.startswith("sqlite"):
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "incidents.local_airflow.SQLITE_CONNECT_ARGS"
         if self.executor == "CeleryExecutor":
             env["AIRFLOW__CELERY__BROKER_URL"] = self.broker_url
             env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + re.sub(
