@@ -24,7 +24,9 @@ START = datetime(2026, 10, 19, tzinfo=UTC)
 END = START + timedelta(days=3)
 NOW = END + timedelta(days=3)
 RATE = 8.0
-MERGE_FLOOR = 0.6  # measured 6 of 9 (2026-10-19..22): posts naming no place, or an ambiguous village, are not merged
+MERGE_FLOOR = (
+    0.6  # measured 6 of 9 (2026-10-19..22): posts naming no place, or an ambiguous village, are not merged
+)
 
 
 @pytest.fixture

@@ -27,7 +27,9 @@ END = START + timedelta(days=3)
 NOW = END + timedelta(days=3)
 RATE = 8.0
 
-MERGE_FLOOR = 0.6  # measured 6 of 9 (2026-10-19..22): posts naming no place, or an ambiguous village, are not merged
+MERGE_FLOOR = (
+    0.6  # measured 6 of 9 (2026-10-19..22): posts naming no place, or an ambiguous village, are not merged
+)
 """Share of incidents with ≥2 routed posts whose posts all end in one case (measured 5 of 6)."""
 FALSE_MERGE_CEILING = 0.03  # measured 2 of 93 cases (2026-10-19..22)
 """Share of cases holding posts of more than one incident (measured 2 of 157: a comment joining
