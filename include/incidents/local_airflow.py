@@ -62,6 +62,8 @@ class LocalAirflow:
     extra_env: dict[str, str] = field(default_factory=dict)
     broker_url: str = "redis://127.0.0.1:6379/0"
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    max_restarts: int = 3
+    _restarts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
@@ -207,10 +209,22 @@ class LocalAirflow:
         raise TimeoutError(f"DAGs were not parsed within {timeout}s (found {sorted(self.dag_ids())})")
 
     def _check_alive(self) -> None:
-        for name, proc in self.processes.items():
-            if proc.poll() is not None:
-                tail = (self.home / "process-logs" / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"airflow {name} exited with {proc.returncode}:\n{tail}")
+        """Restart a crashed scheduler or dag-processor (as a service manager would), at most
+        ``max_restarts`` times each; any other dead component is an error."""
+        for name, proc in list(self.processes.items()):
+            if proc.poll() is None:
+                continue
+            tail = (self.home / "process-logs" / f"{name}.log").read_text(errors="replace")[-3000:]
+            restarts = self._restarts.get(name, 0)
+            if name in ("scheduler", "dag-processor", "triggerer") and restarts < self.max_restarts:
+                self._restarts[name] = restarts + 1
+                log.warning(
+                    "airflow %s exited with %s; restarting it:\n%s", name, proc.returncode, tail[-1500:]
+                )
+                del self.processes[name]
+                self.start([name])
+                continue
+            raise RuntimeError(f"airflow {name} exited with {proc.returncode}:\n{tail}")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to one component's whole process group (its task processes included)."""
@@ -304,6 +318,7 @@ class LocalAirflow:
         reprocess: str = "none",
         max_active_runs: int = 4,
         wait: float = 180,
+        missing_ok: bool = False,
     ) -> None:
         """Create a backfill; the running scheduler executes it.
 
@@ -328,6 +343,9 @@ class LocalAirflow:
         while True:
             proc = self.cli(*args, check=False)
             if proc.returncode == 0:
+                return
+            if missing_ok and "No runs to create" in proc.stderr:
+                log.info("%s: every run of [%s, %s] exists already", dag_id, start, end)
                 return
             if "AlreadyRunningBackfill" not in proc.stderr or time.monotonic() > deadline:
                 raise RuntimeError(
