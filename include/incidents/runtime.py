@@ -54,6 +54,7 @@ class SmtpSink:
             from incidents.local_airflow import free_port
 
             self.port = free_port()
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP verb at INFO
         self._controller = Controller(self, hostname=self.host, port=self.port)
         self._controller.start()
         log.info("SMTP server on %s:%s storing mail in %s", self.host, self.port, self.maildir)
