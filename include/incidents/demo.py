@@ -170,11 +170,11 @@ def summary(engine, services, airflow, home: Path, month: date) -> str:
             select(func.count(func.distinct(CaseEvent.case_id))).where(CaseEvent.kind == "escalated")
         ).scalar_one()
         lines.append(f"Hazards under special control: {special}; cases escalated: {escalated}")
-        report = conn.execute(select(MonthlyReport).where(MonthlyReport.month == month)).first()
+        report = conn.execute(select(MonthlyReport.html_uri).where(MonthlyReport.month == month)).first()
     mails = services.smtp.messages()
     lines.append(f"E-mails received by the local SMTP server: {len(mails)} (in {services.smtp.maildir})")
     if report:
-        lines.append(f"Monthly report {month:%Y-%m}: {report[0].html_uri}")
+        lines.append(f"Monthly report {month:%Y-%m}: {report[0]}")
     lines.append(f"Airflow UI while it ran: {airflow.url} (login admin / admin); AIRFLOW_HOME {airflow.home}")
     lines.append(f"Case database: {home / 'cases.sqlite'}")
     return "\n".join(lines)
