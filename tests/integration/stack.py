@@ -28,9 +28,15 @@ class Stack:
     rate_per_source_per_day: float | None = None
     broker_url: str = "redis://127.0.0.1:6379/0"
     client_extra: dict = field(
-        default_factory=lambda: {"backoff_base": 0.1, "backoff_cap": 2.0, "read_timeout": 0.5}
+        default_factory=lambda: {
+            "backoff_base": 0.2,
+            "backoff_cap": 3.0,
+            "max_retries": 12,
+            "read_timeout": 0.5,
+        }
     )
-    """Quick retries for the sandbox's injected faults (production waits longer)."""
+    """Quick but patient retries for the sandbox's injected faults and per-second rate limits
+    (production waits longer between tries)."""
 
     def start(self) -> Stack:
         self.services = LocalServices(
