@@ -26,4 +26,20 @@ CATEGORIES: tuple[str, ...] = (
 )
 """Top level of the rubricator: the fixed category slugs."""
 
+HAZARD_TYPES: tuple[str, ...] = (
+    "open_manhole",
+    "pit",
+    "railing_at_height",
+    "bare_wires",
+    "electrical_cabinet",
+    "icicles_snow",
+    "collapsing_structure",
+    "fallen_tree",
+    "gas_smell",
+    "fire_risk",
+    "thin_ice",
+    "stray_dogs",
+)
+"""Hazard types: danger to life or health now (each covered by at least one rubricator topic)."""
+
 REGION_TZ = "Europe/Kirov"

@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from incidents.db.models import Batch, Post, Quarantine
+from incidents.db.models import LABEL_COLUMNS, Batch, Post, Quarantine
 from incidents.validation.gate import (
     QuarantinedRecord,
     ValidationFailed,
@@ -47,20 +47,6 @@ from incidents.validation.gate import (
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 2000
-LABEL_COLUMNS = (
-    "is_incident",
-    "category",
-    "topic",
-    "hazard",
-    "hazard_type",
-    "municipality_code",
-    "settlement_oktmo",
-    "confidence",
-    "explanation",
-    "classifier_version",
-    "analysed_at",
-    "analysed_hash",
-)
 Fallback = Callable[[Any, str | None], Any]
 
 __all__ = ["ProcessResult", "ValidationFailed", "process_batch", "process_records", "quarantine_records"]

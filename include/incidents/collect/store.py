@@ -22,23 +22,10 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from incidents.db.models import Batch, Post, Quarantine
+from incidents.db.models import LABEL_COLUMNS, Batch, Post, Quarantine
 from incidents.schema import NormalizedPost
 
 CHUNK_SIZE = 1000
-LABEL_COLUMNS = (
-    "is_incident",
-    "category",
-    "topic",
-    "hazard",
-    "hazard_type",
-    "municipality_code",
-    "settlement_oktmo",
-    "confidence",
-    "explanation",
-    "classifier_version",
-    "analysed_at",
-)
 DATA_COLUMNS = (
     "kind",
     "parent_external_id",

@@ -414,3 +414,20 @@ class MonthlyReport(Base):
     csv_uri: Mapped[str | None] = mapped_column(Text)
     xlsx_uri: Mapped[str | None] = mapped_column(Text)
     open311_uri: Mapped[str | None] = mapped_column(Text)
+
+
+LABEL_COLUMNS: tuple[str, ...] = (
+    "is_incident",
+    "category",
+    "topic",
+    "hazard",
+    "hazard_type",
+    "municipality_code",
+    "settlement_oktmo",
+    "confidence",
+    "explanation",
+    "classifier_version",
+    "analysed_at",
+    "analysed_hash",
+)
+"""The columns of ``posts`` written by the text analysis (cleared when a post's text changes)."""

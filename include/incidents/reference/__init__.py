@@ -21,7 +21,10 @@ from pathlib import Path
 
 import yaml
 
-from incidents import CATEGORIES
+from incidents import (
+    CATEGORIES,
+    HAZARD_TYPES,
+)
 from incidents.config import REFERENCE_DIR
 
 log = logging.getLogger(__name__)
@@ -30,21 +33,6 @@ WILDCARD = "*"
 EACH_MUNICIPALITY = "@each"
 OWN_ADMINISTRATION = "@administration"
 
-HAZARD_TYPES: tuple[str, ...] = (
-    "open_manhole",
-    "pit",
-    "railing_at_height",
-    "bare_wires",
-    "electrical_cabinet",
-    "icicles_snow",
-    "collapsing_structure",
-    "fallen_tree",
-    "gas_smell",
-    "fire_risk",
-    "thin_ice",
-    "stray_dogs",
-)
-"""The hazard types the rubricator must cover (each by at least one hazard topic)."""
 
 MUNICIPALITY_KINDS = ("municipal_district", "urban_okrug", "city_district_of_kirov")
 EXECUTOR_KINDS = ("ministry", "municipal_administration", "duty_officer", "government")

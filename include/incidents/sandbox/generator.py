@@ -34,7 +34,10 @@ from typing import Any
 
 import yaml
 
-from incidents import NETWORKS
+from incidents import (
+    HAZARD_TYPES,
+    NETWORKS,
+)
 from incidents.config import REFERENCE_DIR
 from incidents.sources import Source, load_sources
 
@@ -52,20 +55,6 @@ MAX_POSTS_PER_HOUR = 200
 TWITTER_EPOCH_MS = 1288834974657
 KIROV_LAT, KIROV_LON = 58.6035, 49.6668
 
-HAZARD_TYPES: tuple[str, ...] = (
-    "open_manhole",
-    "pit",
-    "railing_at_height",
-    "bare_wires",
-    "electrical_cabinet",
-    "icicles_snow",
-    "collapsing_structure",
-    "fallen_tree",
-    "gas_smell",
-    "fire_risk",
-    "thin_ice",
-    "stray_dogs",
-)
 
 # Local-time (UTC+3) activity profile; multiplies the mean hourly rate.
 _DIURNAL = (
