@@ -324,6 +324,11 @@ class LocalAirflow:
 
         Airflow allows one running backfill per DAG, and marks a backfill complete a moment after
         its last run finished: a new backfill of the same DAG waits for that (up to ``wait`` s).
+
+        On SQLite metadata the scheduler is stopped while the backfill is created (once no task
+        is running) and started again: a ``backfill create`` that loses a write lock to the
+        scheduler makes Airflow delete the runs it had already created, under the scheduler's
+        feet. PostgreSQL has no such race.
         """
         args = (
             "backfill",
@@ -340,18 +345,50 @@ class LocalAirflow:
             str(max_active_runs),
         )
         deadline = time.monotonic() + wait
-        while True:
+        # the scheduler marks the previous backfill complete: it has to be alive for that
+        while self._incomplete_backfills(dag_id):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id}: the previous backfill did not complete within {wait}s")
+            self._check_alive()
+            time.sleep(2)
+        stopped = (
+            self._stop_scheduler_when_idle(deadline) if self.metadata_url.startswith("sqlite") else False
+        )
+        try:
             proc = self.cli(*args, check=False)
-            if proc.returncode == 0:
-                return
-            if missing_ok and "No runs to create" in proc.stderr:
-                log.info("%s: every run of [%s, %s] exists already", dag_id, start, end)
-                return
-            if "AlreadyRunningBackfill" not in proc.stderr or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"airflow backfill create failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
-                )
-            time.sleep(3)
+        finally:
+            if stopped:
+                self.start(["scheduler"])
+        if proc.returncode == 0:
+            return
+        if missing_ok and "No runs to create" in proc.stderr:
+            log.info("%s: every run of [%s, %s] exists already", dag_id, start, end)
+            return
+        raise RuntimeError(f"airflow backfill create failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+
+    def _incomplete_backfills(self, dag_id: str) -> int:
+        query = text("SELECT count(*) FROM backfill WHERE dag_id = :d AND completed_at IS NULL")
+        with self._metadata().connect() as conn:
+            return int(conn.execute(query, {"d": dag_id}).scalar_one())
+
+    def _stop_scheduler_when_idle(self, deadline: float) -> bool:
+        """Stop a running scheduler once no task runs (its executor's tasks die with it); True if stopped."""
+        proc = self.processes.get("scheduler")
+        if proc is None or proc.poll() is not None:
+            return False
+        busy = text("SELECT count(*) FROM task_instance WHERE state IN ('running', 'queued', 'restarting')")
+        while True:
+            with self._metadata().connect() as conn:
+                if not conn.execute(busy).scalar_one():
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError("tasks kept running: the scheduler could not be stopped for a backfill")
+            self._check_alive()
+            time.sleep(1)
+        self.processes.pop("scheduler")
+        _stop_group(proc, "scheduler", grace=20)
+        self._write_pids()
+        return True
 
     def wait_runs(
         self,
@@ -386,6 +423,23 @@ class LocalAirflow:
                 return done
             time.sleep(2)
         raise TimeoutError(f"{dag_id}: {count} runs did not finish within {timeout}s: {self.runs(dag_id)}")
+
+
+def _stop_group(proc: subprocess.Popen, name: str, grace: float) -> None:
+    """SIGTERM to the process group, SIGKILL to whatever is left after ``grace`` seconds."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        log.warning("airflow %s (pid %s) outlived SIGTERM for %ss; killing it", name, proc.pid, grace)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the group may outlive its leader
+    except ProcessLookupError:
+        pass
+    proc.wait(10)
 
 
 def _utc(value) -> datetime | None:

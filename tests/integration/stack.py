@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, text
 
 from incidents.db import migrate
 from incidents.db.engine import make_engine
 from incidents.local_airflow import LocalAirflow
 from incidents.reference.seed import load_reference
 from incidents.runtime import LocalServices
+
+
+@contextmanager
+def fresh_pg_database(admin_url: str, prefix: str, driver: str = "psycopg") -> Iterator[str]:
+    """A new, empty PostgreSQL database (URL with ``driver``), dropped afterwards.
+
+    Scheduler-driven tests keep Airflow's metadata in PostgreSQL, as production does: on SQLite
+    a ``backfill create`` that loses a write lock to the scheduler makes Airflow delete the runs
+    it had created while the scheduler is scheduling them (the scheduler then crashes).
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        base = admin_url.rsplit("/", 1)[0].replace("+psycopg", f"+{driver}")
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Collection under the real scheduler: a 30-day ``airflow backfill create`` against the sandbox.
+"""Collection under the real scheduler: a month's ``airflow backfill create`` against the sandbox.
 
 * every network ends with exactly the sandbox's ground-truth posts of the period, although 20 %
   of the API requests fail transiently;
@@ -22,40 +22,61 @@ from incidents.db.models import Batch, Post, Quarantine
 from incidents.sandbox.faults import FaultConfig
 from incidents.sandbox.generator import ground_truth
 
-from .stack import Stack
+from .stack import Stack, fresh_pg_database
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
 COLLECT_DAGS = [f"collect_{n}" for n in NETWORKS]
 RATE = 1.5  # sandbox items per source per day: small, so the test stays quick
-# Weekly windows (Mondays): a 30-day backfill is 5 runs per network. Hourly and daily windows tile
-# the same way (tests/dags/test_timetables.py); the run count is what costs time here.
-CRON = "0 0 * * 1"
+# Windows from the 1st, 11th and 21st of each month: a month's backfill is 3 runs per network.
+# Hourly and daily windows tile the same way (tests/dags/test_timetables.py); the run count is
+# what costs time here.
+CRON = "0 0 1,11,21 * *"
+WINDOWS_PER_MONTH = 3
+
+
+def _fires_before(moment: datetime, n: int) -> list[datetime]:
+    """The last ``n`` fire times of CRON at or before ``moment`` (UTC midnights), oldest first."""
+    fires: list[datetime] = []
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    while len(fires) < n:
+        if day.day in (1, 11, 21):
+            fires.append(day)
+        day -= timedelta(days=1)
+    return fires[::-1]
 
 
 def _period() -> tuple[datetime, datetime]:
-    """Five whole weeks (Monday to Monday) ending a week before the latest complete window.
+    """The latest calendar month of 30 or 31 days that ends before the latest complete window.
 
     Unpausing a DAG makes the scheduler run its latest complete window (catchup is off); the
     period stays clear of it so that the backfill alone covers the period.
     """
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    end = today - timedelta(days=today.weekday(), weeks=1)
-    return end - timedelta(weeks=5), end
+    latest_complete_start = _fires_before(datetime.now(UTC), 2)[0]
+    end = latest_complete_start.replace(day=1)
+    start = (end - timedelta(days=1)).replace(day=1)
+    if end - start < timedelta(days=30):  # February: take January (at least 30 days)
+        end, start = start, (start - timedelta(days=1)).replace(day=1)
+    return start, end
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory):
+def stack(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str):
+    """Airflow with its metadata in PostgreSQL (as in production), the case database in SQLite."""
     home = tmp_path_factory.mktemp("collect_stack")
-    stack = Stack(
-        home=home,
-        case_db_url=f"sqlite:///{home / 'cases.sqlite'}",
-        collect_cron=CRON,
-        rate_per_source_per_day=RATE,
-    )
-    stack.start()
-    yield stack
-    stack.stop()
+    with fresh_pg_database(pg_admin_url, "incidents_collect_meta") as metadata_url:
+        stack = Stack(
+            home=home,
+            case_db_url=f"sqlite:///{home / 'cases.sqlite'}",
+            metadata_url=metadata_url,
+            collect_cron=CRON,
+            rate_per_source_per_day=RATE,
+        )
+        try:
+            stack.start()
+            yield stack
+        finally:
+            stack.stop()
 
 
 def _posts(stack: Stack, start: datetime, end: datetime) -> dict[tuple[str, str], tuple]:
@@ -80,9 +101,9 @@ def _posts(stack: Stack, start: datetime, end: datetime) -> dict[tuple[str, str]
 def _backfill(stack: Stack, start: datetime, end: datetime, reprocess: str = "none") -> list[dict]:
     """Backfill every collection DAG over [start, end) and wait for the runs."""
     started = datetime.now(UTC)
-    runs_expected = (end - start) // timedelta(weeks=1)
+    runs_expected = WINDOWS_PER_MONTH
     for dag_id in COLLECT_DAGS:
-        # runs whose logical date (= window start) lies in [from, to]: the last window starts 1 week before `end`
+        # runs whose logical date (= window start) lies in [from, to]: the last window starts on the 21st
         stack.airflow.backfill(
             dag_id, start.isoformat(), (end - timedelta(seconds=1)).isoformat(), reprocess=reprocess
         )
@@ -136,7 +157,7 @@ def test_backfill_with_faults_collects_exactly_the_ground_truth_and_reruns_chang
                 Batch.window_start >= start, Batch.window_end <= end
             )
         ).all()
-    assert len(batches) == len(NETWORKS) * 5
+    assert len(batches) == len(NETWORKS) * WINDOWS_PER_MONTH
 
     # rerun the whole backfill: nothing changes
     stack.sandbox.faults.update(FaultConfig().to_dict(), replace=True)
@@ -150,12 +171,12 @@ def test_backfill_with_faults_collects_exactly_the_ground_truth_and_reruns_chang
         )
         assert len(
             conn.execute(select(Batch.id).where(Batch.window_start >= start, Batch.window_end <= end)).all()
-        ) == (len(NETWORKS) * 5)
+        ) == (len(NETWORKS) * WINDOWS_PER_MONTH)
 
 
 def test_expired_token_fails_the_run_clearly_and_leaves_no_partial_state(stack: Stack) -> None:
     first, _ = _period()
-    start, stop = first - timedelta(weeks=1), first  # a window no other test collected
+    start, stop = _fires_before(first - timedelta(seconds=1), 1)[0], first  # a window no other test collected
     stack.sandbox.faults.update({"expired_tokens": ["vk"]}, replace=True)
     stack.airflow.unpause("collect_vk")
     started = datetime.now(UTC)
