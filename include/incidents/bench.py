@@ -448,6 +448,7 @@ def incident_rows(n: int, *, seed: int = 3) -> list[dict[str, Any]]:
     """``n`` labelled incident posts of one month: incidents drawn and rendered by the sandbox
     generator, each posted 1–3 times (echoes mostly in another network, within three days)."""
     from incidents.analysis.classifier import CLASSIFIER_VERSION
+    from incidents.analysis.places import post_place_key as place_key
     from incidents.collect.store import content_hash
     from incidents.sandbox.generator import _draw_facts, _render_incident
     from incidents.schema import pseudonymize
@@ -504,6 +505,9 @@ def incident_rows(n: int, *, seed: int = 3) -> list[dict[str, Any]]:
                     "classifier_version": CLASSIFIER_VERSION,
                     "analysed_at": now,
                     "analysed_hash": content.text[:64],
+                    # stored by the analysis stage (not timed here)
+                    "place_key": place_key(content.text, content.municipality, content.settlement_oktmo)
+                    or "",
                 }
             )
     return rows

@@ -103,7 +103,9 @@ def _get(result: Any, name: str) -> Any:
     return result.get(name) if isinstance(result, dict) else getattr(result, name, None)
 
 
-def _labels(result: Any, version: str, content_key: str, now: datetime) -> dict[str, Any]:
+def _labels(
+    result: Any, version: str, content_key: str, now: datetime, text: str | None = None
+) -> dict[str, Any]:
     """Post label columns from an analysis result (an ``AnalysisResult`` or its dict form)."""
     municipality = _get(result, "municipality") or None
     settlement = _get(result, "settlement") or None
@@ -120,7 +122,27 @@ def _labels(result: Any, version: str, content_key: str, now: datetime) -> dict[
         "classifier_version": version,
         "analysed_at": now,
         "analysed_hash": content_key,
+        "place_key": _place_key(result, text),
     }
+
+
+def _place_key(result: Any, text: str | None) -> str | None:
+    """``posts.place_key`` of an incident (``""`` when its text names no precise place), computed
+    once here so that routing compares keys without reading texts again; NULL for other posts."""
+    if not _get(result, "is_incident"):
+        return None
+    from incidents.analysis.places import post_place_key
+
+    municipality = _get(result, "municipality") or None
+    settlement = _get(result, "settlement") or None
+    return (
+        post_place_key(
+            text or "",
+            municipality.get("code") if isinstance(municipality, dict) else None,
+            settlement.get("oktmo") if isinstance(settlement, dict) else None,
+        )
+        or ""
+    )
 
 
 def content_key(content_hash: str | None, text: str | None) -> str:
@@ -386,7 +408,10 @@ def process_batch(
                 failed_ids.append(row.id)
                 continue
             updates.append(
-                {"id": row.id, **_labels(result, version, content_key(row.content_hash, row.text), now)}
+                {
+                    "id": row.id,
+                    **_labels(result, version, content_key(row.content_hash, row.text), now, row.text),
+                }
             )
         with Session(engine) as session, session.begin():
             if updates:
@@ -484,7 +509,7 @@ def process_records(
         except Exception as exc:  # noqa: BLE001 - one bad post must not stop the batch
             errors.append(_error_record(rec, exc))
             continue
-        labels = _labels(result, version, content_key(rec.get("content_hash"), rec["text"]), now)
+        labels = _labels(result, version, content_key(rec.get("content_hash"), rec["text"]), now, rec["text"])
         labels["analysed_at"] = _iso(now)
         labelled.append({**rec, **labels})
     counts = {

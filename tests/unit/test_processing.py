@@ -281,3 +281,30 @@ def test_process_records_without_a_database():
             known_sources=KNOWN,
             analyzer=FakeAnalyzer(),
         )
+
+
+def test_the_analysis_stores_each_posts_place_key(engine):
+    """Processing stores an incident's ``place_key``: a village's OKTMO, "" when the text names
+    no precise place (routing compares these without reading the texts again); NULL for a post
+    that is no incident."""
+    from incidents.analysis.places import post_place_key as place_key
+
+    texts = [
+        "В деревне Бахта нет света третий день",
+        "Во дворе огромная яма, никто не чинит",
+        "Спасибо за новую детскую площадку!",
+    ]
+    batch_id = make_batch(engine, [{"text": t} for t in texts], network="vk")
+    process_batch(engine, batch_id, known_sources=KNOWN)
+    with Session(engine) as s:
+        rows = s.execute(
+            select(Post.text, Post.is_incident, Post.place_key, Post.municipality_code, Post.settlement_oktmo)
+            .where(Post.batch_id == batch_id)
+            .order_by(Post.id)
+        ).all()
+    village, courtyard, thanks = rows
+    assert village.settlement_oktmo and village.place_key == village.settlement_oktmo
+    assert courtyard.is_incident and courtyard.place_key == ""
+    assert not thanks.is_incident and thanks.place_key is None
+    for row in (village, courtyard):  # the key routing would derive from the text
+        assert (row.place_key or None) == place_key(row.text, row.municipality_code, row.settlement_oktmo)

@@ -999,3 +999,22 @@ def _type_compatible(marker: str, place_type: str) -> bool:
     if marker == "мкр":
         return place_type in ("мкр", "п", "д", "с")
     return False
+
+
+@lru_cache(maxsize=65_536)
+def post_place_key(text: str, municipality_code: str | None, settlement_oktmo: str | None) -> str | None:
+    """The place key of an analysed post from its text and final labels, for duplicate detection
+    (see :mod:`incidents.cases.dedupe`, rule 5; stored as ``posts.place_key`` by processing).
+
+    Only posts in the city of Kirov without a more specific settlement are read again (for the
+    curated street, microdistrict or landmark); a village's key is its OKTMO.
+    """
+    from incidents.analysis.classifier import default_analyzer
+    from incidents.analysis.normalize import clean, tokenize, truncate
+
+    tokens: list = []
+    if (not settlement_oktmo or settlement_oktmo == KIROV_CITY_OKTMO) and (
+        municipality_code or ""
+    ).startswith(KIROV):
+        tokens = tokenize(clean(truncate(text or "")[0], morph.is_known))
+    return default_analyzer().places.place_key(tokens, municipality_code, settlement_oktmo)

@@ -133,10 +133,13 @@ class CaseCandidate:
     """Place keys of the case's posts (see rule 5 of the module docstring)."""
     hazard_type: str | None = None
 
-    def add_text(self, fp: str, stem_text: str) -> None:
+    def add_text(self, fp: str, stem_text: str) -> bool:
+        """Add a post's fingerprint and stems; True when the stems were kept for comparison."""
         self.fingerprints.add(fp)
         if len(self.texts) < MAX_TEXTS_PER_CASE and stem_text not in self.texts:
             self.texts.append(stem_text)
+            return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -149,35 +152,75 @@ class Match:
     score: float
 
 
+def _is_short(stem_text: str) -> bool:
+    return stem_text.count(" ") + 1 < MIN_SET_TOKENS
+
+
+@dataclass
+class _Pool:
+    """The texts of the candidates of one (municipality, category), for one scorer call per post."""
+
+    short: list[str] = field(default_factory=list)
+    short_owner: list[CaseCandidate] = field(default_factory=list)
+    long: list[str] = field(default_factory=list)
+    long_owner: list[CaseCandidate] = field(default_factory=list)
+
+    def add(self, candidate: CaseCandidate, stem_text: str) -> None:
+        if _is_short(stem_text):
+            self.short.append(stem_text)
+            self.short_owner.append(candidate)
+        else:
+            self.long.append(stem_text)
+            self.long_owner.append(candidate)
+
+
 class CandidateIndex:
-    """In-memory index of candidate cases for one chunk of posts (no queries per post)."""
+    """In-memory index of candidate cases for one chunk of posts (no queries per post).
+
+    Candidates are grouped by (municipality, category); each group keeps its texts in flat
+    lists so that a post is scored against all of them in one rapidfuzz call (C loops), and
+    only the texts that reach a threshold are checked against the rules in Python.
+    """
 
     def __init__(self, config: DedupeConfig | None = None) -> None:
         self.config = config or DedupeConfig()
         self.cases: dict[int | str, CaseCandidate] = {}
         self._by_fp: dict[str, list[CaseCandidate]] = defaultdict(list)
-        self._by_place: dict[tuple[str | None, str], list[CaseCandidate]] = defaultdict(list)
+        self._pools: dict[tuple[str | None, str], _Pool] = defaultdict(_Pool)
+        self._by_key: dict[tuple[str | None, str, str], list[CaseCandidate]] = defaultdict(list)
+        self._order: dict[int, int] = {}
+        """id(candidate) -> insertion order (ties go to the earlier candidate)."""
 
     def add(self, candidate: CaseCandidate) -> CaseCandidate:
         self.cases[candidate.key] = candidate
-        self._by_place[(candidate.municipality_code, candidate.category)].append(candidate)
+        self._order[id(candidate)] = len(self._order)
+        group = (candidate.municipality_code, candidate.category)
+        pool = self._pools[group]
+        for t in candidate.texts:
+            pool.add(candidate, t)
         for fp in candidate.fingerprints:
             self._by_fp[fp].append(candidate)
+        for place_key in candidate.place_keys:
+            self._by_key[(*group, place_key)].append(candidate)
         return candidate
 
     def add_text(self, key: int | str, fp: str, stem_text: str) -> None:
         candidate = self.cases[key]
         if fp not in candidate.fingerprints:
             self._by_fp[fp].append(candidate)
-        candidate.add_text(fp, stem_text)
+        if candidate.add_text(fp, stem_text):
+            self._pools[(candidate.municipality_code, candidate.category)].add(candidate, stem_text)
+
+    def add_place_key(self, key: int | str, place_key: str) -> None:
+        """Record that a post with ``place_key`` joined (or opened) case ``key``."""
+        candidate = self.cases[key]
+        if place_key not in candidate.place_keys:
+            candidate.place_keys.add(place_key)
+            self._by_key[(candidate.municipality_code, candidate.category, place_key)].append(candidate)
 
     def block(self, key: int, fp: str) -> None:
         if key in self.cases:
             self.cases[key].blocked.add(fp)
-
-    @staticmethod
-    def _within(candidate: CaseCandidate, at: datetime, window: timedelta) -> bool:
-        return abs(at - candidate.opened_at) <= window
 
     def match(
         self,
@@ -202,71 +245,99 @@ class CandidateIndex:
                     settlement_oktmo and cand.settlement_oktmo and settlement_oktmo != cand.settlement_oktmo
                 )
                 and fp not in cand.blocked
-                and self._within(cand, published_at, cfg.exact_window)
+                and abs(published_at - cand.opened_at) <= cfg.exact_window
             ):
                 return Match(cand.key, "exact", "exact", 100.0)
-        window = max(cfg.near_window, cfg.place_window)
-        eligible: list[tuple[CaseCandidate, float, bool]] = []
-        for cand in self._by_place.get((municipality_code, category), ()):
-            if fp in cand.blocked or not self._within(cand, published_at, window):
-                continue
-            if settlement_oktmo and cand.settlement_oktmo and settlement_oktmo != cand.settlement_oktmo:
-                continue  # two known, different settlements: two places, two incidents
-            if place_key and cand.place_keys and place_key not in cand.place_keys:
-                continue  # two known, different streets or microdistricts
-            if hazard_type and cand.hazard_type and hazard_type != cand.hazard_type:
-                continue  # two different hazards are never one case
-            keyed = (
-                place_key is not None
-                and place_key in cand.place_keys
-                and cand.topic == topic
-                and (hazard_type or None) == (cand.hazard_type or None)
-                and self._within(cand, published_at, cfg.place_window)
+
+        def conflicts(cand: CaseCandidate, window: timedelta) -> bool:
+            """Rules that keep a post out of a case whatever the texts say."""
+            return (
+                fp in cand.blocked
+                or abs(published_at - cand.opened_at) > window
+                # two known, different settlements: two places, two incidents
+                or bool(
+                    settlement_oktmo and cand.settlement_oktmo and settlement_oktmo != cand.settlement_oktmo
+                )
+                # two known, different streets or microdistricts
+                or bool(place_key and cand.place_keys and place_key not in cand.place_keys)
+                # two different hazards are never one case
+                or bool(hazard_type and cand.hazard_type and hazard_type != cand.hazard_type)
             )
-            if keyed:
-                eligible.append((cand, 0.0, False))
-                continue
-            same_place = (
-                settlement_oktmo is not None
-                and cand.settlement_oktmo == settlement_oktmo
-                and cand.topic == topic
-                and self._within(cand, published_at, cfg.place_window)
-            )
-            near_ok = self._within(cand, published_at, cfg.near_window)
-            if same_place or near_ok:
-                eligible.append((cand, cfg.place_threshold if same_place else cfg.near_threshold, near_ok))
-        if not eligible:
-            return None
+
+        # rule 5: the same place key (no text threshold)
+        keyed: dict[int, CaseCandidate] = {}
+        if place_key is not None:
+            for cand in self._by_key.get((municipality_code, category, place_key), ()):
+                if (
+                    cand.topic == topic
+                    and (hazard_type or None) == (cand.hazard_type or None)
+                    and not conflicts(cand, cfg.place_window)
+                ):
+                    keyed[id(cand)] = cand
         if not stem_text:
-            keyed_only = [c for c, bar, _n in eligible if bar == 0.0]
-            return Match(keyed_only[0].key, "near_duplicate", "same_place", 0.0) if keyed_only else None
-        # score every text of every eligible case in one call per scorer (C loops, not Python)
-        short_query = stem_text.count(" ") + 1 < MIN_SET_TOKENS
-        groups: dict[bool, tuple[list[str], list[int]]] = {False: ([], []), True: ([], [])}
-        for i, (cand, _bar, _near) in enumerate(eligible):
-            for t in cand.texts:
-                is_short = short_query or t.count(" ") + 1 < MIN_SET_TOKENS
-                groups[is_short][0].append(t)
-                groups[is_short][1].append(i)
-        scores = [0.0] * len(eligible)
-        cutoff = min(bar for _c, bar, _n in eligible)
-        for is_short, (texts, owners) in groups.items():
-            if not texts:
+            if not keyed:
+                return None
+            first = min(keyed.values(), key=lambda c: self._order[id(c)])
+            return Match(first.key, "near_duplicate", "same_place", 0.0)
+
+        # rules 3 and 4: one scorer call per pool, then the rules for the texts that scored enough
+        pool = self._pools.get((municipality_code, category))
+        scores: dict[int, float] = {}
+        owners: dict[int, CaseCandidate] = {}
+        if pool is not None:
+            cutoff = (
+                min(cfg.place_threshold, cfg.near_threshold)
+                if settlement_oktmo is not None
+                else cfg.near_threshold
+            )
+            short_query = _is_short(stem_text)
+            batches = [(pool.short, pool.short_owner, fuzz.token_sort_ratio)]
+            batches.append(
+                (pool.long, pool.long_owner, fuzz.token_sort_ratio if short_query else fuzz.token_set_ratio)
+            )
+            for texts, text_owners, scorer in batches:
+                if not texts:
+                    continue
+                for _choice, score, idx in process.extract(
+                    stem_text, texts, scorer=scorer, score_cutoff=cutoff, limit=None
+                ):
+                    cand = text_owners[idx]
+                    if float(score) > scores.get(id(cand), -1.0):
+                        scores[id(cand)] = float(score)
+                        owners[id(cand)] = cand
+        for cand in keyed.values():
+            if id(cand) not in scores:  # below the pool's cutoff: score it exactly
+                owners[id(cand)] = cand
+                scores[id(cand)] = max((similarity(stem_text, t) for t in cand.texts), default=0.0)
+
+        window = max(cfg.near_window, cfg.place_window)
+        best: tuple[float, int, CaseCandidate, str] | None = None
+        for ident, cand in owners.items():
+            score = scores[ident]
+            if ident in keyed:
+                bar, near_ok = 0.0, False
+            else:
+                if conflicts(cand, window):
+                    continue
+                same_place = (
+                    settlement_oktmo is not None
+                    and cand.settlement_oktmo == settlement_oktmo
+                    and cand.topic == topic
+                    and abs(published_at - cand.opened_at) <= cfg.place_window
+                )
+                near_ok = abs(published_at - cand.opened_at) <= cfg.near_window
+                if not (same_place or near_ok):
+                    continue
+                bar = cfg.place_threshold if same_place else cfg.near_threshold
+            if score < bar:
                 continue
-            scorer = fuzz.token_sort_ratio if is_short else fuzz.token_set_ratio
-            for _choice, score, idx in process.extract(
-                stem_text, texts, scorer=scorer, score_cutoff=cutoff, limit=None
-            ):
-                owner = owners[idx]
-                scores[owner] = max(scores[owner], float(score))
-        best: tuple[float, CaseCandidate, str] | None = None
-        for (cand, bar, near_ok), score in zip(eligible, scores, strict=True):
-            if score >= bar and (best is None or score > best[0]):
+            order = self._order[ident]
+            if best is None or score > best[0] or (score == best[0] and order < best[1]):
                 method = "near_duplicate" if score >= cfg.near_threshold and near_ok else "same_place"
-                best = (score, cand, method)
+                best = (score, order, cand, method)
         if best is None:
             return None
-        return Match(best[1].key, "near_duplicate", best[2], round(best[0], 1))
+        return Match(best[2].key, "near_duplicate", best[3], round(best[0], 1))
 
 
 # ---------------------------------------------------------------------------- split

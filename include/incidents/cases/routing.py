@@ -50,13 +50,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, exists, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from incidents import CATEGORIES
+from incidents.analysis.places import post_place_key
 from incidents.cases.deadlines import WorkCalendar, as_utc
 from incidents.cases.dedupe import (
     MAX_TEXTS_PER_CASE,
@@ -88,24 +88,13 @@ from incidents.db.models import (
 log = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=65_536)
-def place_key(text: str, municipality_code: str | None, settlement_oktmo: str | None) -> str | None:
-    """Place key of an analysed post for duplicate detection (see :mod:`incidents.cases.dedupe`, rule 5).
-
-    Only posts in the city of Kirov without a more specific settlement are read again (for the
-    curated street, microdistrict or landmark); a village's key is its OKTMO.
-    """
-    from incidents.analysis import morph
-    from incidents.analysis.classifier import default_analyzer
-    from incidents.analysis.normalize import clean, tokenize, truncate
-    from incidents.analysis.places import KIROV, KIROV_CITY_OKTMO
-
-    tokens: list = []
-    if (not settlement_oktmo or settlement_oktmo == KIROV_CITY_OKTMO) and (
-        municipality_code or ""
-    ).startswith(KIROV):
-        tokens = tokenize(clean(truncate(text or "")[0], morph.is_known))
-    return default_analyzer().places.place_key(tokens, municipality_code, settlement_oktmo)
+def stored_place_key(
+    stored: str | None, text: str, municipality_code: str | None, settlement_oktmo: str | None
+) -> str | None:
+    """A post's place key: the one the analysis stored (``""`` = none), else derived from the text."""
+    if stored is not None:
+        return stored or None
+    return post_place_key(text, municipality_code, settlement_oktmo)
 
 
 CHUNK_SIZE = 2000
@@ -301,6 +290,7 @@ _POST_COLUMNS = (
     Post.municipality_code,
     Post.settlement_oktmo,
     Post.classifier_version,
+    Post.place_key,
 )
 
 _unlinked = ~exists().where(CasePost.post_id == Post.id)
@@ -437,18 +427,21 @@ def _load_candidates(
             select(
                 CasePost.case_id,
                 Post.text,
+                Post.place_key,
                 func.row_number().over(partition_by=CasePost.case_id, order_by=CasePost.id).label("rn"),
             )
             .join(Post, Post.id == CasePost.post_id)
             .where(CasePost.case_id.in_(part))
             .subquery()
         )
-        for case_id, text in conn.execute(
-            select(ranked.c.case_id, ranked.c.text).where(ranked.c.rn <= MAX_TEXTS_PER_CASE)
+        for case_id, text, stored in conn.execute(
+            select(ranked.c.case_id, ranked.c.text, ranked.c.place_key).where(
+                ranked.c.rn <= MAX_TEXTS_PER_CASE
+            )
         ):
             norm = normalise_text(text)
             row = found[case_id]
-            key = place_key(text, row.municipality_code, row.settlement_oktmo)
+            key = stored_place_key(stored, text, row.municipality_code, row.settlement_oktmo)
             cache.add(case_id, cache.opened[case_id], fingerprint_of_normalised(norm), stems(norm), key)
         for case_id, details in conn.execute(
             select(CaseEvent.case_id, CaseEvent.details).where(
@@ -563,7 +556,7 @@ def _route_chunk_tx(
             norm = normalise_text(p.text)
             text_cache[p.id] = (fingerprint_of_normalised(norm), stems(norm))
             f = fields_by_post[p.id]
-            keys[p.id] = place_key(p.text, f["municipality_code"], f["settlement_oktmo"])
+            keys[p.id] = stored_place_key(p.place_key, p.text, f["municipality_code"], f["settlement_oktmo"])
         fps = {p.id: text_cache[p.id][0] for p in valid}
         index = CandidateIndex(config)
         _load_candidates(conn, index, valid, fps, cache)
@@ -621,7 +614,7 @@ def _route_chunk_tx(
                     else:
                         hazard_joins.setdefault(match.key, (post, f))
             if keys[post.id] and links[-1][0] in index.cases:
-                index.cases[links[-1][0]].place_keys.add(keys[post.id])  # type: ignore[index]
+                index.add_place_key(links[-1][0], keys[post.id])  # type: ignore[arg-type]
             parents[(post.network, post.external_id)] = links[-1][0]  # type: ignore[assignment]
 
         # ---- write: cases, links, events, notifications

@@ -235,6 +235,10 @@ class Post(Base):
     analysed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     analysed_hash: Mapped[str | None] = mapped_column(String(64))
     """``content_hash`` (or the text's SHA-256) the labels were computed from: a change re-labels."""
+    place_key: Mapped[str | None] = mapped_column(String(64))
+    """The most specific place the text names, for duplicate detection
+    (:attr:`incidents.analysis.places.PlaceResult.key`): ``""`` when it names none precise
+    enough, NULL when not computed (routing then derives it from the text)."""
 
 
 class Quarantine(Base):
@@ -429,5 +433,6 @@ LABEL_COLUMNS: tuple[str, ...] = (
     "classifier_version",
     "analysed_at",
     "analysed_hash",
+    "place_key",
 )
 """The columns of ``posts`` written by the text analysis (cleared when a post's text changes)."""

@@ -425,3 +425,31 @@ def test_hazard_post_raises_an_ordinary_case_to_special_control(engine: Engine, 
             conn.execute(select(CaseEvent.idempotency_key).where(CaseEvent.kind == "relabelled")).scalars()
         )
     assert keys == {f"hazard:{case.id}:{second}"}
+
+
+def test_stored_place_key_decides_without_reading_the_text_again(engine: Engine, make_posts) -> None:
+    """``posts.place_key`` (written by the analysis) is what routing compares: two differently
+    worded posts with one key join one case, a near duplicate with another key stays apart.
+    (Posts without a stored key, NULL, get theirs from the text: every other test here.)"""
+    kirov = dict(category="improvement", topic=None, municipality_code="33701-leninsky")
+    ids = make_posts(
+        {**kirov, "text": "Сухое дерево вот-вот упадёт на детскую площадку", "place_key": "kirov-x"},
+        {
+            **kirov,
+            "network": "ok",
+            "published_at": BASE_TIME + timedelta(hours=3),
+            "text": "Во дворе упала большая ветка, никто не убирает",
+            "place_key": "kirov-x",
+        },
+        {
+            **kirov,
+            "network": "twitter",
+            "published_at": BASE_TIME + timedelta(hours=4),
+            "text": "Во дворе упала большая ветка, никто не убирает уже неделю",
+            "place_key": "kirov-y",
+        },
+    )
+    route_posts(engine, now=BASE_TIME + timedelta(hours=6))
+    first, keyed, other_key = (case_of(engine, i).id for i in ids)
+    assert keyed == first, "the same stored place key joins, whatever the wording"
+    assert other_key != first, "a different stored place key never joins"
