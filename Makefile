@@ -20,8 +20,12 @@ lint: install
 	$(VENV)/bin/ruff check dags plugins include tests
 	$(VENV)/bin/ruff format --check dags plugins include tests
 
+# two pytest workers (2 cores): the Airflow tests mostly wait on schedulers and APIs;
+# each test file stays on one worker (module-scoped stacks are started once)
+TEST_WORKERS ?= 2
+
 test: install lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 demo: install
 	$(PY) -m incidents demo
