@@ -317,7 +317,7 @@ class LocalAirflow:
         *,
         reprocess: str = "none",
         max_active_runs: int = 4,
-        wait: float = 180,
+        wait: float = 300,
         missing_ok: bool = False,
     ) -> None:
         """Create a backfill; the running scheduler executes it.
@@ -325,10 +325,10 @@ class LocalAirflow:
         Airflow allows one running backfill per DAG, and marks a backfill complete a moment after
         its last run finished: a new backfill of the same DAG waits for that (up to ``wait`` s).
 
-        On SQLite metadata the scheduler is stopped while the backfill is created (once no task
-        is running) and started again: a ``backfill create`` that loses a write lock to the
-        scheduler makes Airflow delete the runs it had already created, under the scheduler's
-        feet. PostgreSQL has no such race.
+        On SQLite metadata the scheduler and the dag-processor are stopped while the backfill is
+        created (once no task is running) and started again: a ``backfill create`` that loses a
+        write lock makes Airflow delete the runs it had already created, under the scheduler's
+        feet, and may leave its backfill row behind. PostgreSQL has no such race.
         """
         args = (
             "backfill",
@@ -345,37 +345,46 @@ class LocalAirflow:
             str(max_active_runs),
         )
         deadline = time.monotonic() + wait
-        # the scheduler marks the previous backfill complete: it has to be alive for that
-        while self._incomplete_backfills(dag_id):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{dag_id}: the previous backfill did not complete within {wait}s")
-            self._check_alive()
-            time.sleep(2)
-        stopped = (
-            self._stop_scheduler_when_idle(deadline) if self.metadata_url.startswith("sqlite") else False
-        )
-        try:
-            proc = self.cli(*args, check=False)
-        finally:
-            if stopped:
-                self.start(["scheduler"])
-        if proc.returncode == 0:
-            return
-        if missing_ok and "No runs to create" in proc.stderr:
-            log.info("%s: every run of [%s, %s] exists already", dag_id, start, end)
-            return
-        raise RuntimeError(f"airflow backfill create failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        while True:
+            # the scheduler marks the previous backfill complete: it has to be alive for that
+            while self._incomplete_backfills(dag_id):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{dag_id}: the previous backfill did not complete within {wait}s")
+                self._check_alive()
+                time.sleep(2)
+            stopped = self._stop_writers_when_idle(deadline) if self.metadata_url.startswith("sqlite") else []
+            try:
+                proc = self.cli(*args, check=False)
+            finally:
+                if stopped:
+                    self.start(stopped)
+            if proc.returncode == 0:
+                return
+            if missing_ok and "No runs to create" in proc.stderr:
+                log.info("%s: every run of [%s, %s] exists already", dag_id, start, end)
+                return
+            if "AlreadyRunningBackfill" in proc.stderr and time.monotonic() < deadline:
+                # an attempt that lost a lock left its backfill row behind: the scheduler marks
+                # such an orphan complete after two minutes
+                log.info("%s: waiting for an unfinished backfill before creating this one", dag_id)
+                continue
+            raise RuntimeError(f"airflow backfill create failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
 
     def _incomplete_backfills(self, dag_id: str) -> int:
         query = text("SELECT count(*) FROM backfill WHERE dag_id = :d AND completed_at IS NULL")
         with self._metadata().connect() as conn:
             return int(conn.execute(query, {"d": dag_id}).scalar_one())
 
-    def _stop_scheduler_when_idle(self, deadline: float) -> bool:
-        """Stop a running scheduler once no task runs (its executor's tasks die with it); True if stopped."""
-        proc = self.processes.get("scheduler")
-        if proc is None or proc.poll() is not None:
-            return False
+    def _stop_writers_when_idle(self, deadline: float) -> list[str]:
+        """Stop the scheduler and the dag-processor (the metadata's busy writers) once no task runs
+        (the executor's tasks die with the scheduler); the names of those stopped."""
+        running = [
+            n
+            for n in ("scheduler", "dag-processor")
+            if n in self.processes and self.processes[n].poll() is None
+        ]
+        if not running:
+            return []
         busy = text("SELECT count(*) FROM task_instance WHERE state IN ('running', 'queued', 'restarting')")
         while True:
             with self._metadata().connect() as conn:
@@ -385,10 +394,10 @@ class LocalAirflow:
                 raise TimeoutError("tasks kept running: the scheduler could not be stopped for a backfill")
             self._check_alive()
             time.sleep(1)
-        self.processes.pop("scheduler")
-        _stop_group(proc, "scheduler", grace=20)
+        for name in running:
+            _stop_group(self.processes.pop(name), name, grace=20)
         self._write_pids()
-        return True
+        return running
 
     def wait_runs(
         self,
