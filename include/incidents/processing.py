@@ -109,7 +109,7 @@ def _labels(
     """Post label columns from an analysis result (an ``AnalysisResult`` or its dict form)."""
     municipality = _get(result, "municipality") or None
     settlement = _get(result, "settlement") or None
-    return {
+    labels = {
         "is_incident": bool(_get(result, "is_incident")),
         "category": _get(result, "category"),
         "topic": _get(result, "topic"),
@@ -122,27 +122,19 @@ def _labels(
         "classifier_version": version,
         "analysed_at": now,
         "analysed_hash": content_key,
-        "place_key": _place_key(result, text),
     }
+    labels["place_key"] = _place_key(labels, text)
+    return labels
 
 
-def _place_key(result: Any, text: str | None) -> str | None:
+def _place_key(labels: dict[str, Any], text: str | None) -> str | None:
     """``posts.place_key`` of an incident (``""`` when its text names no precise place), computed
     once here so that routing compares keys without reading texts again; NULL for other posts."""
-    if not _get(result, "is_incident"):
+    if not labels["is_incident"]:
         return None
     from incidents.analysis.places import post_place_key
 
-    municipality = _get(result, "municipality") or None
-    settlement = _get(result, "settlement") or None
-    return (
-        post_place_key(
-            text or "",
-            municipality.get("code") if isinstance(municipality, dict) else None,
-            settlement.get("oktmo") if isinstance(settlement, dict) else None,
-        )
-        or ""
-    )
+    return post_place_key(text or "", labels["municipality_code"], labels["settlement_oktmo"]) or ""
 
 
 def content_key(content_hash: str | None, text: str | None) -> str:

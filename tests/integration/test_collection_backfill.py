@@ -31,8 +31,9 @@ RATE = 1.5  # sandbox items per source per day: small, so the test stays quick
 # Windows from the 1st, 11th and 21st of each month: a month's backfill is 3 runs per network.
 # Hourly and daily windows tile the same way (tests/dags/test_timetables.py); the run count is
 # what costs time here.
-CRON = "0 0 1,11,21 * *"
-WINDOWS_PER_MONTH = 3
+FIRE_DAYS = (1, 11, 21)
+CRON = f"0 0 {','.join(map(str, FIRE_DAYS))} * *"
+WINDOWS_PER_MONTH = len(FIRE_DAYS)
 
 
 def _fires_before(moment: datetime, n: int) -> list[datetime]:
@@ -40,7 +41,7 @@ def _fires_before(moment: datetime, n: int) -> list[datetime]:
     fires: list[datetime] = []
     day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
     while len(fires) < n:
-        if day.day in (1, 11, 21):
+        if day.day in FIRE_DAYS:
             fires.append(day)
         day -= timedelta(days=1)
     return fires[::-1]
