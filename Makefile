@@ -10,9 +10,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
@@ -28,13 +28,13 @@ test: install lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 demo: install
-	$(PY) -m incidents demo
+	$(PY) -m incidents_dev demo
 
 bench: install
-	$(PY) -m incidents bench
+	$(PY) -m incidents_dev bench
 
 airflow: install
-	$(PY) -m incidents airflow
+	$(PY) -m incidents_dev airflow
 
 clean:
 	rm -rf .local .bench .pytest_cache .ruff_cache

@@ -20,26 +20,30 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "case": ("incidents.cases.cli", "operators' commands: list, show, assign, status, merge, split"),
     "escalate": ("incidents.cases.escalate_cli", "escalate hazard and overdue cases, deliver notifications"),
     "stats": ("incidents.stats.cli", "monthly statistics and reports"),
-    "sandbox": ("incidents.sandbox.cli", "serve the five network APIs locally from a generated stream"),
-    "demo": ("incidents.demo", "run the whole pipeline end to end on embedded defaults"),
-    "airflow": ("incidents.local_airflow", "start a local Airflow UI with the project's DAGs"),
-    "bench": ("incidents.bench", "measure every stage, write .bench/results.json"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="incidents", description=__doc__.splitlines()[0])
+def build_parser(
+    commands: dict[str, tuple[str, str]] = COMMANDS, prog: str = "incidents", description: str = ""
+) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description or __doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_module, help_text) in COMMANDS.items():
+    for name, (_module, help_text) in commands.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    commands: dict[str, tuple[str, str]] = COMMANDS,
+    prog: str = "incidents",
+    description: str = "",
+) -> int:
+    """Dispatch ``argv`` to one of ``commands`` (name -> (module, help)); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    if not argv or argv[0] in ("-h", "--help") or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+    parser = build_parser(commands, prog, description)
+    if not argv or argv[0] in ("-h", "--help") or (argv[0] not in commands and not argv[0].startswith("-")):
         parser.print_help(sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     verbose = False
@@ -53,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     name = argv.pop(0)
-    module = importlib.import_module(COMMANDS[name][0])
-    sub = argparse.ArgumentParser(prog=f"incidents {name}", description=COMMANDS[name][1])
+    module = importlib.import_module(commands[name][0])
+    sub = argparse.ArgumentParser(prog=f"{prog} {name}", description=commands[name][1])
     module.add_arguments(sub)
     args = sub.parse_args(argv)
     return int(module.run(args) or 0)

@@ -12,9 +12,9 @@ from sqlalchemy import Engine, create_engine, text
 
 from incidents.db import migrate
 from incidents.db.engine import make_engine
-from incidents.local_airflow import LocalAirflow
 from incidents.reference.seed import load_reference
-from incidents.runtime import LocalServices
+from incidents_dev.local_airflow import LocalAirflow
+from incidents_dev.runtime import LocalServices
 
 
 @contextmanager

@@ -25,8 +25,8 @@ from incidents.db import migrate
 from incidents.db.engine import make_engine
 from incidents.db.models import Batch, Case, CasePost, Post
 from incidents.reference.seed import load_reference
-from incidents.sandbox.generator import ground_truth
 from incidents.sources import load_sources
+from incidents_dev.sandbox.generator import ground_truth
 
 from .stack import Stack
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from incidents.analysis.evaluate import TARGETS
-from incidents.analysis.sandbox_eval import REPORT_SEED, evaluate_records, report_stream
+from incidents_dev.sandbox_eval import REPORT_SEED, evaluate_records, report_stream
 
 pytestmark = pytest.mark.slow
 

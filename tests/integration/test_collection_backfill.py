@@ -19,8 +19,8 @@ from sqlalchemy import select
 from incidents import NETWORKS
 from incidents.collect.pipeline import LandingArea
 from incidents.db.models import Batch, Post, Quarantine
-from incidents.sandbox.faults import FaultConfig
-from incidents.sandbox.generator import ground_truth
+from incidents_dev.sandbox.faults import FaultConfig
+from incidents_dev.sandbox.generator import ground_truth
 
 from .stack import Stack, fresh_pg_database
 

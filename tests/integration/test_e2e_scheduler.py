@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from incidents import NETWORKS
 from incidents.db.models import Batch, Case, CasePost, MonthlyReport, MonthlyStat, Notification, Post
-from incidents.sandbox.generator import ground_truth
+from incidents_dev.sandbox.generator import ground_truth
 
 from .stack import Stack
 

@@ -14,9 +14,9 @@ from incidents.cases.notify import smtp_sender
 from incidents.collect.pipeline import LandingArea, collect_window
 from incidents.config import parse_connection
 from incidents.db.models import Case, CaseEvent, CasePost, MonthlyReport, Notification, Post
-from incidents.runtime import LocalServices
-from incidents.sandbox.generator import ground_truth
 from incidents.sources import load_sources
+from incidents_dev.runtime import LocalServices
+from incidents_dev.sandbox.generator import ground_truth
 
 pytestmark = pytest.mark.slow
 

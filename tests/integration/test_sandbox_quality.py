@@ -17,8 +17,8 @@ from sqlalchemy import insert, select
 from incidents.analysis.classifier import default_analyzer, with_fallback
 from incidents.cases.routing import route_posts
 from incidents.db.models import CasePost, Post
-from incidents.sandbox.generator import ground_truth
 from incidents.sources import source_index
+from incidents_dev.sandbox.generator import ground_truth
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import inspect
 
 from incidents import NETWORKS
-from incidents.runtime import case_db_connection
-from incidents.sandbox.server import SandboxServer
+from incidents_dev.runtime import case_db_connection
+from incidents_dev.sandbox.server import SandboxServer
 
 
 @pytest.fixture(scope="module")

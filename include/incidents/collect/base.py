@@ -2,7 +2,7 @@
 time parsing and JSON decoding.
 
 External ids (``NormalizedPost.external_id``), one scheme per network, stable and globally
-unique within the network (they match :func:`incidents.sandbox.generator.external_id`):
+unique within the network (they match :func:`incidents_dev.sandbox.generator.external_id`):
 
 * VK: ``<owner_id>_<post_id>`` for posts, ``<owner_id>_<post_id>_<comment_id>`` for comments.
 * OK: ``<group_id>_<topic_id>`` for topics, ``<group_id>_<topic_id>_<comment_id>`` for comments.

@@ -20,6 +20,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from incidents.config import local_home
+from incidents_dev.ports import free_port
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,6 @@ class SmtpSink:
         from aiosmtpd.controller import Controller
 
         if self.port == 0:
-            from incidents.local_airflow import free_port
-
             self.port = free_port()
         logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP verb at INFO
         self._controller = Controller(self, hostname=self.host, port=self.port)
@@ -112,7 +111,7 @@ class LocalServices:
     def start(self) -> LocalServices:
         self.smtp.start()
         if self.sandbox:
-            from incidents.sandbox.server import SandboxServer
+            from incidents_dev.sandbox.server import SandboxServer
 
             kwargs = {}
             if self.rate_per_source_per_day is not None:

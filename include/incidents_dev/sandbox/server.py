@@ -35,8 +35,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from incidents.sandbox.faults import FaultConfig, FaultInjector, RateLimit, RateLimiter
-from incidents.sandbox.generator import (
+from incidents.sources import Source
+from incidents_dev.sandbox.faults import FaultConfig, FaultInjector, RateLimit, RateLimiter
+from incidents_dev.sandbox.generator import (
     DEFAULT_RATE,
     HOUR,
     GeneratorConfig,
@@ -46,7 +47,6 @@ from incidents.sandbox.generator import (
     source_hour,
     warm_up,
 )
-from incidents.sources import Source
 
 log = logging.getLogger(__name__)
 

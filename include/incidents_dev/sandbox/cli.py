@@ -1,4 +1,4 @@
-"""``python -m incidents sandbox serve|truth``: run the local network APIs, dump ground truth."""
+"""``python -m incidents_dev sandbox serve|truth``: run the local network APIs, dump ground truth."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from incidents.sandbox.faults import FaultConfig
-from incidents.sandbox.generator import DEFAULT_RATE, generate
+from incidents_dev.sandbox.faults import FaultConfig
+from incidents_dev.sandbox.generator import DEFAULT_RATE, generate
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from incidents.sandbox.server import SandboxServer
+    from incidents_dev.sandbox.server import SandboxServer
 
     faults = FaultConfig.transient(args.fault_rate, seed=args.seed) if args.fault_rate else None
     server = SandboxServer(

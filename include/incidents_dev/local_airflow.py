@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from incidents.config import REFERENCE_DIR, REPO_ROOT, local_home
+from incidents_dev.ports import free_port
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +36,6 @@ SQLITE_CONNECT_ARGS = {"timeout": 60}
 """Airflow's SQLite metadata: wait up to a minute for a write lock (the scheduler, the dag-processor,
 the api-server and CLI commands all write) instead of failing after pysqlite's 5 s default."""
 ADMIN_USER = "admin"
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -116,7 +109,9 @@ class LocalAirflow:
             }
         )
         if self.metadata_url.startswith("sqlite"):
-            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "incidents.local_airflow.SQLITE_CONNECT_ARGS"
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = (
+                "incidents_dev.local_airflow.SQLITE_CONNECT_ARGS"
+            )
         if self.executor == "CeleryExecutor":
             env["AIRFLOW__CELERY__BROKER_URL"] = self.broker_url
             env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + re.sub(
@@ -486,7 +481,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Start a local Airflow UI with the project's DAGs until Ctrl-C."""
-    from incidents.runtime import LocalServices
+    from incidents_dev.runtime import LocalServices
 
     home = args.home or local_home() / "airflow"
     stop_leftovers(home)

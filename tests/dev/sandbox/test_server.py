@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from incidents.sandbox.faults import FaultConfig, RateLimit
-from incidents.sandbox.generator import ground_truth
-from incidents.sandbox.server import SandboxServer, ok_signature
 from incidents.sources import load_sources
+from incidents_dev.sandbox.faults import FaultConfig, RateLimit
+from incidents_dev.sandbox.generator import ground_truth
+from incidents_dev.sandbox.server import SandboxServer, ok_signature
 
 from . import crawlers
 

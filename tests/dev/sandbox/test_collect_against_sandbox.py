@@ -17,10 +17,10 @@ from incidents.collect.base import clean_text
 from incidents.collect.errors import AuthError
 from incidents.collect.pipeline import CollectResult, LandingArea, client_for, collect_window, read_posts
 from incidents.config import ConnectionInfo, parse_connection
-from incidents.sandbox.faults import FaultConfig, RateLimit
-from incidents.sandbox.generator import ground_truth
-from incidents.sandbox.server import SandboxServer
 from incidents.sources import Source, load_sources
+from incidents_dev.sandbox.faults import FaultConfig, RateLimit
+from incidents_dev.sandbox.generator import ground_truth
+from incidents_dev.sandbox.server import SandboxServer
 
 START = datetime(2025, 2, 10, tzinfo=UTC)
 END = START + timedelta(days=2)

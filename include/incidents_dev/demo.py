@@ -53,9 +53,9 @@ def _progress(dag_id: str, done: int, total: int) -> None:
 def run(args: argparse.Namespace) -> int:
     from incidents.db import migrate
     from incidents.db.engine import make_engine
-    from incidents.local_airflow import ADMIN_USER, LocalAirflow, stop_leftovers
     from incidents.reference.seed import load_reference
-    from incidents.runtime import LocalServices
+    from incidents_dev.local_airflow import ADMIN_USER, LocalAirflow, stop_leftovers
+    from incidents_dev.runtime import LocalServices
 
     home = (args.home or local_home() / "demo").resolve()
     stop_leftovers(home / "airflow")

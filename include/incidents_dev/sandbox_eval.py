@@ -1,8 +1,8 @@
 """Measure the analyser on the sandbox's generated stream (its ground truth).
 
-    python -m incidents.analysis.sandbox_eval [--seed 5] [--start 2026-06-01] [--end 2026-07-01] [--errors 5]
+    python -m incidents_dev.sandbox_eval [--seed 5] [--start 2026-06-01] [--end 2026-07-01] [--errors 5]
 
-Every record of :func:`incidents.sandbox.generator.ground_truth` is analysed the way the
+Every record of :func:`incidents_dev.sandbox.generator.ground_truth` is analysed the way the
 pipeline does it: :func:`~incidents.analysis.classifier.default_analyzer` with the source's
 municipality as tie-breaker, then :func:`~incidents.analysis.classifier.with_fallback` to it.
 Metrics follow :mod:`incidents.analysis.evaluate`: incident precision/recall/F1, category
@@ -43,7 +43,7 @@ def report_stream(
     rate_per_source_per_day: float = REPORT_RATE,
 ) -> list[dict[str, Any]]:
     """Ground-truth records of the sandbox stream of one seed and window."""
-    from incidents.sandbox.generator import ground_truth
+    from incidents_dev.sandbox.generator import ground_truth
 
     return ground_truth(start, end, seed=seed, now=now, rate_per_source_per_day=rate_per_source_per_day)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from incidents.sandbox.server import SandboxServer, ok_signature
+from incidents_dev.sandbox.server import SandboxServer, ok_signature
 
 TIMEOUT = 0.4
 RETRIES = 60

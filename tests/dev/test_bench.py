@@ -1,4 +1,4 @@
-"""``python -m incidents bench --quick``: every required measure is written, finite and positive."""
+"""``python -m incidents_dev bench --quick``: every required measure is written, finite and positive."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from incidents.bench import FULL, QUICK, REQUIRED_KEYS, Sizes, rate_for, table
+from incidents_dev.bench import FULL, QUICK, REQUIRED_KEYS, Sizes, rate_for, table
 
 
 def test_quick_sizes_are_about_ten_times_smaller() -> None:
@@ -31,7 +31,7 @@ def test_rate_calibration_and_table() -> None:
 def test_quick_bench_writes_every_measure(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     proc = subprocess.run(
-        [sys.executable, "-m", "incidents", "bench", "--scale", "100", "--out", str(out)],
+        [sys.executable, "-m", "incidents_dev", "bench", "--scale", "100", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=600,

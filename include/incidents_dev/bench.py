@@ -1,11 +1,11 @@
-"""``python -m incidents bench [--quick] [--out .bench]``: measure every stage in one run.
+"""``python -m incidents_dev bench [--quick] [--out .bench]``: measure every stage in one run.
 
 Writes ``<out>/results.json`` (a flat JSON object of named numbers) and ``<out>/results.png``
 (per-stage throughput and the read-only ratios), and prints a table to stdout.
 
 What is measured (full sizes; ``--quick`` divides them by 10):
 
-* **collection** over HTTP against the local sandbox (:class:`~incidents.sandbox.server.SandboxServer`
+* **collection** over HTTP against the local sandbox (:class:`~incidents_dev.sandbox.server.SandboxServer`
   in this process, the collector in a child process so both get a core): ``collect_<network>_posts_per_s``
   for every network, and the child's peak RSS collecting a 10,000- and a 100,000-post VK window
   (``collect_peak_rss_mb_10k`` / ``_100k``). The sandbox's API quotas are lifted: the bench
@@ -31,7 +31,7 @@ What is measured (full sizes; ``--quick`` divides them by 10):
 * ``<stage>_read_ratio``: the stage's time divided by the time merely reading its input in the same
   run (reading ``posts.jsonl``, parsing the records, SELECTing the posts the stage reads).
 
-Child processes are ``python -m incidents.bench --worker NAME PARAMS_JSON OUT_JSON``; each reports
+Child processes are ``python -m incidents_dev.bench --worker NAME PARAMS_JSON OUT_JSON``; each reports
 its own peak RSS (``VmHWM`` of ``/proc/self/status``, else ``ru_maxrss``).
 """
 
@@ -169,8 +169,8 @@ def rate_for(items: int, n_sources: int, days: float) -> float:
 
 def normalised(item: Any, key: str = PSEUDONYM_KEY) -> Any:
     """A generated item as the network client would normalise it (ids, pseudonym, a small raw)."""
-    from incidents.sandbox.generator import external_id, parent_external_id
     from incidents.schema import NormalizedPost, pseudonymize
+    from incidents_dev.sandbox.generator import external_id, parent_external_id
 
     return NormalizedPost(
         network=item.network,
@@ -189,8 +189,8 @@ def normalised(item: Any, key: str = PSEUDONYM_KEY) -> Any:
 
 def generate_posts(n: int, start: datetime, days: int, *, seed: int = 0) -> Iterator[Any]:
     """At most ``n`` normalised posts of ``days`` days from ``start`` (deleted comments left out)."""
-    from incidents.sandbox.generator import generate
     from incidents.sources import load_sources
+    from incidents_dev.sandbox.generator import generate
 
     sources = load_sources()
     rate = rate_for(n * 1.03, len(sources), days)
@@ -219,7 +219,7 @@ def _read_jsonl_seconds(paths: list[Path]) -> tuple[float, int]:
 def run_worker(name: str, params: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """Run ``name`` in a child process; its JSON result (with ``peak_rss_mb``)."""
     out = workdir / f"worker-{name}-{uuid.uuid4().hex[:8]}.json"
-    cmd = [sys.executable, "-m", "incidents.bench", "--worker", name, json.dumps(params), str(out)]
+    cmd = [sys.executable, "-m", "incidents_dev.bench", "--worker", name, json.dumps(params), str(out)]
     log.info("child process: %s", name)
     subprocess.run(cmd, check=True)
     return json.loads(out.read_text())
@@ -274,7 +274,7 @@ class ThrowawayDatabase:
 
 
 def _lifted_limits() -> dict[str, Any]:
-    from incidents.sandbox.faults import RateLimit
+    from incidents_dev.sandbox.faults import RateLimit
 
     return {n: RateLimit(10**9, 1.0) for n in NETWORKS}
 
@@ -285,8 +285,8 @@ def collect_windows(jobs: list[dict[str, Any]], workdir: Path) -> dict[str, Any]
     A job: ``{"label", "network", "items", "days"}``; the result per label: ``posts``, ``seconds``,
     ``read_seconds`` and the child's ``peak_rss_mb``.
     """
-    from incidents.sandbox.server import SandboxServer
     from incidents.sources import load_sources
+    from incidents_dev.sandbox.server import SandboxServer
 
     results: dict[str, Any] = {}
     for job in jobs:
@@ -458,9 +458,9 @@ def incident_rows(n: int, *, seed: int = 3, days: int = ROUTING_DAYS) -> list[di
     from incidents.analysis.classifier import CLASSIFIER_VERSION
     from incidents.analysis.places import post_place_key as place_key
     from incidents.collect.store import content_hash
-    from incidents.sandbox.generator import _draw_facts, _render_incident
     from incidents.schema import pseudonymize
     from incidents.sources import load_sources
+    from incidents_dev.sandbox.generator import _draw_facts, _render_incident
 
     rng = random.Random(seed)
     sources = load_sources()
@@ -904,7 +904,9 @@ WORKERS = {"collect": _worker_collect, "classify": _worker_classify, "e2e": _wor
 
 def _worker_main(argv: list[str]) -> int:
     if len(argv) != 4 or argv[0] != "--worker" or argv[1] not in WORKERS:
-        sys.stderr.write(f"usage: python -m incidents.bench --worker {{{','.join(WORKERS)}}} PARAMS OUT\n")
+        sys.stderr.write(
+            f"usage: python -m incidents_dev.bench --worker {{{','.join(WORKERS)}}} PARAMS OUT\n"
+        )
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     result = WORKERS[argv[1]](json.loads(argv[2]))

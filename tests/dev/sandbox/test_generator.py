@@ -15,8 +15,8 @@ import yaml
 
 from incidents import CATEGORIES
 from incidents.config import REFERENCE_DIR
-from incidents.sandbox.generator import HAZARD_TYPES, GeneratorConfig, SandboxItem, generate, ground_truth
 from incidents.sources import load_sources
+from incidents_dev.sandbox.generator import HAZARD_TYPES, GeneratorConfig, SandboxItem, generate, ground_truth
 
 START = datetime(2025, 1, 13, tzinfo=UTC)
 
@@ -184,7 +184,7 @@ def test_bad_windows_and_sources_are_rejected() -> None:
 def test_truth_command_writes_jsonl(tmp_path: Path) -> None:
     out = tmp_path / "truth.jsonl"
     subprocess.run(
-        [sys.executable, "-m", "incidents", "sandbox", "truth", "--start", "2025-01-13T00:00:00Z",
+        [sys.executable, "-m", "incidents_dev", "sandbox", "truth", "--start", "2025-01-13T00:00:00Z",
          "--end", "2025-01-13T03:00:00Z", "--seed", "4", "--out", str(out)],
         check=True, capture_output=True,
     )  # fmt: skip
