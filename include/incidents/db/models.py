@@ -35,6 +35,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -189,6 +190,8 @@ class Batch(Base):
     status: Mapped[str] = mapped_column(String(20), default="collected")
     """``collected``, ``validated``, ``analysed``, ``routed``."""
     counts: Mapped[dict | None] = mapped_column(JSON)
+    skipped_sources: Mapped[list | None] = mapped_column(JSON)
+    """Sources the window skipped, each ``{"source_id", "reason"}`` (gone, banned, private)."""
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
@@ -239,6 +242,10 @@ class Post(Base):
     """The most specific place the text names, for duplicate detection
     (:attr:`incidents.analysis.places.PlaceResult.key`): ``""`` when it names none precise
     enough, NULL when not computed (routing then derives it from the text)."""
+    address: Mapped[str | None] = mapped_column(String(200))
+    """Street, house number or landmark the text names (never a settlement)."""
+    needs_review: Mapped[bool | None] = mapped_column(Boolean)
+    """A low-confidence incident or hazard: an operator should confirm the labels."""
 
 
 class Quarantine(Base):
@@ -289,6 +296,11 @@ class Case(Base):
     """``new``, ``assigned``, ``in_progress``, ``resolved``, ``rejected``."""
     rejection_reason: Mapped[str | None] = mapped_column(String(40))
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    """When the problem was reported (the origin post's time): statistics and lag run from it."""
+    registered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """When the pipeline registered the case: deadlines run from it."""
+    historical: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Registered from a window older than the live horizon: never notified or escalated automatically."""
     first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_response_due: Mapped[datetime | None] = mapped_column(UtcDateTime)
