@@ -1,14 +1,13 @@
 """Collection DAGs: one per network, data intervals ``[start, end)`` (hourly by default)."""
 
-import os
-
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
+from incidents.config import settings
 from incidents_provider.defaults import START_DATE, default_args
 from incidents_provider.operators.collect import CollectPostsOperator, LoadPostsOperator
 
 # The window length is configuration: hourly in production, daily for the demo's quick backfills.
-COLLECT_CRON = os.environ.get("INCIDENTS_COLLECT_CRON", "0 * * * *")
+COLLECT_CRON = settings().collect_cron
 
 NETWORKS = {
     "vk": "VKontakte",

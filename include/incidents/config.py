@@ -1,15 +1,18 @@
-"""Runtime settings of the domain package, resolved from the environment.
+"""Runtime settings of the domain package: one :class:`Settings` object built from the environment.
 
-Airflow Connections reach the domain package as ``AIRFLOW_CONN_<ID>`` environment
-variables (URI or JSON form), the same way Airflow reads them locally, so the command
-line and the DAGs see the same configuration. Secrets are never read from files in
-the repository.
+This is the only module of the product that reads the process environment. Every setting
+(``INCIDENTS_*``) and every Airflow Connection given as ``AIRFLOW_CONN_<ID>`` (URI or JSON
+form, the way Airflow reads them locally) is read by :meth:`Settings.from_env`, so the command
+line and the DAGs see the same configuration; stages receive the object (or the values they
+need from it). Secrets are never read from files in the repository, and ``repr`` never shows
+them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -19,11 +22,104 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REFERENCE_DIR = PACKAGE_DIR / "reference"
 
 
+DEFAULT_MAIL_FROM = "incidents@kirov-region.example.org"
+DEFAULT_ALERT_EMAILS = "data-engineers@kirov-region.example.org"
+DEFAULT_REPORT_RECIPIENTS = "monthly-report@kirov-region.example.org"
+
+
+def _addresses(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the pipeline, resolved once from an environment mapping.
+
+    =============================  ==============================================================
+    ``INCIDENTS_HOME``             folder of the local defaults (landing area, reports), ``.local``
+    ``INCIDENTS_CASE_DB_URL``      SQLAlchemy URL of the case database, set by the local stack and
+                                   for the command line; Airflow tasks use the ``case_db``
+                                   connection
+    ``INCIDENTS_LANDING_URI``      raw API responses (any ``ObjectStoragePath`` URI)
+    ``INCIDENTS_REPORTS_URI``      monthly reports
+    ``INCIDENTS_REPORT_RECIPIENTS`` comma-separated addresses of the monthly announcement
+    ``INCIDENTS_ALERT_EMAILS``     comma-separated addresses of task-failure and gap alerts
+    ``INCIDENTS_MAIL_FROM``        sender of every e-mail
+    ``INCIDENTS_MAX_FAILED_SHARE`` validation threshold (share of failing records), 0.05
+    ``INCIDENTS_PSEUDONYM_KEY``    fallback key for author pseudonyms (a connection's extra wins)
+    ``INCIDENTS_SOURCES_FILE``     monitored sources (YAML), the packaged ``sources.yaml``
+    ``INCIDENTS_REFERENCE_DIR``    reference data folder, the packaged one
+    ``INCIDENTS_COLLECT_CRON``     when collection windows start, hourly
+    ``AIRFLOW_CONN_<ID>``          connections (:meth:`connection`)
+    =============================  ==============================================================
+    """
+
+    home: Path
+    case_db_url: str | None = None
+    landing_uri: str = ""
+    reports_uri: str = ""
+    report_recipients: tuple[str, ...] = _addresses(DEFAULT_REPORT_RECIPIENTS)
+    alert_emails: tuple[str, ...] = _addresses(DEFAULT_ALERT_EMAILS)
+    mail_from: str = DEFAULT_MAIL_FROM
+    max_failed_share: float = 0.05
+    pseudonym_key: str | None = field(default=None, repr=False)
+    sources_file: Path = REFERENCE_DIR / "sources.yaml"
+    reference_dir: Path = REFERENCE_DIR
+    collect_cron: str = "0 * * * *"
+    connections: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Raw ``AIRFLOW_CONN_*`` values by lower-case connection id."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``environ`` (the process environment by default)."""
+        env = os.environ if environ is None else environ
+        home = Path(env.get("INCIDENTS_HOME") or REPO_ROOT / ".local")
+        try:
+            max_failed = float(env.get("INCIDENTS_MAX_FAILED_SHARE") or 0.05)
+        except ValueError as exc:
+            raise ValueError(f"INCIDENTS_MAX_FAILED_SHARE must be a number: {exc}") from None
+        if not 0 <= max_failed <= 1:
+            raise ValueError(f"INCIDENTS_MAX_FAILED_SHARE must lie in [0, 1], got {max_failed}")
+        return cls(
+            home=home,
+            case_db_url=env.get("INCIDENTS_CASE_DB_URL") or None,
+            landing_uri=env.get("INCIDENTS_LANDING_URI") or f"file://{home / 'landing'}",
+            reports_uri=env.get("INCIDENTS_REPORTS_URI") or f"file://{home / 'reports'}",
+            report_recipients=_addresses(env.get("INCIDENTS_REPORT_RECIPIENTS") or DEFAULT_REPORT_RECIPIENTS),
+            alert_emails=_addresses(env.get("INCIDENTS_ALERT_EMAILS") or DEFAULT_ALERT_EMAILS),
+            mail_from=env.get("INCIDENTS_MAIL_FROM") or DEFAULT_MAIL_FROM,
+            max_failed_share=max_failed,
+            pseudonym_key=env.get("INCIDENTS_PSEUDONYM_KEY") or None,
+            sources_file=Path(env.get("INCIDENTS_SOURCES_FILE") or REFERENCE_DIR / "sources.yaml"),
+            reference_dir=Path(env.get("INCIDENTS_REFERENCE_DIR") or REFERENCE_DIR),
+            collect_cron=env.get("INCIDENTS_COLLECT_CRON") or "0 * * * *",
+            connections={
+                key[len("AIRFLOW_CONN_") :].lower(): value
+                for key, value in env.items()
+                if key.startswith("AIRFLOW_CONN_") and value
+            },
+        )
+
+    def connection(self, conn_id: str) -> ConnectionInfo | None:
+        """Connection ``conn_id`` from ``AIRFLOW_CONN_<CONN_ID>``, or None when unset."""
+        value = self.connections.get(conn_id.lower())
+        return parse_connection(conn_id, value) if value else None
+
+    def local_home(self) -> Path:
+        """:attr:`home`, created when missing."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+
+def settings() -> Settings:
+    """The settings of this process, read from its environment now (cheap; never cached, so a
+    test or a task that changes its environment sees the change)."""
+    return Settings.from_env()
+
+
 def local_home() -> Path:
-    """Folder for the embedded defaults (SQLite case DB, landing area, reports)."""
-    home = Path(os.environ.get("INCIDENTS_HOME", REPO_ROOT / ".local"))
-    home.mkdir(parents=True, exist_ok=True)
-    return home
+    """Folder for the local defaults (landing area, reports, SQLite case DB of the command line)."""
+    return settings().local_home()
 
 
 @dataclass(frozen=True)
@@ -82,10 +178,7 @@ def parse_connection(conn_id: str, value: str) -> ConnectionInfo:
 
 def get_connection(conn_id: str) -> ConnectionInfo | None:
     """Read connection ``conn_id`` from ``AIRFLOW_CONN_<CONN_ID>``, or None when unset."""
-    value = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
-    if not value:
-        return None
-    return parse_connection(conn_id, value)
+    return settings().connection(conn_id)
 
 
 def default_case_db_url() -> str:
@@ -133,10 +226,10 @@ def sqlalchemy_url_from_connection(conn: ConnectionInfo) -> str:
 
 def case_db_url() -> str:
     """SQLAlchemy URL of the case database: ``INCIDENTS_CASE_DB_URL``, then ``case_db``, then SQLite."""
-    explicit = os.environ.get("INCIDENTS_CASE_DB_URL")
-    if explicit:
-        return explicit
-    conn = get_connection("case_db")
+    current = settings()
+    if current.case_db_url:
+        return current.case_db_url
+    conn = current.connection("case_db")
     if conn is not None:
         return sqlalchemy_url_from_connection(conn)
     return default_case_db_url()

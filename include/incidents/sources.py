@@ -7,7 +7,6 @@ fallback.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from incidents import NETWORKS
-from incidents.config import REFERENCE_DIR
+from incidents.config import settings
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ class Source:
 
 
 def sources_file() -> Path:
-    return Path(os.environ.get("INCIDENTS_SOURCES_FILE", REFERENCE_DIR / "sources.yaml"))
+    return settings().sources_file
 
 
 @lru_cache(maxsize=4)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -181,10 +181,15 @@ def deliver(engine: Engine, *, send: Callable[[Any], None], rounds: int = 50) ->
     return {**totals, "errors": errors[:20]}
 
 
-def monthly_report(engine: Engine, month: date, *, out_uri: str, run_id: str | None = None) -> dict[str, Any]:
+def monthly_report(
+    engine: Engine,
+    month: date,
+    *,
+    out_uri: str,
+    recipients: Sequence[str],
+    run_id: str | None = None,
+) -> dict[str, Any]:
     """Replace a month's figures, write its report and Open311 export, queue the announcement."""
-    import os
-
     from incidents.stats.compute import compute_month
     from incidents.stats.open311 import export_open311
     from incidents.stats.report import render_report, report_email
@@ -194,14 +199,7 @@ def monthly_report(engine: Engine, month: date, *, out_uri: str, run_id: str | N
     files = render_report(summary, out_dir, engine=engine, run_id=run_id)
     open311 = export_open311(engine, month, out_dir, run_id=run_id)
     subject, body = report_email(summary, files)
-    recipients = [
-        r.strip()
-        for r in os.environ.get(
-            "INCIDENTS_REPORT_RECIPIENTS", "monthly-report@kirov-region.example.org"
-        ).split(",")
-        if r.strip()
-    ]
-    queued = queue_announcement(engine, month, subject, body, recipients)
+    queued = queue_announcement(engine, month, subject, body, list(recipients))
     return {
         "month": month.isoformat(),
         "files": {**files.as_dict(), "open311": open311.requests},

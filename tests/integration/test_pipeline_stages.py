@@ -135,13 +135,22 @@ def test_pipeline_end_to_end_matches_ground_truth(engine, services, tmp_path) ->
         assert f"#{case_id}" in bodies, f"hazard case {case_id} was notified"
 
     # monthly statistics of the period's month
-    result = stages.monthly_report(engine, date(2026, 10, 1), out_uri=str(tmp_path / "reports"), run_id="t")
+    result = stages.monthly_report(
+        engine,
+        date(2026, 10, 1),
+        out_uri=str(tmp_path / "reports"),
+        recipients=["monthly-report@kirov-region.example.org"],
+        run_id="t",
+    )
     assert (tmp_path / "reports" / "2026-10" / "report.html").exists()
     assert result["announcements_queued"] == 1
     assert (
-        stages.monthly_report(engine, date(2026, 10, 1), out_uri=str(tmp_path / "reports"))[
-            "announcements_queued"
-        ]
+        stages.monthly_report(
+            engine,
+            date(2026, 10, 1),
+            out_uri=str(tmp_path / "reports"),
+            recipients=["monthly-report@kirov-region.example.org"],
+        )["announcements_queued"]
         == 0
     )
     with engine.connect() as conn:

@@ -10,7 +10,6 @@ the sender is the connection's ``from_email`` extra or ``INCIDENTS_MAIL_FROM``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from incidents.cases.cli import add_common, engine_from, write_json, write_table
@@ -32,13 +31,13 @@ def _truthy(value: object) -> bool:
 def sender_from_connection():
     """``send(notification)`` over SMTP, configured by the ``smtp_default`` connection."""
     from incidents.cases.notify import smtp_sender
-    from incidents.config import get_connection
+    from incidents.config import get_connection, settings
 
     conn = get_connection("smtp_default")
     if conn is None or not conn.host:
         raise RuntimeError("--deliver needs AIRFLOW_CONN_SMTP_DEFAULT (smtp://user:password@host:port)")
     extra = conn.extra or {}
-    sender = extra.get("from_email") or os.environ.get("INCIDENTS_MAIL_FROM") or conn.login
+    sender = extra.get("from_email") or settings().mail_from or conn.login
     if not sender or "@" not in sender:
         raise RuntimeError(
             "no sender address: set from_email in the connection's extra or INCIDENTS_MAIL_FROM"

@@ -38,7 +38,7 @@ from incidents import NETWORKS
 from incidents.collect import facebook, instagram, ok, twitter, vk
 from incidents.collect.base import BaseClient, Page, rfc3339, utc
 from incidents.collect.errors import DailyLimitReached, SourceUnavailable
-from incidents.config import ConnectionInfo, base_url
+from incidents.config import ConnectionInfo, base_url, settings
 from incidents.sources import Source
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ class CollectResult:
 def pseudonym_key_for(conn: ConnectionInfo) -> str:
     """The pseudonymisation key: extra ``pseudonym_key``, else ``INCIDENTS_PSEUDONYM_KEY``;
     a sandbox connection (extra ``sandbox: true``) may do without."""
-    key = conn.extra.get("pseudonym_key") or os.environ.get("INCIDENTS_PSEUDONYM_KEY")
+    key = conn.extra.get("pseudonym_key") or settings().pseudonym_key
     if key:
         return str(key)
     if _truthy(conn.extra.get("sandbox", False)):

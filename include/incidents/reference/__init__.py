@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
@@ -25,7 +24,7 @@ from incidents import (
     CATEGORIES,
     HAZARD_TYPES,
 )
-from incidents.config import REFERENCE_DIR
+from incidents.config import settings
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +185,7 @@ def reference_dir(directory: str | Path | None = None) -> Path:
     """The folder the reference files are read from."""
     if directory is not None:
         return Path(directory)
-    return Path(os.environ.get("INCIDENTS_REFERENCE_DIR", REFERENCE_DIR))
+    return settings().reference_dir
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import html
-import os
 from typing import Any
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+from incidents.config import settings
 
 
 class CaseEmailNotifier:
@@ -38,10 +39,10 @@ class CaseEmailNotifier:
 
 def failure_notifier() -> SmtpNotifier:
     """Task-failure alert for the data engineers (recipients from ``INCIDENTS_ALERT_EMAILS``)."""
-    to = os.environ.get("INCIDENTS_ALERT_EMAILS", "data-engineers@kirov-region.example.org")
+    current = settings()
     return SmtpNotifier(
-        to=[t.strip() for t in to.split(",") if t.strip()],
-        from_email=os.environ.get("INCIDENTS_MAIL_FROM", "incidents@kirov-region.example.org"),
+        to=list(current.alert_emails),
+        from_email=current.mail_from,
         subject="[incidents] {{ ti.dag_id }}.{{ ti.task_id }} failed ({{ ti.run_id }})",
         html_content=(
             "<p>Task <b>{{ ti.task_id }}</b> of <b>{{ ti.dag_id }}</b> failed, try {{ ti.try_number }}.</p>"

@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 
-from incidents_provider import settings
+from incidents.config import settings
 from incidents_provider.hooks.case_db import CaseDbHook
 from incidents_provider.hooks.networks import hook_for
 
@@ -54,7 +54,7 @@ class CollectPostsOperator(BaseOperator):
 
         start, end = _window(context)
         hook = hook_for(self.network, self.conn_id)
-        landing = LandingArea(ObjectStoragePath(settings.landing_uri()))
+        landing = LandingArea(ObjectStoragePath(settings().landing_uri))
         try:
             result = collect_window(
                 self.network,
@@ -111,7 +111,7 @@ class LoadPostsOperator(BaseOperator):
 
         start, end = _window(context)
         engine = CaseDbHook(self.case_db_conn_id).get_conn()
-        landing = LandingArea(ObjectStoragePath(settings.landing_uri()))
+        landing = LandingArea(ObjectStoragePath(settings().landing_uri))
         stats = load_window(engine, self.network, start, end, landing=landing, run_id=context["run_id"])
         summary = stats if isinstance(stats, dict) else dict(stats.__dict__)
         log.info("%s [%s, %s) loaded: %s", self.network, start.isoformat(), end.isoformat(), summary)

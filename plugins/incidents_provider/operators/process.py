@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 
-from incidents_provider import settings
+from incidents.config import settings
 from incidents_provider.hooks.case_db import CaseDbHook
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,12 @@ class ProcessBatchesOperator(_CaseDbOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from incidents.stages import process_pending
 
-        docs_root = ObjectStoragePath(settings.landing_uri()) / "validation"
+        docs_root = ObjectStoragePath(settings().landing_uri) / "validation"
         summary = process_pending(
             self.engine(),
             run_id=context["run_id"],
             docs_root=str(docs_root.path if docs_root.protocol == "file" else docs_root),
-            max_failed_share=settings.max_failed_share(),
+            max_failed_share=settings().max_failed_share,
         )
         for item in summary.get("validation_docs", []):
             log.info("validation results: %s", item)
@@ -99,7 +99,7 @@ class DeliverNotificationsOperator(_CaseDbOperator):
         from incidents.stages import deliver
         from incidents_provider.notifiers.case_email import CaseEmailNotifier
 
-        notifier = CaseEmailNotifier(smtp_conn_id=self.smtp_conn_id, from_email=settings.sender())
+        notifier = CaseEmailNotifier(smtp_conn_id=self.smtp_conn_id, from_email=settings().mail_from)
         summary = deliver(self.engine(), send=lambda n: notifier.send(n, context))
         if summary.get("failed_now"):
             log.warning("%s notifications failed this run and stay queued", summary["failed_now"])

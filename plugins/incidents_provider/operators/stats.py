@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Context
 
-from incidents_provider import settings
+from incidents.config import settings
 from incidents_provider.hooks.case_db import CaseDbHook
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,14 @@ class MonthlyStatsOperator(BaseOperator):
 
         month = month_of(context)
         engine = CaseDbHook(self.case_db_conn_id).get_conn()
-        result = monthly_report(engine, month, out_uri=settings.reports_uri(), run_id=context["run_id"])
+        current = settings()
+        result = monthly_report(
+            engine,
+            month,
+            out_uri=current.reports_uri,
+            recipients=current.report_recipients,
+            run_id=context["run_id"],
+        )
         context["outlet_events"][MONTHLY_STATS_ASSET].extra = {"month": month.isoformat(), **result["files"]}
         log.info("report of %s: %s", month, result["files"])
         return result
