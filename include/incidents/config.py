@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -50,6 +51,10 @@ class Settings:
     ``INCIDENTS_SOURCES_FILE``     monitored sources (YAML), the packaged ``sources.yaml``
     ``INCIDENTS_REFERENCE_DIR``    reference data folder, the packaged one
     ``INCIDENTS_COLLECT_CRON``     when collection windows start, hourly
+    ``INCIDENTS_COVERAGE_GRACE_MINUTES`` how long a collection window may stay missing or failed
+                                   before the ``coverage`` DAG catches it up, 120
+    ``INCIDENTS_COVERAGE_LOOKBACK_HOURS`` how far back the ``coverage`` DAG looks for gaps, 168
+    ``INCIDENTS_COVERAGE_MAX_ATTEMPTS`` catch-up backfills per gap before it is alerted, 1
     ``AIRFLOW_CONN_<ID>``          connections (:meth:`connection`)
     =============================  ==============================================================
     """
@@ -66,6 +71,9 @@ class Settings:
     sources_file: Path = REFERENCE_DIR / "sources.yaml"
     reference_dir: Path = REFERENCE_DIR
     collect_cron: str = "0 * * * *"
+    coverage_grace_minutes: float = 120.0
+    coverage_lookback_hours: float = 168.0
+    coverage_max_attempts: int = 1
     connections: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Raw ``AIRFLOW_CONN_*`` values by lower-case connection id."""
 
@@ -93,6 +101,9 @@ class Settings:
             sources_file=Path(env.get("INCIDENTS_SOURCES_FILE") or REFERENCE_DIR / "sources.yaml"),
             reference_dir=Path(env.get("INCIDENTS_REFERENCE_DIR") or REFERENCE_DIR),
             collect_cron=env.get("INCIDENTS_COLLECT_CRON") or "0 * * * *",
+            coverage_grace_minutes=float(env.get("INCIDENTS_COVERAGE_GRACE_MINUTES") or 120),
+            coverage_lookback_hours=float(env.get("INCIDENTS_COVERAGE_LOOKBACK_HOURS") or 168),
+            coverage_max_attempts=int(env.get("INCIDENTS_COVERAGE_MAX_ATTEMPTS") or 1),
             connections={
                 key[len("AIRFLOW_CONN_") :].lower(): value
                 for key, value in env.items()
@@ -144,7 +155,7 @@ def parse_connection(conn_id: str, value: str) -> ConnectionInfo:
     value = value.strip()
     if value.startswith("{"):
         data = json.loads(value)
-        extra = data.get("extra") or {}
+        extra: dict[str, Any] = data.get("extra") or {}
         if isinstance(extra, str):
             extra = json.loads(extra) if extra else {}
         return ConnectionInfo(
@@ -159,7 +170,7 @@ def parse_connection(conn_id: str, value: str) -> ConnectionInfo:
         )
     parts = urlsplit(value)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    extra: dict = {}
+    extra = {}
     if "__extra__" in query:
         extra = json.loads(query.pop("__extra__"))
     extra.update(query)

@@ -210,7 +210,7 @@ def monthly_report(
 def queue_announcement(engine: Engine, month: date, subject: str, body: str, recipients: list[str]) -> int:
     """Queue the report announcement once per month and recipient (a rerun does not resend)."""
     from incidents.cases.sql import insert_ignore
-    from incidents.db.models import Notification
+    from incidents.db.models import Notification, table_of
 
     now = datetime.now(UTC)
     rows = [
@@ -228,7 +228,7 @@ def queue_announcement(engine: Engine, month: date, subject: str, body: str, rec
         for recipient in recipients
     ]
     with engine.begin() as conn:
-        return len(insert_ignore(conn, Notification.__table__, rows, returning="id"))
+        return len(insert_ignore(conn, table_of(Notification), rows, returning="id"))
 
 
 def reset_batches(engine: Engine, network: str | None = None) -> int:

@@ -57,7 +57,10 @@ def current_revision(engine: Engine | None = None) -> str | None:
 def head_revision() -> str:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migration found in {MIGRATIONS_DIR}")
+    return head
 
 
 def is_up_to_date(engine: Engine | None = None) -> bool:

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -381,6 +382,37 @@ class Notification(Base):
     """Earliest time of the next delivery attempt after a failure (backoff); NULL = at once."""
 
 
+# --------------------------------------------------------------------------- coverage
+
+
+class CoverageAction(Base):
+    """What the ``coverage`` DAG found and did about one collection window (a gap's audit trail).
+
+    A gap is a window of a ``collect_<network>`` DAG with no successful run, past the grace
+    period. Each action happens once per key (``<action>:<dag_id>:<window_start>[:<n>]``), so
+    overlapping or repeated coverage runs never backfill or alert twice.
+    """
+
+    __tablename__ = "coverage_actions"
+    __table_args__ = (Index("ix_coverage_actions_window", "dag_id", "window_start"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = mapped_column(String(250))
+    network: Mapped[str | None] = mapped_column(String(16))
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    window_end: Mapped[datetime] = mapped_column(UtcDateTime)
+    action: Mapped[str] = mapped_column(String(30))
+    """``detected``, ``backfill_requested``, ``caught_up``, ``alerted``, ``skipped_paused``."""
+    gap_kind: Mapped[str | None] = mapped_column(String(20))
+    """``missing`` (no run) or ``failed`` (the run failed past its retries)."""
+    backfill_id: Mapped[int | None] = mapped_column(BigInteger)
+    run_id: Mapped[str | None] = mapped_column(String(250))
+    """The coverage run that acted."""
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    details: Mapped[dict | None] = mapped_column(JSON)
+    idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
+
+
 # --------------------------------------------------------------------------- statistics
 
 
@@ -448,3 +480,10 @@ LABEL_COLUMNS: tuple[str, ...] = (
     "place_key",
 )
 """The columns of ``posts`` written by the text analysis (cleared when a post's text changes)."""
+
+
+def table_of(model: type[Base]) -> Table:
+    """The :class:`~sqlalchemy.Table` of a mapped class (``__table__``, typed as a Table)."""
+    table = model.__table__
+    assert isinstance(table, Table), model
+    return table

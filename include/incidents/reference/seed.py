@@ -121,35 +121,35 @@ def _load_all(conn: Connection, directory: Path) -> dict[str, int]:
     counts: dict[str, int] = {}
     counts["municipalities"] = _sync(
         conn,
-        models.Municipality.__table__,
+        models.table_of(models.Municipality),
         ("code",),
         (asdict(m) for m in load_municipalities(directory)),
         remove_missing=False,
     )
     counts["settlements"] = _sync(
         conn,
-        models.Settlement.__table__,
+        models.table_of(models.Settlement),
         ("oktmo",),
         (asdict(s) for s in load_settlements(directory)),
         remove_missing=True,
     )
     counts["executors"] = _sync(
         conn,
-        models.Executor.__table__,
+        models.table_of(models.Executor),
         ("code",),
         (asdict(e) for e in load_executors(directory)),
         remove_missing=False,
     )
     counts["categories"] = _sync(
         conn,
-        models.Category.__table__,
+        models.table_of(models.Category),
         ("slug",),
         ({"slug": c.slug, "name": c.name} for c in rubricator.categories),
         remove_missing=False,
     )
     counts["topics"] = _sync(
         conn,
-        models.Topic.__table__,
+        models.table_of(models.Topic),
         ("slug",),
         (
             {**asdict(t), "source_topics": list(t.source_topics)}
@@ -161,21 +161,21 @@ def _load_all(conn: Connection, directory: Path) -> dict[str, int]:
     )
     counts["routing_rules"] = _sync(
         conn,
-        models.RoutingRule.__table__,
+        models.table_of(models.RoutingRule),
         ("category_slug", "topic_slug", "municipality_code"),
         (asdict(r) for r in load_routing_rules(directory)),
         remove_missing=True,
     )
     counts["deadline_rules"] = _sync(
         conn,
-        models.DeadlineRule.__table__,
+        models.table_of(models.DeadlineRule),
         ("category_slug", "topic_slug"),
         (asdict(r) for r in load_deadline_rules(directory)),
         remove_missing=True,
     )
     counts["production_calendar"] = _sync(
         conn,
-        models.CalendarDay.__table__,
+        models.table_of(models.CalendarDay),
         ("day",),
         (
             {"day": day, "is_working": working, "note": calendar.notes.get(day) or None}

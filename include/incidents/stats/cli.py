@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
         if args.open311:
             from incidents.stats.open311 import export_open311
 
-            files = export_open311(engine, month, args.open311, run_id=args.run_id)
-            for path in (files.services, files.requests, files.requests_xml):
+            exported = export_open311(engine, month, args.open311, run_id=args.run_id)
+            for path in (exported.services, exported.requests, exported.requests_xml):
                 if path:
                     sys.stdout.write(f"{path}\n")
             if not args.format:

@@ -53,7 +53,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeGuard, overload
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -162,6 +162,12 @@ def month_bounds(month: date) -> tuple[datetime, datetime]:
     start = datetime(month.year, month.month, 1, tzinfo=TZ).astimezone(UTC)
     end = datetime(nxt.year, nxt.month, 1, tzinfo=TZ).astimezone(UTC)
     return start, end
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: datetime | None) -> datetime | None: ...
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -356,8 +362,22 @@ class _CaseFacts:
     resolution_h: float | None
 
 
+def _rating_key(e: dict[str, Any]) -> tuple[bool, float, bool, float, int, str]:
+    """The executor rating's order: timeliness, then first-response speed, then volume."""
+    timeliness: float | None = e["timeliness"]
+    first: float | None = e["median_first_response_h"]
+    return (
+        timeliness is None,
+        -(timeliness or 0.0),
+        first is None,
+        first or 0.0,
+        -int(e["resolved"]),
+        e["executor_code"],
+    )
+
+
 def _case_facts(c: _CaseRow, start: datetime, end: datetime, cutoff: datetime) -> _CaseFacts:
-    def within(value: datetime | None) -> bool:
+    def within(value: datetime | None) -> TypeGuard[datetime]:
         return value is not None and start <= value < end
 
     counts: list[str] = []
@@ -365,12 +385,12 @@ def _case_facts(c: _CaseRow, start: datetime, end: datetime, cutoff: datetime) -
         counts.append("cases_opened")
         if c.hazard_type:
             counts += ["hazards_found", f"hazards_found:{c.hazard_type}"]
-    resolved = c.status == "resolved" and within(c.resolved_at)
+    resolved_at = c.resolved_at
     resolution_h = None
-    if resolved:
+    if c.status == "resolved" and within(resolved_at):
         counts.append("cases_resolved")
-        resolution_h = (c.resolved_at - c.opened_at).total_seconds() / 3600
-        if c.resolution_due is not None and c.resolved_at > c.resolution_due:
+        resolution_h = (resolved_at - c.opened_at).total_seconds() / 3600
+        if c.resolution_due is not None and resolved_at > c.resolution_due:
             counts += ["cases_resolved_late", "cases_overdue"]
         else:
             counts.append("cases_resolved_on_time")
@@ -387,14 +407,17 @@ def _case_facts(c: _CaseRow, start: datetime, end: datetime, cutoff: datetime) -
     ):
         counts += ["cases_open_overdue", "cases_overdue"]
     first_h = None
-    if within(c.first_response_at) and c.first_response_at < cutoff:
-        first_h = (c.first_response_at - c.opened_at).total_seconds() / 3600
+    first_response_at = c.first_response_at
+    if within(first_response_at) and first_response_at < cutoff:
+        first_h = (first_response_at - c.opened_at).total_seconds() / 3600
     return _CaseFacts(counts, first_h, resolution_h)
 
 
 def _case_figures(
     cases: list[_CaseRow], start: datetime, end: datetime, cutoff: datetime
-) -> tuple[dict[tuple[str, str, str], Counter], dict[tuple[str, str, str, str], float], list[dict]]:
+) -> tuple[
+    dict[tuple[str, str, str], Counter], dict[tuple[str, str, str, str], float | None], list[dict[str, Any]]
+]:
     """Case counts per scope, time percentiles per scope, and the executor rating."""
     counts: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
     first: dict[tuple[str, str, str], list[float]] = defaultdict(list)
@@ -416,7 +439,7 @@ def _case_figures(
         if facts.first_response_h is not None:
             exec_first[c.executor].append(facts.first_response_h)
 
-    timing: dict[tuple[str, str, str, str], float] = {}
+    timing: dict[tuple[str, str, str, str], float | None] = {}
     for name, table in (("first_response", first), ("resolution", resolution)):
         for key, values in table.items():
             timing[(*key, f"{name}_median_h")] = percentile(values, 0.5)
@@ -425,7 +448,7 @@ def _case_figures(
         if cnt["cases_resolved"]:
             timing[(*key, "share_resolved_on_time")] = cnt["cases_resolved_on_time"] / cnt["cases_resolved"]
 
-    executors = []
+    executors: list[dict[str, Any]] = []
     for code, cnt in per_exec.items():
         on_time, overdue = cnt["cases_resolved_on_time"], cnt["cases_overdue"]
         executors.append(
@@ -439,16 +462,7 @@ def _case_figures(
                 "timeliness": on_time / (on_time + overdue) if on_time + overdue else None,
             }
         )
-    executors.sort(
-        key=lambda e: (
-            e["timeliness"] is None,
-            -(e["timeliness"] or 0.0),
-            e["median_first_response_h"] is None,
-            e["median_first_response_h"] or 0.0,
-            -e["resolved"],
-            e["executor_code"],
-        )
-    )
+    executors.sort(key=_rating_key)
     for rank, e in enumerate(executors, start=1):
         e["rank"] = rank
     return counts, timing, executors

@@ -520,7 +520,7 @@ def render_xlsx(summary: MonthSummary) -> bytes:
     wb = Workbook()
     wb.remove(wb.active)
     region = summary.region()
-    summary_rows = [["Месяц", f"{summary.month:%Y-%m}", None]]
+    summary_rows: list[list[str | float | None]] = [["Месяц", f"{summary.month:%Y-%m}", None]]
     for metric, label in METRIC_LABELS.items():
         summary_rows.append([label, _num(region.get(metric)), _num(region.get(f"{metric}_change_pct"))])
     _sheet(wb, "Summary", ["Показатель", "Значение", "Изменение к прошлому месяцу, %"], summary_rows)

@@ -345,7 +345,7 @@ def _frames(
     """(as received, coerced to text) frames with a row-number column and the derived epoch columns."""
     import pandas as pd
 
-    present = set()
+    present: set[str] = set()
     for rec in records:
         present.update(k for k in rec if isinstance(k, str))
     columns = [c for c in (*STRING_COLUMNS, *OTHER_COLUMNS) if c in present]

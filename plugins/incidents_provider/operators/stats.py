@@ -21,8 +21,11 @@ def month_of(context: Context):
 
     from incidents import REGION_TZ
 
-    start = pendulum.instance(context["data_interval_start"]).in_timezone(REGION_TZ)
-    end = pendulum.instance(context["data_interval_end"]).in_timezone(REGION_TZ)
+    interval_start, interval_end = context.get("data_interval_start"), context.get("data_interval_end")
+    if interval_start is None or interval_end is None:
+        raise ValueError("monthly statistics need a run with a data interval (a scheduled or backfill run)")
+    start = pendulum.instance(interval_start).in_timezone(REGION_TZ)
+    end = pendulum.instance(interval_end).in_timezone(REGION_TZ)
     if (start.day, start.hour, start.minute) != (1, 0, 0) or end != start.add(months=1):
         raise ValueError(
             f"monthly statistics need a calendar-month interval in {REGION_TZ}: [{start}, {end})"
