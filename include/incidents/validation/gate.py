@@ -387,6 +387,128 @@ def _json_safe(obj: Any) -> Any:
 # --------------------------------------------------------------------------- the gate
 
 
+class _Quarantine:
+    """The quarantined records of one batch, with counts and examples per expectation."""
+
+    def __init__(self) -> None:
+        self.records: list[QuarantinedRecord] = []
+        self.per_expectation: Counter[str] = Counter()
+        self.examples: dict[str, list[str]] = defaultdict(list)
+        self._keys_seen: Counter[str] = Counter()
+
+    def unique_key(self, key: str) -> str:
+        """``key``, made unique within the batch (``key#2`` for its second record)."""
+        self._keys_seen[key] += 1
+        return key if self._keys_seen[key] == 1 else f"{key}#{self._keys_seen[key]}"
+
+    def add(
+        self, record: QuarantinedRecord, reasons: list[tuple[str, str]], label: str | None = None
+    ) -> None:
+        """Quarantine ``record`` once, counting each ``(expectation, reason)`` it failed;
+        examples name it by ``label`` (its key by default)."""
+        self.records.append(record)
+        for name, why in reasons:
+            self.per_expectation[name] += 1
+            if len(self.examples[name]) < MAX_EXAMPLES:
+                self.examples[name].append(f"{label or record.record_key}: {why}")
+
+
+def _parse_records(records: list[Any], quarantine: _Quarantine) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records that are JSON objects (with their raw text); garbage goes to quarantine."""
+    parsed: list[dict[str, Any]] = []
+    parsed_raw: list[str] = []
+    for item in records:
+        rec = _coerce_record(item)
+        raw = _raw_text(item)
+        if rec is None:
+            key = quarantine.unique_key(_hash_key(raw))
+            reason = (
+                f"not a JSON object ({type(item).__name__}: {_short(raw if isinstance(item, str) else item)})"
+            )
+            quarantine.add(
+                QuarantinedRecord(key, None, None, NOT_JSON_OBJECT, reason, raw),
+                [(NOT_JSON_OBJECT, reason)],
+                label=key[:20],
+            )
+            continue
+        if isinstance(rec.get("published_at"), datetime):
+            rec = {**rec, "published_at": _iso(rec["published_at"])}
+        parsed.append(rec)
+        parsed_raw.append(raw)
+    return parsed, parsed_raw
+
+
+@dataclass
+class _GxOutcome:
+    """What the GX suites said about the parsed records."""
+
+    failures: dict[int, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+    table_failures: list[str] = field(default_factory=list)
+    gx_results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _run_suites(
+    parsed: list[dict[str, Any]],
+    *,
+    network: str,
+    window_start: datetime,
+    window_end: datetime,
+    known_sources: Iterable[str],
+    suite_path: Path | str | None,
+) -> _GxOutcome:
+    """Run both GX suites on the parsed records and read their failures per row."""
+    outcome = _GxOutcome()
+    if not parsed:
+        return outcome
+    context = {"network": network, "window_start": _iso(window_start), "window_end": _iso(window_end)}
+    params = {
+        "window_start_epoch": window_start.timestamp(),
+        "window_end_epoch": window_end.timestamp(),
+        "networks": [network],
+        "known_sources": sorted({str(s) for s in known_sources}),
+    }
+    raw_frame, value_frame = _frames(parsed, window_start.timestamp())
+    raw_suite, value_suite = _suites(str(suite_path or SUITE_PATH))
+    _, batch_definition = _gx()
+    result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_COLUMN]}
+    results = []
+    with _gx_lock:  # one validation at a time per process: the shared context is not re-entrant
+        for frame, suite in ((raw_frame, _applicable(raw_suite, raw_frame)), (value_frame, value_suite)):
+            batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            results.extend(
+                batch.validate(suite, result_format=result_format, expectation_parameters=params).results
+            )
+    for res in results:
+        res_dict = res.to_json_dict()
+        outcome.gx_results.append(_trim_result(res_dict))
+        if not res_dict["success"]:
+            _read_failure(res_dict, parsed, context, outcome)
+    return outcome
+
+
+def _read_failure(
+    res_dict: dict[str, Any], parsed: list[dict[str, Any]], context: dict[str, str], outcome: _GxOutcome
+) -> None:
+    """Record one failed expectation: per row, or as a table-level failure."""
+    config = res_dict["expectation_config"]
+    name = expectation_name(config)
+    exc = res_dict.get("exception_info") or {}
+    if exc.get("raised_exception"):
+        raise RuntimeError(f"expectation {name} raised: {exc.get('exception_message')}")
+    details = res_dict.get("result") or {}
+    index_list = details.get("unexpected_index_list")
+    if index_list is None:  # a table-level expectation
+        observed = details.get("observed_value") or []
+        missing = sorted(set(config["kwargs"].get("column_set", [])) - set(observed))
+        outcome.table_failures.append(
+            f"{name}: " + _REASON.format(config.get("meta", {}).get("reason", "failed"), missing=missing)
+        )
+        return
+    for entry in index_list:
+        row = int(entry[ROW_COLUMN])
+        outcome.failures[row].append((name, _reason(config, parsed[row], context)))
+
+
 def validate_batch(
     records: list[Any] | pandas.DataFrame,
     *,
@@ -413,114 +535,38 @@ def validate_batch(
         raise ValueError(f"empty window: {window_start.isoformat()} .. {window_end.isoformat()}")
     if not isinstance(records, list):
         records = records.to_dict(orient="records") if hasattr(records, "to_dict") else list(records)
-    quarantined: list[QuarantinedRecord] = []
-    per_expectation: Counter[str] = Counter()
-    examples: dict[str, list[str]] = defaultdict(list)
-    keys_seen: Counter[str] = Counter()
-
-    def unique_key(key: str) -> str:
-        keys_seen[key] += 1
-        return key if keys_seen[key] == 1 else f"{key}#{keys_seen[key]}"
-
-    # 1. garbage: not a JSON object
-    parsed: list[dict[str, Any]] = []
-    parsed_raw: list[str] = []
-    for item in records:
-        rec = _coerce_record(item)
-        raw = _raw_text(item)
-        if rec is None:
-            key = unique_key(_hash_key(raw))
-            reason = (
-                f"not a JSON object ({type(item).__name__}: {_short(raw if isinstance(item, str) else item)})"
-            )
-            quarantined.append(QuarantinedRecord(key, None, None, NOT_JSON_OBJECT, reason, raw))
-            per_expectation[NOT_JSON_OBJECT] += 1
-            if len(examples[NOT_JSON_OBJECT]) < MAX_EXAMPLES:
-                examples[NOT_JSON_OBJECT].append(f"{key[:20]}: {reason}")
-            continue
-        if isinstance(rec.get("published_at"), datetime):
-            rec = {**rec, "published_at": _iso(rec["published_at"])}
-        parsed.append(rec)
-        parsed_raw.append(raw)
-
-    # 2. GX on the rest
-    failures: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    table_failures: list[str] = []
-    gx_results: list[dict[str, Any]] = []
-    if parsed:
-        context = {
-            "network": network,
-            "window_start": _iso(window_start),
-            "window_end": _iso(window_end),
-        }
-        params = {
-            "window_start_epoch": window_start.timestamp(),
-            "window_end_epoch": window_end.timestamp(),
-            "networks": [network],
-            "known_sources": sorted({str(s) for s in known_sources}),
-        }
-        raw_frame, value_frame = _frames(parsed, window_start.timestamp())
-        raw_suite, value_suite = _suites(str(suite_path or SUITE_PATH))
-        _, batch_definition = _gx()
-        result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_COLUMN]}
-        results = []
-        with _gx_lock:  # one validation at a time per process: the shared context is not re-entrant
-            for frame, suite in ((raw_frame, _applicable(raw_suite, raw_frame)), (value_frame, value_suite)):
-                batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-                results.extend(
-                    batch.validate(suite, result_format=result_format, expectation_parameters=params).results
-                )
-        for res in results:
-            res_dict = res.to_json_dict()
-            config = res_dict["expectation_config"]
-            gx_results.append(_trim_result(res_dict))
-            if res_dict["success"]:
-                continue
-            name = expectation_name(config)
-            exc = res_dict.get("exception_info") or {}
-            if exc.get("raised_exception"):
-                raise RuntimeError(f"expectation {name} raised: {exc.get('exception_message')}")
-            details = res_dict.get("result") or {}
-            index_list = details.get("unexpected_index_list")
-            if index_list is None:  # a table-level expectation
-                observed = details.get("observed_value") or []
-                missing = sorted(set(config["kwargs"].get("column_set", [])) - set(observed))
-                table_failures.append(
-                    f"{name}: "
-                    + _REASON.format(config.get("meta", {}).get("reason", "failed"), missing=missing)
-                )
-                continue
-            for entry in index_list:
-                row = int(entry[ROW_COLUMN])
-                failures[row].append((name, _reason(config, parsed[row], context)))
-
+    quarantine = _Quarantine()
+    # 1. garbage: not a JSON object; 2. GX on the rest
+    parsed, parsed_raw = _parse_records(records, quarantine)
+    outcome = _run_suites(
+        parsed,
+        network=network,
+        window_start=window_start,
+        window_end=window_end,
+        known_sources=known_sources,
+        suite_path=suite_path,
+    )
     # 3. quarantine failing rows once each, with every reason; keep the others
     valid: list[dict[str, Any]] = []
     for row, rec in enumerate(parsed):
-        fails = failures.get(row)
+        fails = outcome.failures.get(row)
         if not fails:
             valid.append(rec)
             continue
-        names = [n for n, _ in fails]
-        key = unique_key(record_key(rec, parsed_raw[row]))
-        reason = "; ".join(r for _, r in fails)
-        quarantined.append(
+        quarantine.add(
             QuarantinedRecord(
-                record_key=key,
+                record_key=quarantine.unique_key(record_key(rec, parsed_raw[row])),
                 network=_usable_str(rec.get("network"), 16),
                 external_id=_usable_str(rec.get("external_id")),
-                expectation=", ".join(names),
-                reason=reason,
+                expectation=", ".join(n for n, _ in fails),
+                reason="; ".join(r for _, r in fails),
                 raw=parsed_raw[row],
-            )
+            ),
+            fails,
         )
-        for name, why in fails:
-            per_expectation[name] += 1
-            if len(examples[name]) < MAX_EXAMPLES:
-                examples[name].append(f"{key}: {why}")
 
     evaluated = len(records)
-    failed = len(quarantined)
+    failed = len(quarantine.records)
     share = failed / evaluated if evaluated else 0.0
     stats = {
         "network": network,
@@ -532,16 +578,16 @@ def validate_batch(
         "failed": failed,
         "failed_share": share,
         "max_failed_share": max_failed_share,
-        "per_expectation": dict(per_expectation),
-        "examples": dict(examples),
-        "table_failures": table_failures,
+        "per_expectation": dict(quarantine.per_expectation),
+        "examples": dict(quarantine.examples),
+        "table_failures": outcome.table_failures,
     }
     report = ValidationReport(
         valid_records=valid,
-        quarantined=quarantined,
+        quarantined=quarantine.records,
         stats=stats,
-        success=share <= max_failed_share and not table_failures,
-        gx_results=gx_results,
+        success=share <= max_failed_share and not outcome.table_failures,
+        gx_results=outcome.gx_results,
     )
     log.info(
         "validated %s batch %s..%s: %d records, %d quarantined (%.2f%%)",
