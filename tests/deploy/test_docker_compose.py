@@ -109,7 +109,8 @@ def test_airflow_settings(rendered: dict) -> None:
         assert "case-db" in env["AIRFLOW_CONN_CASE_DB"], "a separate PostgreSQL case database"
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
         mounts = {v["target"] if isinstance(v, dict) else v.split(":")[1] for v in service["volumes"]}
-        assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include"} <= mounts, name
+        assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include/incidents"} <= mounts, name
+        assert not [m for m in mounts if "incidents_dev" in m or m == "/opt/airflow/include"], name
         image = service.get("image", "")
         assert "3.3" in image, name
 
