@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -51,6 +52,9 @@ class Settings:
     ``INCIDENTS_SOURCES_FILE``     monitored sources (YAML), the packaged ``sources.yaml``
     ``INCIDENTS_REFERENCE_DIR``    reference data folder, the packaged one
     ``INCIDENTS_COLLECT_CRON``     when collection windows start, hourly
+    ``INCIDENTS_LIVE_HORIZON_HOURS`` how old (hours after its end) a window may be for its cases
+                                   to be live, 72; older windows (backfills) register historical
+                                   cases: counted and listed, never notified or escalated
     ``INCIDENTS_COVERAGE_GRACE_MINUTES`` how long a collection window may stay missing or failed
                                    before the ``coverage`` DAG catches it up, 120
     ``INCIDENTS_COVERAGE_LOOKBACK_HOURS`` how far back the ``coverage`` DAG looks for gaps, 168
@@ -71,6 +75,7 @@ class Settings:
     sources_file: Path = REFERENCE_DIR / "sources.yaml"
     reference_dir: Path = REFERENCE_DIR
     collect_cron: str = "0 * * * *"
+    live_horizon_hours: float = 72.0
     coverage_grace_minutes: float = 120.0
     coverage_lookback_hours: float = 168.0
     coverage_max_attempts: int = 1
@@ -101,6 +106,7 @@ class Settings:
             sources_file=Path(env.get("INCIDENTS_SOURCES_FILE") or REFERENCE_DIR / "sources.yaml"),
             reference_dir=Path(env.get("INCIDENTS_REFERENCE_DIR") or REFERENCE_DIR),
             collect_cron=env.get("INCIDENTS_COLLECT_CRON") or "0 * * * *",
+            live_horizon_hours=_live_horizon_hours(env.get("INCIDENTS_LIVE_HORIZON_HOURS")),
             coverage_grace_minutes=float(env.get("INCIDENTS_COVERAGE_GRACE_MINUTES") or 120),
             coverage_lookback_hours=float(env.get("INCIDENTS_COVERAGE_LOOKBACK_HOURS") or 168),
             coverage_max_attempts=int(env.get("INCIDENTS_COVERAGE_MAX_ATTEMPTS") or 1),
@@ -116,10 +122,28 @@ class Settings:
         value = self.connections.get(conn_id.lower())
         return parse_connection(conn_id, value) if value else None
 
+    @property
+    def live_horizon(self) -> timedelta:
+        """:attr:`live_horizon_hours` as a duration."""
+        return timedelta(hours=self.live_horizon_hours)
+
     def local_home(self) -> Path:
         """:attr:`home`, created when missing."""
         self.home.mkdir(parents=True, exist_ok=True)
         return self.home
+
+
+def _live_horizon_hours(value: str | None) -> float:
+    """``INCIDENTS_LIVE_HORIZON_HOURS``: a non-negative number of hours, 72 when unset."""
+    if not value or not value.strip():
+        return 72.0
+    try:
+        hours = float(value)
+    except ValueError:
+        raise ValueError(f"INCIDENTS_LIVE_HORIZON_HOURS must be a number of hours, not {value!r}") from None
+    if hours < 0:
+        raise ValueError(f"INCIDENTS_LIVE_HORIZON_HOURS must not be negative, got {value!r}")
+    return hours
 
 
 def settings() -> Settings:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -142,11 +142,23 @@ def process_pending(
     return summary
 
 
-def route(engine: Engine, *, run_id: str | None = None, now: datetime | None = None) -> dict[str, Any]:
-    """Open or join cases for every analysed incident post not yet linked to a case."""
+def route(
+    engine: Engine,
+    *,
+    run_id: str | None = None,
+    now: datetime | None = None,
+    window_end: datetime | None = None,
+    live_horizon: timedelta | None = None,
+) -> dict[str, Any]:
+    """Open or join cases for every analysed incident post not yet linked to a case.
+
+    ``now`` is the registration time (deadlines run from it); a post whose window — ``window_end``,
+    else its batch's — ended more than ``live_horizon`` before it opens a historical case (see
+    :mod:`incidents.cases.routing`).
+    """
     from incidents.cases.routing import route_posts
 
-    summary = route_posts(engine, now=now, actor="pipeline")
+    summary = route_posts(engine, now=now, actor="pipeline", window_end=window_end, live_horizon=live_horizon)
     result = summary.as_dict()
     log.info("routing: %s", result)
     return result

@@ -8,10 +8,11 @@ Entry points the pipeline calls (all take an SQLAlchemy engine of the case datab
   (:func:`smtp_sender` for plain SMTP)
 
 Operators' functions (in a session): :func:`transition`, :func:`assign`, :func:`respond`,
-:func:`merge_cases`; :func:`split` (engine). Deadlines: :class:`WorkCalendar`,
+:func:`merge_cases`; :func:`split`, :func:`reopen_historical` (engine). Deadlines: :class:`WorkCalendar`,
 :func:`compute_due`.
 """
 
+from incidents.cases.create import reopen_historical, split
 from incidents.cases.deadlines import (
     WorkCalendar,
     add_hours,
@@ -19,18 +20,17 @@ from incidents.cases.deadlines import (
     add_working_hours,
     compute_due,
 )
-from incidents.cases.dedupe import DedupeConfig, split
+from incidents.cases.dedupe import DedupeConfig
+from incidents.cases.errors import CaseError, InvalidTransition, RoutingError
 from incidents.cases.escalation import EscalationPolicy, EscalationSummary, escalate
 from incidents.cases.lifecycle import (
-    CaseError,
-    InvalidTransition,
     assign,
     merge_cases,
     respond,
     transition,
 )
 from incidents.cases.notify import DeliverySummary, deliver_pending, smtp_sender
-from incidents.cases.routing import RoutingError, RoutingSummary, apply_reclassification, route_posts
+from incidents.cases.routing import RoutingSummary, apply_reclassification, route_posts
 
 __all__ = [
     "CaseError",
@@ -51,6 +51,7 @@ __all__ = [
     "deliver_pending",
     "escalate",
     "merge_cases",
+    "reopen_historical",
     "respond",
     "route_posts",
     "smtp_sender",

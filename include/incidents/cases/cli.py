@@ -1,11 +1,13 @@
 """``python -m incidents case ...``: the operators' commands.
 
-* ``list [--status S] [--municipality M] [--executor E] [--special] [--overdue] [--limit N]``
+* ``list [--status S] [--municipality M] [--executor E] [--special] [--overdue] [--historical | --live] [--limit N]``
 * ``show ID``                              the case, its posts and its audit trail
 * ``assign ID EXECUTOR [--actor A]``
 * ``status ID STATUS [--reason R] [--actor A]``   (``in_progress`` also records the first response)
 * ``merge TARGET SOURCE [--actor A]``      the source's posts move to the target, the source is rejected
 * ``split CASE POST [--actor A]``          the post moves into a new case
+* ``reopen ID [--actor A]``                a historical case (from a backfilled window) becomes live:
+  deadlines from now, notified if a hazard, escalated from now on
 
 Every command prints a human-readable table, or JSON with ``--json``. The database is
 ``--url`` or :func:`incidents.config.case_db_url`. Errors (unknown case, forbidden
@@ -23,11 +25,13 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, true
+from sqlalchemy import Engine, false, select, true
 from sqlalchemy.orm import Session
 
+from incidents.cases.create import reopen_historical, split
 from incidents.cases.deadlines import TZ, as_utc
-from incidents.cases.lifecycle import STATUSES, CaseError, assign, merge_cases, transition
+from incidents.cases.errors import CaseError
+from incidents.cases.lifecycle import STATUSES, assign, merge_cases, transition
 from incidents.db.models import Case, CaseEvent, CasePost, Post
 
 log = logging.getLogger(__name__)
@@ -109,6 +113,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ls.add_argument("--executor", help="executor code")
     ls.add_argument("--special", action="store_true", help="only cases under special control (hazards)")
     ls.add_argument("--overdue", action="store_true", help="only open cases past their resolution deadline")
+    era = ls.add_mutually_exclusive_group()
+    era.add_argument(
+        "--historical",
+        action="store_true",
+        help="only historical cases (from backfilled windows: never notified or escalated automatically)",
+    )
+    era.add_argument("--live", action="store_true", help="only live cases (not historical)")
     ls.add_argument("--limit", type=int, default=50)
     show = sub.add_parser("show", help="a case with its posts and events")
     show.add_argument("case_id", type=int)
@@ -125,9 +136,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sp = sub.add_parser("split", help="move a post out of its case into a new case")
     sp.add_argument("case_id", type=int)
     sp.add_argument("post_id", type=int)
-    for p in (ls, show, a, st, m, sp):
+    ro = sub.add_parser(
+        "reopen", help="make a historical case live: deadlines from now, notification and escalation on"
+    )
+    ro.add_argument("case_id", type=int)
+    for p in (ls, show, a, st, m, sp, ro):
         add_common(p)
-    for p in (a, st, m, sp):
+    for p in (a, st, m, sp, ro):
         p.add_argument("--actor", default=None, help="who does it (default: operator:<login>)")
 
 
@@ -143,6 +158,7 @@ _LIST_COLUMNS = (
     "opened_at",
     "resolution_due",
     "escalation_level",
+    "historical",
     "summary",
 )
 
@@ -155,10 +171,11 @@ def list_cases(
     executor: str | None = None,
     special: bool = False,
     overdue: bool = False,
+    historical: bool | None = None,
     limit: int = 50,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Cases matching the filters, newest first, as dicts."""
+    """Cases matching the filters, newest first, as dicts (``historical``: True/False/None = both)."""
     query = select(Case.__table__).order_by(Case.opened_at.desc(), Case.id.desc()).limit(limit)
     if status:
         query = query.where(Case.status == status)
@@ -168,6 +185,8 @@ def list_cases(
         query = query.where(Case.executor_code == executor)
     if special:
         query = query.where(Case.special_control == true())
+    if historical is not None:
+        query = query.where(Case.historical == (true() if historical else false()))
     if overdue:
         query = query.where(
             Case.status.in_(("new", "assigned", "in_progress")),
@@ -234,6 +253,8 @@ def _show(engine: Engine, case_id: int, as_json: bool) -> None:
         "special_control",
         "rejection_reason",
         "opened_at",
+        "registered_at",
+        "historical",
         "first_response_due",
         "first_response_at",
         "resolution_due",
@@ -275,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
                 executor=args.executor,
                 special=args.special,
                 overdue=args.overdue,
+                historical=True if args.historical else (False if args.live else None),
                 limit=args.limit,
             )
             if args.json:
@@ -286,14 +308,23 @@ def run(args: argparse.Namespace) -> int:
             _show(engine, args.case_id, args.json)
             return 0
         if args.action == "split":
-            from incidents.cases.dedupe import split
-
             new_id = split(engine, args.case_id, args.post_id, actor)
             result: dict[str, Any] = {
                 "from_case_id": args.case_id,
                 "post_id": args.post_id,
                 "new_case_id": new_id,
             }
+        elif args.action == "reopen":
+            reopen_historical(engine, args.case_id, actor)
+            with Session(engine) as session:
+                case = session.get(Case, args.case_id)
+                assert case is not None
+                result = _result(case) | {
+                    "historical": case.historical,
+                    "registered_at": case.registered_at,
+                    "first_response_due": case.first_response_due,
+                    "resolution_due": case.resolution_due,
+                }
         else:
             with Session(engine, expire_on_commit=False) as session:
                 if args.action == "assign":

@@ -32,7 +32,7 @@ costs nothing per post. ``token_set_ratio`` scores 100 when one text's words are
 the other's, which over-merges short texts, so when the shorter text has fewer than
 :data:`MIN_SET_TOKENS` stems the stricter ``token_sort_ratio`` is used instead.
 
-**Undoing a merge.** :func:`split` moves a post out of its case into a new case (link
+**Undoing a merge.** :func:`incidents.cases.create.split` moves a post out of its case into a new case (link
 ``operator``) and writes a ``split`` event on both cases whose details hold
 ``{"post_id", "fingerprint", "from_case_id", "to_case_id"}``. Routing only ever attaches
 *unlinked* posts and never merges two existing cases by itself, so the split post stays
@@ -338,20 +338,3 @@ class CandidateIndex:
         if best is None:
             return None
         return Match(best[2].key, "near_duplicate", best[3], round(best[0], 1))
-
-
-# ---------------------------------------------------------------------------- split
-
-
-def split(engine, case_id: int, post_id: int, actor: str, *, at: datetime | None = None) -> int:
-    """Move ``post_id`` out of ``case_id`` into a new case; return the new case's id.
-
-    The new case copies the labels of the post (executor and deadlines by the routing
-    rules), its link is ``operator``; a ``split`` event is written on both cases and both
-    are marked as touched by an operator. If the post was the origin of its case, the
-    earliest remaining post becomes the origin. Splitting the only post of a case is an
-    error (there would be nothing left).
-    """
-    from incidents.cases.routing import split_post  # routing owns case creation
-
-    return split_post(engine, case_id, post_id, actor, at=at)

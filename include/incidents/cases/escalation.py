@@ -17,7 +17,11 @@ When a case climbs (:class:`EscalationPolicy`):
   level-2 step (3 working days after level 1). "N working days after" is counted as in
   :meth:`incidents.cases.deadlines.WorkCalendar.add_working_days` (the end of the N-th
   following working day);
-* whichever of the two comes first; resolved and rejected cases never climb.
+* whichever of the two comes first; resolved and rejected cases never climb;
+* **historical** cases (registered from a backfilled window, see :mod:`incidents.cases.create`)
+  never climb automatically; an operator who reopens one (``case reopen``) makes it live, and
+  it climbs from then on. Deadlines run from ``registered_at``, not from the post's time, so a
+  case is never overdue the moment it is registered.
 
 Each step of a run climbs at most one level per case (the next one waits for its interval
 after this step). **Exactly once**: a step is a ``case_events`` row ``escalated`` with the
@@ -37,11 +41,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, or_, select, true, update
+from sqlalchemy import Engine, and_, bindparam, false, or_, select, true, update
 
 from incidents.cases.deadlines import as_utc
 from incidents.cases.notify import compose, load_case_contexts, notification_row
-from incidents.cases.routing import RoutingReference
+from incidents.cases.reference import RoutingReference
 from incidents.cases.sql import begin_write, insert_ignore
 from incidents.db.models import Case, CaseEvent, Notification
 
@@ -101,7 +105,7 @@ def _next_step(
         return None
     if level == 0:
         return _Step(case.id, 1, "hazard" if hazard else overdue_reason, hazard)  # type: ignore[arg-type]
-    previous = last_step_at or as_utc(case.opened_at)
+    previous = last_step_at or as_utc(case.registered_at or case.opened_at)
     due_times: list[tuple[datetime, str]] = []
     if hazard:
         due_times.append((previous + policy.hazard_interval * 1, "hazard"))
@@ -162,12 +166,14 @@ def escalate(
                 Case.special_control,
                 Case.status,
                 Case.opened_at,
+                Case.registered_at,
                 Case.first_response_at,
                 Case.first_response_due,
                 Case.resolution_due,
                 Case.escalation_level,
             ).where(
                 Case.status.in_(OPEN_STATUSES),
+                Case.historical == false(),
                 Case.escalation_level < MAX_LEVEL,
                 or_(
                     Case.special_control == true(),

@@ -11,7 +11,7 @@ Anything else raises :class:`InvalidTransition`. ``first_response_at`` is set on
 transition to ``in_progress`` (or by :func:`respond`); ``resolved_at`` on ``resolved``.
 Every change writes a :class:`~incidents.db.models.CaseEvent` with the actor and the time,
 and sets ``operator_touched`` when the actor is a person (not the pipeline, see
-:func:`incidents.cases.routing.is_operator`): reprocessing then never overwrites the case.
+:func:`incidents.cases.actors.is_operator`): reprocessing then never overwrites the case.
 
 The functions work in the caller's :class:`~sqlalchemy.orm.Session` and flush, but do
 not commit: the caller owns the transaction (the CLI commits once per command).
@@ -26,11 +26,26 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from incidents.cases.actors import is_operator
 from incidents.cases.deadlines import as_utc
-from incidents.cases.routing import is_operator
+from incidents.cases.errors import CaseError, InvalidTransition
 from incidents.db.models import Case, CaseEvent, CasePost, Executor
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "OPEN",
+    "REJECTION_REASONS",
+    "STATUSES",
+    "TRANSITIONS",
+    "CaseError",
+    "InvalidTransition",
+    "assign",
+    "get_case",
+    "merge_cases",
+    "respond",
+    "transition",
+]
 
 STATUSES = ("new", "assigned", "in_progress", "resolved", "rejected")
 OPEN = frozenset({"new", "assigned", "in_progress"})
@@ -42,14 +57,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "resolved": frozenset({"in_progress"}),
     "rejected": frozenset({"in_progress"}),
 }
-
-
-class CaseError(ValueError):
-    """An operation on a case that cannot be done (unknown case, executor, post...)."""
-
-
-class InvalidTransition(CaseError):
-    """A status change the lifecycle does not allow."""
 
 
 def _now(at: datetime | None) -> datetime:

@@ -96,6 +96,8 @@ def load_case_contexts(conn: Connection | Session, case_ids: Iterable[int]) -> d
                 "special_control": case.special_control,
                 "status": case.status,
                 "opened_at": case.opened_at,
+                "registered_at": case.registered_at,
+                "historical": bool(case.historical),
                 "first_response_due": case.first_response_due,
                 "resolution_due": case.resolution_due,
                 "summary": case.summary,

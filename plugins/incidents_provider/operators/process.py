@@ -56,7 +56,11 @@ class ProcessBatchesOperator(_CaseDbOperator):
 
 
 class RouteIncidentsOperator(_CaseDbOperator):
-    """Open or join cases for every analysed incident post not linked to a case yet."""
+    """Open or join cases for every analysed incident post not linked to a case yet.
+
+    Cases from windows that ended longer ago than ``INCIDENTS_LIVE_HORIZON_HOURS`` (72 by
+    default) are registered as historical: never notified or escalated automatically.
+    """
 
     ui_color = "#fee2e2"
 
@@ -67,7 +71,9 @@ class RouteIncidentsOperator(_CaseDbOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from incidents.stages import route
 
-        return route(self.engine(), run_id=context["run_id"])
+        # registered now: deadlines run from the real clock; each post's window end comes from its
+        # batch, so a backfilled window's cases are historical and a live window's are not
+        return route(self.engine(), run_id=context["run_id"], live_horizon=settings().live_horizon)
 
 
 class EscalateCasesOperator(_CaseDbOperator):

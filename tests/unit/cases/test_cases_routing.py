@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from incidents import CATEGORIES
-from incidents.cases.dedupe import split
+from incidents.cases.create import split
 from incidents.cases.lifecycle import transition
 from incidents.cases.routing import route_posts
 from incidents.db.models import (

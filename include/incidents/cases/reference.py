@@ -1,0 +1,110 @@
+"""The reference data routing, escalation and case creation read once per run.
+
+**Executor precedence** (first rule found wins): ``(category, topic, municipality)`` →
+``(category, topic, *)`` → ``(category, *, municipality)`` → ``(category, *, *)``. A
+topic-specific regional rule thus beats a municipality's default for the category, and a
+municipality-specific topic rule beats everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+
+from incidents.cases.deadlines import WorkCalendar
+from incidents.cases.errors import RoutingError
+from incidents.db.models import WILDCARD, DeadlineRule, Executor, Municipality, RoutingRule, Topic
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    category: str
+    name: str
+    priority: bool
+    hazard: bool
+    hazard_type: str | None
+
+
+@dataclass(frozen=True)
+class ExecutorInfo:
+    code: str
+    name: str
+    kind: str
+    email: str
+    head_email: str | None
+    head_title: str | None
+
+
+@dataclass(frozen=True)
+class DeadlineInfo:
+    first_response: int
+    resolution: int
+    unit: str
+
+
+@dataclass
+class RoutingReference:
+    """Reference data of routing held in memory for a run (read once, looked up per post)."""
+
+    rules: dict[tuple[str, str, str], str]
+    deadlines: dict[tuple[str, str], DeadlineInfo]
+    topics: dict[str, TopicInfo]
+    executors: dict[str, ExecutorInfo]
+    municipalities: set[str]
+    calendar: WorkCalendar
+
+    @classmethod
+    def load(cls, engine: Engine) -> RoutingReference:
+        with engine.connect() as conn:
+            rules = {
+                (r.category_slug, r.topic_slug, r.municipality_code): r.executor_code
+                for r in conn.execute(select(RoutingRule.__table__))
+            }
+            deadlines = {
+                (r.category_slug, r.topic_slug): DeadlineInfo(r.first_response, r.resolution, r.unit)
+                for r in conn.execute(select(DeadlineRule.__table__))
+            }
+            topics = {
+                r.slug: TopicInfo(r.category_slug, r.name, bool(r.priority), bool(r.hazard), r.hazard_type)
+                for r in conn.execute(select(Topic.__table__))
+            }
+            executors = {
+                r.code: ExecutorInfo(r.code, r.name, r.kind, r.email, r.head_email, r.head_title)
+                for r in conn.execute(select(Executor.__table__))
+            }
+            municipalities = set(conn.execute(select(Municipality.code)).scalars())
+        if not rules:
+            raise RoutingError(
+                "routing_rules is empty: load the reference data (python -m incidents db seed)"
+            )
+        return cls(rules, deadlines, topics, executors, municipalities, WorkCalendar.from_engine(engine))
+
+    def executor_for(self, category: str, topic: str | None, municipality: str | None) -> str | None:
+        """The executor by the documented precedence, or None when no rule applies."""
+        t = topic or WILDCARD
+        m = municipality or WILDCARD
+        for key in ((category, t, m), (category, t, WILDCARD), (category, WILDCARD, m)):
+            found = self.rules.get(key)
+            if found is not None:
+                return found
+        return self.rules.get((category, WILDCARD, WILDCARD))
+
+    def deadline_for(self, category: str, topic: str | None) -> DeadlineInfo | None:
+        return self.deadlines.get((category, topic or WILDCARD)) or self.deadlines.get((category, WILDCARD))
+
+    def due(
+        self, category: str, topic: str | None, registered_at: datetime
+    ) -> tuple[datetime | None, datetime | None]:
+        """``(first_response_due, resolution_due)`` counted from ``registered_at``; Nones without a rule."""
+        rule = self.deadline_for(category, topic)
+        if rule is None:
+            return None, None
+        return self.calendar.compute_due(registered_at, rule)
+
+    def executor_of_kind(self, kind: str) -> ExecutorInfo | None:
+        for info in self.executors.values():
+            if info.kind == kind:
+                return info
+        return None
