@@ -43,6 +43,7 @@ DYNAMIC_TABLES = (
     "monthly_stats",
     "executor_monthly_stats",
     "monthly_reports",
+    "coverage_actions",
 )
 
 
