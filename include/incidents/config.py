@@ -52,10 +52,6 @@ class Settings:
     ``INCIDENTS_SOURCES_FILE``     monitored sources (YAML), the packaged ``sources.yaml``
     ``INCIDENTS_REFERENCE_DIR``    reference data folder, the packaged one
     ``INCIDENTS_COLLECT_CRON``     when collection windows start, hourly
-    ``INCIDENTS_COVERAGE_GRACE_MINUTES`` how long a collection window may stay missing or failed
-                                   before the ``coverage`` DAG catches it up, 120
-    ``INCIDENTS_COVERAGE_LOOKBACK_HOURS`` how far back the ``coverage`` DAG looks for gaps, 168
-    ``INCIDENTS_COVERAGE_MAX_ATTEMPTS`` catch-up backfills per gap before it is alerted, 1
     ``INCIDENTS_LIVE_HORIZON_HOURS`` how old (hours after its end) a window may be for its cases
                                    to be live, 72; older windows (backfills) register historical
                                    cases: counted and listed, never notified or escalated
@@ -79,9 +75,6 @@ class Settings:
     sources_file: Path = REFERENCE_DIR / "sources.yaml"
     reference_dir: Path = REFERENCE_DIR
     collect_cron: str = "0 * * * *"
-    coverage_grace_minutes: float = 120.0
-    coverage_lookback_hours: float = 168.0
-    coverage_max_attempts: int = 1
     live_horizon_hours: float = 72.0
     coverage_grace_minutes: float = 120.0
     coverage_lookback_hours: float = 168.0
@@ -113,9 +106,6 @@ class Settings:
             sources_file=Path(env.get("INCIDENTS_SOURCES_FILE") or REFERENCE_DIR / "sources.yaml"),
             reference_dir=Path(env.get("INCIDENTS_REFERENCE_DIR") or REFERENCE_DIR),
             collect_cron=env.get("INCIDENTS_COLLECT_CRON") or "0 * * * *",
-            coverage_grace_minutes=float(env.get("INCIDENTS_COVERAGE_GRACE_MINUTES") or 120),
-            coverage_lookback_hours=float(env.get("INCIDENTS_COVERAGE_LOOKBACK_HOURS") or 168),
-            coverage_max_attempts=int(env.get("INCIDENTS_COVERAGE_MAX_ATTEMPTS") or 1),
             live_horizon_hours=_live_horizon_hours(env.get("INCIDENTS_LIVE_HORIZON_HOURS")),
             coverage_grace_minutes=float(env.get("INCIDENTS_COVERAGE_GRACE_MINUTES") or 120),
             coverage_lookback_hours=float(env.get("INCIDENTS_COVERAGE_LOOKBACK_HOURS") or 168),
