@@ -75,3 +75,38 @@ def test_case_db_hook_reads_a_postgres_connection(monkeypatch) -> None:
         case_db_connection("postgresql+psycopg://incidents:s3cret@db.example.org:5433/cases"),
     )
     assert CaseDbHook().get_uri() == "postgresql+psycopg://incidents:s3cret@db.example.org:5433/cases"
+
+
+def test_a_missing_case_db_connection_fails_the_task_and_writes_no_file(tmp_path, monkeypatch) -> None:
+    """No silent fallback: without the connection (and without the local stack's switch) the
+    task fails with a message naming the connection; no SQLite file appears on the worker."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from incidents_provider.hooks.case_db import CaseDbHook
+    from incidents_provider.operators.process import RouteIncidentsOperator
+
+    monkeypatch.delenv("AIRFLOW_CONN_CASE_DB", raising=False)
+    monkeypatch.delenv("INCIDENTS_CASE_DB_URL", raising=False)
+    monkeypatch.setenv("INCIDENTS_HOME", str(tmp_path))
+    with pytest.raises(AirflowNotFoundException, match="'case_db' is not defined.*never falls back"):
+        CaseDbHook().get_uri()
+    with pytest.raises(AirflowNotFoundException, match="AIRFLOW_CONN_CASE_DB"):
+        RouteIncidentsOperator(task_id="route").engine()
+    assert not list(tmp_path.rglob("*.sqlite"))
+
+
+def test_the_local_stack_switch_names_the_case_db_when_the_connection_is_missing(
+    tmp_path, monkeypatch
+) -> None:
+    from incidents_provider.hooks.case_db import CaseDbHook
+
+    monkeypatch.delenv("AIRFLOW_CONN_CASE_DB", raising=False)
+    url = f"sqlite:///{tmp_path / 'local.sqlite'}"
+    monkeypatch.setenv("INCIDENTS_CASE_DB_URL", url)
+    assert CaseDbHook().get_uri() == url
+    # a defined connection always wins over the switch
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CASE_DB",
+        case_db_connection("postgresql+psycopg://incidents:s3cret@db.example.org:5433/cases"),
+    )
+    assert CaseDbHook().get_uri() == "postgresql+psycopg://incidents:s3cret@db.example.org:5433/cases"

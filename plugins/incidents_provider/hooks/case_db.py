@@ -1,4 +1,10 @@
-"""Hook for the case database (Connection ``case_db``: SQLite by default, PostgreSQL in production)."""
+"""Hook for the case database (Connection ``case_db``: PostgreSQL in production).
+
+The case database is never guessed: a task whose ``case_db`` connection is missing fails with a
+clear error, so cases can never land in a file on a worker that nobody reads. The only other
+source is ``INCIDENTS_CASE_DB_URL``, the explicit switch the local stack (demo, ``make airflow``,
+the scheduler tests) sets together with the connection (see :class:`incidents.config.Settings`).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,9 @@ import logging
 from typing import Any
 
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 
-from incidents.config import ConnectionInfo, default_case_db_url, sqlalchemy_url_from_connection
+from incidents.config import ConnectionInfo, settings, sqlalchemy_url_from_connection
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +36,9 @@ def connection_info(conn: Any) -> ConnectionInfo:
 class CaseDbHook(BaseHook):
     """Build an SQLAlchemy engine for the case database and keep its schema migrated.
 
-    :param case_db_conn_id: the Connection id; when it does not exist, the embedded SQLite
-        default under ``INCIDENTS_HOME`` is used (the demo's embedded default).
+    :param case_db_conn_id: the Connection id. When it does not exist, ``INCIDENTS_CASE_DB_URL``
+        is used if it is set (the local stack's explicit switch); otherwise the task fails with
+        :class:`~airflow.sdk.exceptions.AirflowNotFoundException` naming the connection.
     """
 
     conn_name_attr = "case_db_conn_id"
@@ -43,16 +51,23 @@ class CaseDbHook(BaseHook):
         self.case_db_conn_id = case_db_conn_id
 
     def get_uri(self) -> str:
-        """The SQLAlchemy URL of the case database."""
+        """The SQLAlchemy URL of the case database (see the class docstring); never a guess."""
         try:
             conn = self.get_connection(self.case_db_conn_id)
-        except Exception as exc:  # the SDK raises its own not-found error type
-            if "isn't defined" in str(exc) or "not found" in str(exc).lower():
-                log.warning(
-                    "connection %r not defined: using the embedded SQLite default", self.case_db_conn_id
+        except AirflowNotFoundException:
+            explicit = settings().case_db_url
+            if explicit:
+                log.info(
+                    "connection %r not defined: using INCIDENTS_CASE_DB_URL (set by the local stack)",
+                    self.case_db_conn_id,
                 )
-                return default_case_db_url()
-            raise
+                return explicit
+            raise AirflowNotFoundException(
+                f"the case database connection {self.case_db_conn_id!r} is not defined: create it "
+                f"(e.g. AIRFLOW_CONN_{self.case_db_conn_id.upper()}=postgres://user:password@host:5432/db "
+                "or an Airflow Connection of type postgres); the pipeline never falls back to a local "
+                "file. The local stack sets INCIDENTS_CASE_DB_URL for its embedded database."
+            ) from None
         return sqlalchemy_url_from_connection(connection_info(conn))
 
     def get_conn(self):
