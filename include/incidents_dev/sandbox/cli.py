@@ -33,9 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fault-rate", type=float, default=0.0, help="share of requests with a transient fault"
     )
     serve.add_argument(
-        "--now", type=_when, default=None, help="fixed server clock (ISO 8601); default: wall clock"
+        "--now",
+        type=_when,
+        default=None,
+        help="fixed server clock (ISO 8601); default: wall clock. Everything published before it "
+        "(since the generated world's start) is served: there is no history window",
     )
-    serve.add_argument("--history-days", type=int, default=60)
     serve.add_argument("--env-file", type=Path, default=None, help="also write KEY='VALUE' lines here")
     serve.add_argument("--pseudonym-key", default="sandbox-pseudonym-key")
     truth = sub.add_parser("truth", help="write the ground truth of a window as JSONL")
@@ -58,7 +61,6 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         rate_per_source_per_day=args.rate,
-        history_days=args.history_days,
     )
     server.start()
     env = server.connection_env(pseudonym_key=args.pseudonym_key)

@@ -32,6 +32,20 @@ DATA_FAULTS: tuple[str, ...] = ("deleted_comments",)
 FAULT_KINDS: tuple[str, ...] = REQUEST_FAULTS + PAGE_FAULTS + DATA_FAULTS + ("expired_token",)
 PROBABILITIES: tuple[str, ...] = REQUEST_FAULTS + PAGE_FAULTS + DATA_FAULTS
 """The :class:`FaultConfig` fields that are per-request/per-page probabilities."""
+PERMISSION_CODES: dict[str, tuple[int, ...]] = {
+    "vk": (7, 15, 27, 28, 30),
+    "ok": (10,),
+    "twitter": (403,),
+    "facebook": (10, 100, *range(200, 300)),
+    "instagram": (10, 100, *range(200, 300)),
+}
+"""The error codes a token lacking a permission gets from each real API (see the emulators):
+VK 7 "Permission to perform this action is denied", 15 "Access denied: no access to call this
+method", 27/28 (group/service token where a user token is needed), 30 "This profile is private";
+OK 10 ``PERMISSION_DENIED``; Twitter/X HTTP 403 ``client-forbidden``; Graph 10, 100 "missing
+permission" (no subcode) and 200-299."""
+GONE_STATES: tuple[str, ...] = ("deleted", "banned", "private")
+"""How a source can be gone (:attr:`FaultConfig.gone_sources`)."""
 
 
 @dataclass
@@ -59,6 +73,14 @@ class FaultConfig:
     """Networks the probabilistic faults apply to (None: all)."""
     force: dict[str, int] = field(default_factory=dict)
     """Fault kind -> number of next API requests that get it for sure."""
+    permission_errors: dict[str, int] = field(default_factory=dict)
+    """Network -> error code (one of :data:`PERMISSION_CODES`): the network's token lacks a
+    permission, so every data request gets that real permission error (after the token itself
+    was accepted)."""
+    gone_sources: dict[str, str] = field(default_factory=dict)
+    """``"<network>:<source id>"`` -> ``deleted`` | ``banned`` | ``private``: the source is gone,
+    reported as that network's API reports it (VK 15/18/30, OK 300/160, Graph 100 subcode 33).
+    Twitter/X sources are searches and cannot be gone."""
 
     @classmethod
     def transient(cls, rate: float, seed: int = 0, timeout_seconds: float = 0.5) -> FaultConfig:
@@ -106,6 +128,22 @@ class FaultConfig:
                 raise ValueError(f"force count of {kind} is negative")
         if self.timeout_seconds < 0:
             raise ValueError("timeout_seconds is negative")
+        for network, code in self.permission_errors.items():
+            if network not in NETWORKS:
+                raise ValueError(f"unknown network {network!r} in permission_errors")
+            if int(code) not in PERMISSION_CODES[network]:
+                raise ValueError(
+                    f"{network} answers a missing permission with one of {PERMISSION_CODES[network]}, "
+                    f"not {code!r}"
+                )
+        for key, state in self.gone_sources.items():
+            network, _, source_id = str(key).partition(":")
+            if network not in NETWORKS or not source_id:
+                raise ValueError(f"gone_sources key {key!r} is not '<network>:<source id>'")
+            if network == "twitter":
+                raise ValueError("Twitter/X sources are searches; a search cannot be gone")
+            if state not in GONE_STATES:
+                raise ValueError(f"gone_sources[{key!r}] = {state!r} is not one of {GONE_STATES}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -181,6 +219,22 @@ class FaultInjector:
 
     def timeout_seconds(self) -> float:
         return self._config.timeout_seconds
+
+    def permission_error(self, network: str) -> int | None:
+        """The permission error code every data request of ``network`` gets now, if any."""
+        with self._lock:
+            code = self._config.permission_errors.get(network)
+            if code is not None:
+                self._count("permission_error")
+            return None if code is None else int(code)
+
+    def gone(self, network: str, source_id: str) -> str | None:
+        """How the source is gone (``deleted``, ``banned``, ``private``), or None."""
+        with self._lock:
+            state = self._config.gone_sources.get(f"{network}:{source_id}")
+            if state is not None:
+                self._count("gone_source")
+            return state
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,11 @@ ECHO_HORIZON_HOURS = 72
 COMMENT_HORIZON_HOURS = 48
 """Comments (and Twitter/X replies) come at most this long after their post."""
 MAX_POSTS_PER_HOUR = 200
+WORLD_START = datetime(2025, 1, 1, tzinfo=UTC)
+"""The generated world begins here: no source published anything before (as if every monitored
+community had been created then). It is a fixed origin, not a window behind "now": a wall, a
+Page feed or a media list serves everything since, whatever the clock says."""
+WORLD_START_HOUR = int(WORLD_START.timestamp()) // HOUR
 TWITTER_EPOCH_MS = 1288834974657
 KIROV_LAT, KIROV_LON = 58.6035, 49.6668
 
@@ -535,7 +540,9 @@ def _pick_place(rng: random.Random, municipality: str) -> Place | None:
 def _draw_facts(rng: random.Random, municipality: str, hazard: bool) -> _Facts:
     t = _texts()
     if hazard:
-        hazard_type = rng.choice(HAZARD_TYPES)
+        # the hazard types that have texts, in HAZARD_TYPES order (a type added to the product
+        # without sandbox texts yet is not generated, and does not change the others' stream)
+        hazard_type = rng.choice([h for h in HAZARD_TYPES if h in t.hazards])
         category, topic, problems = t.hazards[hazard_type]
         problem_index = rng.randrange(len(problems))
     else:
@@ -715,6 +722,8 @@ class _Echo:
 @lru_cache(maxsize=4096)
 def _world(config: GeneratorConfig, hour: int) -> tuple[_Echo, ...]:
     """World incidents first posted in ``hour`` and all their echoes."""
+    if hour < WORLD_START_HOUR:
+        return ()
     rng = _rng(config.seed, "world", hour)
     sources = config.sources
     mean_posts = (
@@ -765,6 +774,8 @@ def _landing(config: GeneratorConfig, hour: int) -> dict[int, tuple[_Echo, ...]]
 @lru_cache(maxsize=65536)
 def source_hour(config: GeneratorConfig, source_index: int, hour: int) -> tuple[SandboxItem, ...]:
     """The posts one source publishes in one hour (UTC hour index), oldest first, with their comments."""
+    if hour < WORLD_START_HOUR:
+        return ()
     source = config.sources[source_index]
     network = source.network
     rng = _rng(config.seed, network, source.id, hour)
@@ -815,11 +826,26 @@ def source_hour(config: GeneratorConfig, source_index: int, hour: int) -> tuple[
 
 def post_count(config: GeneratorConfig, source_index: int, hour: int) -> int:
     """How many posts :func:`source_hour` gives, without rendering them (for offsets and totals)."""
+    if hour < WORLD_START_HOUR:
+        return 0
     source = config.sources[source_index]
     rng = _rng(config.seed, source.network, source.id, hour)
     lam = config.rate_per_source_per_day / 24.0 * _DIURNAL[(hour + 3) % 24] * _DIURNAL_NORM
     n = min(_poisson(rng, lam), MAX_POSTS_PER_HOUR - 20)
     return min(n + len(_landing(config, hour).get(source_index, ())), MAX_POSTS_PER_HOUR)
+
+
+@lru_cache(maxsize=1 << 16)
+def day_post_counts(config: GeneratorConfig, network: str, day: int) -> dict[int, tuple[int, ...]]:
+    """Posts per hour (24 counts) of one UTC day (``day`` = hour index // 24) for every source of
+    ``network``, by source index; computed hour by hour for all those sources at once, so that a
+    wall's total since :data:`WORLD_START` costs one pass over the world incidents."""
+    indices = [i for i, s in enumerate(config.sources) if s.network == network]
+    counts: dict[int, list[int]] = {i: [] for i in indices}
+    for hour in range(day * 24, day * 24 + 24):
+        for index in indices:
+            counts[index].append(post_count(config, index, hour))
+    return {i: tuple(c) for i, c in counts.items()}
 
 
 def _item(

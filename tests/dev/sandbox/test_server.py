@@ -12,7 +12,7 @@ import requests
 
 from incidents.sources import load_sources
 from incidents_dev.sandbox.faults import FaultConfig, RateLimit
-from incidents_dev.sandbox.generator import ground_truth
+from incidents_dev.sandbox.generator import WORLD_START, ground_truth
 from incidents_dev.sandbox.server import SandboxServer, ok_signature
 
 from . import crawlers
@@ -332,3 +332,131 @@ def test_responses_have_the_shapes_of_the_recordings(server: SandboxServer) -> N
     disc = requests.get(server.url_for("ok"), params=params, timeout=5).json()
     rec_ok = _fixture("ok/discussions_get_group_topic.json")
     assert set(rec_ok) <= set(disc) and set(rec_ok["discussion"]) <= set(disc["discussion"])
+
+
+# --------------------------------------------------------------------------- history, permissions, gone sources
+
+
+def test_walls_feeds_and_media_have_no_history_floor(server: SandboxServer) -> None:
+    """A wall, a Page feed and a media list serve a window long past (here 300 days before the
+    server's clock), exactly as the ground truth has it; the VK wall's ``count`` is every post
+    since the wall's first one, and offset paging reaches it."""
+    far_now = START + timedelta(days=300)
+    server.set_now(far_now)
+    try:
+        truth = {(r["network"], r["external_id"]) for r in ground_truth(START, END, config=server.config,
+                                                                         now=far_now) if r["kind"] == "post"}  # fmt: skip
+        fb = crawlers.crawl_facebook(server, "101928374650192", START, END)
+        ig = crawlers.crawl_instagram(server, "17841405678901234", START, END)
+        ok = crawlers.crawl_ok(server, "51987203456712", START, END)
+        for network, got in (("facebook", fb), ("instagram", ig), ("ok", ok)):
+            want = {k[1] for k in truth if k[0] == network}
+            assert want and want <= got, network
+        wall = _vk(server, "wall.get", owner_id="-31285017", count=1).json()["response"]
+        total = wall["count"]
+        assert total > 300 * 30 * 0.5  # ~30 posts a day since long before START
+        last = _vk(server, "wall.get", owner_id="-31285017", count=100, offset=total - 3).json()["response"]
+        assert len(last["items"]) == 3
+        assert min(i["date"] for i in last["items"]) >= int(WORLD_START.timestamp())
+        assert _vk(server, "wall.get", owner_id="-31285017", offset=total).json()["response"]["items"] == []
+        vk_wall = crawlers.crawl_vk_wall(server, "-31285017", START, END)
+        want_vk = {k[1] for k in truth if k[0] == "vk" and k[1].startswith("-31285017_")}
+        assert want_vk and want_vk <= vk_wall
+    finally:
+        server.set_now(NOW)
+
+
+def test_the_world_starts_at_a_fixed_origin_not_a_window_behind_now(server: SandboxServer) -> None:
+    before = ground_truth(WORLD_START - timedelta(days=2), WORLD_START, config=server.config)
+    after = ground_truth(WORLD_START, WORLD_START + timedelta(days=2), config=server.config)
+    assert before == [] and after
+
+
+@pytest.mark.parametrize(
+    ("network", "code"),
+    [("vk", 7), ("vk", 15), ("vk", 30), ("ok", 10), ("twitter", 403), ("facebook", 10), ("facebook", 100),
+     ("facebook", 200), ("instagram", 10), ("instagram", 100), ("instagram", 230)],
+)  # fmt: skip
+def test_a_token_lacking_a_permission_gets_the_real_permission_error(
+    server: SandboxServer, network: str, code: int
+) -> None:
+    _force(server, permission_errors={network: code})
+    if network == "vk":
+        error = _vk(server, "wall.get", owner_id="-31285017").json()["error"]
+        assert error["error_code"] == code and error["error_msg"]
+        assert error["error_msg"] != "Access denied: this wall available only for community members"
+    elif network == "ok":
+        error = _ok_call(server, method="mediatopic.getTopics", gid="51987203456712")
+        assert error["error_code"] == 10 and error["error_msg"].startswith("PERMISSION_DENIED")
+    elif network == "twitter":
+        answer = _twitter(server)
+        assert answer.status_code == 403
+        assert answer.json()["type"].endswith("/client-forbidden") and answer.json()["reason"]
+    else:
+        obj = "101928374650192/feed" if network == "facebook" else "17841405678901234/media"
+        answer = _graph(server, network, obj)
+        error = answer.json()["error"]
+        assert answer.status_code in (400, 403) and error["code"] == code
+        assert "error_subcode" not in error, "the permission variant has no subcode 33"
+        if code == 100:
+            assert "missing permission" in error["message"] and "requires the" in error["message"]
+    # the other networks are unaffected
+    other = "ok" if network != "ok" else "vk"
+    if other == "vk":
+        assert "response" in _vk(server, "wall.get", owner_id="-31285017").json()
+    else:
+        assert "media_topics" in _ok_call(server, method="mediatopic.getTopics", gid="51987203456712")
+
+
+def test_permission_errors_are_validated(server: SandboxServer) -> None:
+    for bad in ({"permission_errors": {"vk": 6}}, {"permission_errors": {"mastodon": 1}},
+                {"gone_sources": {"twitter:3345120987": "deleted"}}, {"gone_sources": {"vk:-1": "sleeping"}},
+                {"gone_sources": {"-31285017": "deleted"}}):  # fmt: skip
+        assert requests.post(f"{server.base_url}/_admin/faults", json=bad, timeout=5).status_code == 400, bad
+
+
+@pytest.mark.parametrize("state", ["deleted", "banned", "private"])
+def test_a_gone_source_is_reported_as_each_api_reports_it(server: SandboxServer, state: str) -> None:
+    truth = ground_truth(START, END, config=server.config, now=NOW)
+    vk_post = next(r for r in truth if r["network"] == "vk" and r["source_id"] == "-31285017"
+                   and r["kind"] == "post")  # fmt: skip
+    ok_post = next(r for r in truth if r["network"] == "ok" and r["kind"] == "post")
+    fb_post = next(r for r in truth if r["network"] == "facebook" and r["kind"] == "post")
+    ig_post = next(r for r in truth if r["network"] == "instagram" and r["kind"] == "post")
+    _force(server, gone_sources={"vk:-31285017": state, "ok:51987203456712": state,
+                                 "facebook:101928374650192": state, "instagram:17841405678901234": state})  # fmt: skip
+    vk_codes = {"deleted": 15, "banned": 15, "private": 15}
+    wall = _vk(server, "wall.get", owner_id="-31285017").json()["error"]
+    comments = _vk(server, "wall.getComments", owner_id="-31285017",
+                   post_id=vk_post["native_id"]).json()["error"]  # fmt: skip
+    assert wall["error_code"] == comments["error_code"] == vk_codes[state]
+    assert wall["error_msg"].startswith("Access denied: ")
+    ok_codes = {"deleted": 300, "banned": 160, "private": 160}
+    assert (
+        _ok_call(server, method="mediatopic.getTopics", gid="51987203456712")["error_code"] == ok_codes[state]
+    )
+    assert (
+        _ok_call(server, method="discussions.getComments", discussionId=ok_post["native_id"])["error_code"]
+        == ok_codes[state]
+    )
+    for network, objects in (
+        ("facebook", ("101928374650192/feed", f"{fb_post['native_id']}/comments")),
+        ("instagram", ("17841405678901234/media", f"{ig_post['native_id']}/comments")),
+    ):
+        for obj in objects:
+            answer = _graph(server, network, obj)
+            error = answer.json()["error"]
+            assert answer.status_code == 400 and (error["code"], error["error_subcode"]) == (100, 33), obj
+            assert "does not exist" in error["message"]
+    # the other sources of the network are still served
+    assert (
+        "response"
+        in _vk(server, "newsfeed.search", q="Киров яма OR авария OR люк OR мусор OR отключили").json()
+    )
+
+
+def test_a_gone_vk_user_wall_answers_18_or_30(server: SandboxServer) -> None:
+    _force(server, gone_sources={"vk:12345": "deleted"})
+    assert _vk(server, "wall.get", owner_id="12345").json()["error"]["error_code"] == 18
+    _force(server, gone_sources={"vk:12345": "private"})
+    assert _vk(server, "wall.get", owner_id="12345").json()["error"]["error_code"] == 30
