@@ -23,6 +23,9 @@ pytestmark = pytest.mark.slow
 START = datetime(2026, 10, 19, tzinfo=UTC)
 END = START + timedelta(days=3)
 NOW = END + timedelta(days=3)
+LIVE = timedelta(days=7)
+"""Live horizon of this test: every window of the period is live at NOW, so every hazard is e-mailed
+(with the default 72 hours the earlier windows would register historical cases)."""
 RATE = 8.0
 MERGE_FLOOR = (
     0.6  # measured 6 of 9 (2026-10-19..22): posts naming no place, or an ambiguous village, are not merged
@@ -61,7 +64,7 @@ def test_pipeline_end_to_end_matches_ground_truth(engine, services, tmp_path) ->
 
     processed = stages.process_pending(engine, run_id="t", docs_root=tmp_path / "docs")
     assert processed["batches"] == len(NETWORKS) * 3
-    routed = stages.route(engine, now=NOW)
+    routed = stages.route(engine, now=NOW, live_horizon=LIVE)
     assert routed["opened"] > 0
 
     # every ground-truth hazard is a special-control case
@@ -104,7 +107,7 @@ def test_pipeline_end_to_end_matches_ground_truth(engine, services, tmp_path) ->
         )
     _collect_and_load(engine, services, landing)
     stages.process_pending(engine, run_id="t2", docs_root=None)
-    stages.route(engine, now=NOW)
+    stages.route(engine, now=NOW, live_horizon=LIVE)
     with engine.connect() as conn:
         after = (
             conn.execute(select(func.count()).select_from(Post)).scalar_one(),
