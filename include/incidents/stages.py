@@ -34,7 +34,7 @@ def load_window(
     The batch is (re)set to ``collected`` so that processing validates it again; posts whose
     text did not change keep their labels, so re-analysis of a rerun window is cheap.
     """
-    from incidents.collect.pipeline import read_posts
+    from incidents.collect.pipeline import read_posts, skipped_sources_of
     from incidents.collect.store import get_or_create_batch, quarantine, upsert_posts
 
     folder = landing.window_dir(network, start, end)
@@ -51,7 +51,9 @@ def load_window(
         )
     now = datetime.now(UTC)
     with session_scope(engine) as session:
-        batch = get_or_create_batch(session, network, start, end, run_id)
+        batch = get_or_create_batch(
+            session, network, start, end, run_id, skipped_sources=skipped_sources_of(manifest)
+        )
         batch.landing_uri = manifest.get("landing_uri")
         stats = upsert_posts(
             session, read_posts(folder / "posts.jsonl"), batch_id=batch.id, run_id=run_id, collected_at=now

@@ -20,15 +20,16 @@ import html
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 import requests
 
-from incidents.collect.errors import MalformedResponse
-from incidents.collect.http import HttpClient, Throttle, redact_params
+from incidents.collect.errors import AuthError, MalformedResponse
+from incidents.collect.http import HttpClient, Interpret, Throttle, redact_params
 from incidents.schema import NormalizedPost, pseudonymize
 from incidents.sources import Source
 
@@ -112,7 +113,8 @@ def clean_text(text: str | None, network: str = "") -> str:
 
 # --------------------------------------------------------------------------- time
 
-MSK = timezone(timedelta(hours=3), "MSK")
+MOSCOW = ZoneInfo("Europe/Moscow")
+"""Moscow time with its history (UTC+3, UTC+4 from March 2011 to October 2014): OK's local times."""
 
 
 def utc(value: datetime) -> datetime:
@@ -215,7 +217,7 @@ class BaseClient:
             connect_timeout=float(connect_timeout or self.extra.get("connect_timeout", 10)),
             read_timeout=float(read_timeout or self.extra.get("read_timeout", 60)),
             max_attempts=int(
-                max_attempts or self.extra.get("max_retries", self.extra.get("max_attempts", 5))
+                max_attempts or self.extra.get("max_retries", self.extra.get("max_attempts", 5)) or 5
             ),
             backoff_base=float(self.extra.get("backoff_base", 1.0)),
             backoff_cap=float(self.extra.get("backoff_cap", 60.0)),
@@ -226,12 +228,38 @@ class BaseClient:
         )
 
     @property
+    def connection_id(self) -> str:
+        """The Airflow connection this client was built from (named in auth/permission errors)."""
+        return self.conn_id
+
+    @property
     def clock(self) -> Callable[[], float]:
         return self.http.clock
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        interpret: Interpret,
+        params: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """One API call through the shared HTTP layer (retries, backoff, rate limits); an
+        :class:`AuthError` or :class:`PermissionMissing` names this client's connection."""
+        try:
+            return self.http.call(method, url, interpret=interpret, params=params, data=data, headers=headers)
+        except AuthError as exc:
+            raise exc.for_connection(self.conn_id) from None
 
     def throttle_hint(self) -> Throttle | None:
         """A hook reading rate-limit headers of successful answers (see :class:`HttpClient`)."""
         return None
+
+    def iter_pages(self, source: Source, start: datetime, end: datetime) -> Iterator[Page]:
+        """Every page of ``source`` in ``[start, end)`` (posts, then their comments)."""
+        raise NotImplementedError
 
     def author(self, author_id: Any) -> str:
         return pseudonymize(self.network, None if author_id is None else str(author_id), self.pseudonym_key)

@@ -5,9 +5,9 @@ Requests: ``GET {base}/{object}/{edge}`` (base e.g. ``https://graph.facebook.com
 
 * ``/{page-id}/feed``: ``fields=id,message,created_time,from,permalink_url,place,comments.summary(true).limit(0)``,
   ``since`` / ``until`` (window, epoch seconds), ``limit=100``; next pages repeat the request with
-  the query of ``paging.next`` (cursor ``after`` or time-based ``until``/``__paging_token``); paging
-  stops without ``paging.next``, at a page whose oldest post is older than the window start, or at
-  a page without new posts.
+  the query of ``paging.next`` (cursor ``after`` or time-based ``until``/``__paging_token``) for as
+  long as there is one (a page of duplicates is not the end), stopping early after a page whose
+  oldest post is older than the window start.
 * ``/{post-id}/comments`` for every post of the window with comments:
   ``fields=id,message,created_time,from,parent,permalink_url``, ``filter=stream`` (all comments and
   replies, chronological), ``order=chronological``, ``limit=100``, same paging.
@@ -27,9 +27,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from incidents.collect import graph
-from incidents.collect.base import BaseClient, Page, Reject, clean_text, in_window, parse_iso
-from incidents.collect.errors import AuthError, SourceUnavailable
-from incidents.collect.http import Throttle
+from incidents.collect.base import Page, Reject, clean_text, in_window, parse_iso
+from incidents.collect.errors import SourceUnavailable
 from incidents.schema import NormalizedPost, pseudonymize
 from incidents.sources import Source
 
@@ -147,44 +146,13 @@ def parse_response(
     return posts, rejects
 
 
-class Client(BaseClient):
+class Client(graph.GraphClient):
     """Facebook page feed and comments of one window."""
 
     network = NETWORK
 
-    def throttle_hint(self) -> Throttle:
-        return graph.throttle
-
-    def call(self, path: str, params: dict[str, Any]) -> dict:
-        try:
-            return self.http.call(
-                "GET",
-                f"{self.base_url}/{path}",
-                params={**params, "access_token": self.token},
-                interpret=interpret,
-            )
-        except AuthError as exc:
-            raise AuthError(NETWORK, exc.code, exc.message, conn_id=self.conn_id) from None
-
-    def _edge(
-        self, source: Source, path: str, params: dict[str, Any], start: datetime | None, end: datetime | None
-    ) -> Iterator[tuple[Page, list[NormalizedPost]]]:
-        """Pages of one edge (with the posts to consider for comments)."""
-        seen: set[str] = set()
-        request = dict(params)
-        while True:
-            data = self.call(path, request)
-            posts, rejects = parse_response(path, request, data, source_id=source.id, key=self.pseudonym_key)
-            new = [p for p in posts if p.external_id not in seen]
-            seen.update(p.external_id for p in posts)
-            selected = new if start is None else [p for p in new if in_window(p.published_at, start, end)]
-            yield self.page(source, path, request, data, selected, rejects), selected
-            nxt = graph.next_params(data)
-            if nxt is None or not new:
-                break
-            if start is not None and posts and min(p.published_at for p in posts) < start:
-                break
-            request = {**params, **nxt, "fields": params["fields"]}
+    def parse(self, source: Source, path: str, params: Mapping[str, Any], data: Any, url: str | None):
+        return parse_response(path, params, data, source_id=source.id, key=self.pseudonym_key)
 
     def iter_pages(self, source: Source, start: datetime, end: datetime) -> Iterator[Page]:
         """Pages of the page's feed in ``[start, end)``, then the comments of those posts."""
@@ -195,12 +163,14 @@ class Client(BaseClient):
             "until": int(end.timestamp()),
             "limit": PAGE_LIMIT,
         }
-        for page, selected in self._edge(source, f"{source.id}/feed", params, start, end):
+        path = f"{source.id}/feed"
+        for edge in self.edge(source, path, params, older_than=start):
+            selected = [p for p in edge.new if in_window(p.published_at, start, end)]
             for post in selected:
                 total = ((post.raw.get("comments") or {}).get("summary") or {}).get("total_count")
                 if total is None or int(total) > 0:
                     commented.append(post.external_id)
-            yield page
+            yield self.page(source, path, edge.params, edge.data, selected, edge.rejects)
         for post_id in commented:
             params = {
                 "fields": COMMENT_FIELDS,
@@ -208,8 +178,9 @@ class Client(BaseClient):
                 "order": "chronological",
                 "limit": PAGE_LIMIT,
             }
+            path = f"{post_id}/comments"
             try:
-                for page, _ in self._edge(source, f"{post_id}/comments", params, None, None):
-                    yield page
-            except SourceUnavailable as exc:
+                for edge in self.edge(source, path, params):
+                    yield self.page(source, path, edge.params, edge.data, edge.new, edge.rejects)
+            except SourceUnavailable as exc:  # the post was deleted since the feed was read
                 log.info("facebook: comments of %s unavailable: %s", post_id, exc.message)

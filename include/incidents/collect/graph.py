@@ -4,36 +4,53 @@ and cursor paging.
 Errors: ``{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}`` (HTTP 400/401/403/500):
 1/2 (and HTTP 5xx) transient; 4/17/32/613 and 80001-80014 throttling (RateLimited, waiting
 ``estimated_time_to_regain_access`` minutes of ``X-Business-Use-Case-Usage`` when given);
-190/102/463/467 auth; 100 "does not exist"/subcode 33, 10 and 200-299 permission errors:
-the source is unavailable; other 100s are plain API errors.
+190/102/463/467 the token is refused (AuthError); 10, 200-299 and a 100 that speaks of a missing
+permission, a feature (Page Public Content Access) or an app token / app secret proof are a
+missing permission (PermissionMissing, naming the permission the message names): with a token
+lacking permission the Graph API answers "Object … does not exist, cannot be loaded due to missing
+permissions" for every object, so that answer is never taken for a deleted source. 803 ("aliases
+you requested do not exist") and a 100 "does not exist" that mentions no permission: the source
+is gone (SourceUnavailable); 368 (blocked for policy violations) needs a person; other 100s are
+plain API errors.
 
 Usage headers of successful answers (``X-App-Usage``, ``X-Business-Use-Case-Usage``: JSON with
 percentages of the limits) make the client pause before the next request once any figure
 reaches 95 %.
 
-Paging: the next request repeats the endpoint with the query of ``paging.next`` (an
-``after`` cursor or ``until``/``__paging_token`` for time-based paging) minus the access
-token, against the configured base URL; no ``paging.next`` ends the edge.
+Paging (:class:`GraphClient.edge`, shared by Facebook and Instagram): the next request repeats
+the endpoint with the query of ``paging.next`` (an ``after`` cursor or ``until``/``__paging_token``
+for time-based paging) minus the access token, against the configured base URL, for as long as
+there is a ``paging.next`` (:class:`incidents.collect.paging.CursorPaging`: a page of duplicates is
+not the end; a repeated cursor fails the window as incomplete).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
-from incidents.collect.base import decode_json
+from incidents.collect.base import BaseClient, Reject, decode_json
 from incidents.collect.errors import (
     ApiError,
     AuthError,
     MalformedResponse,
+    ManualActionRequired,
+    PermissionMissing,
     RateLimited,
     SourceUnavailable,
     TransientError,
 )
-from incidents.collect.http import SECRET_PARAMS, parse_retry_after
+from incidents.collect.http import SECRET_PARAMS, Throttle, parse_retry_after
+from incidents.collect.paging import CursorPaging
+from incidents.schema import NormalizedPost
+from incidents.sources import Source
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +58,16 @@ GRAPH_VERSION = "v19.0"
 THROTTLE_CODES = frozenset({4, 17, 32, 613}) | frozenset(range(80001, 80015))
 TRANSIENT_CODES = frozenset({1, 2})
 AUTH_CODES = frozenset({102, 190, 463, 467})
+GONE_CODES = frozenset({803})
+MANUAL_CODES = frozenset({368})
+NEEDED_PERMISSIONS = {
+    "facebook": "pages_read_engagement (or the Page Public Content Access feature)",
+    "instagram": "instagram_basic and instagram_manage_comments (with pages_read_engagement)",
+}
+"""What each Graph client needs, named when the API's message names no permission itself."""
+_PERMISSION_WORDS = ("permission", "public content access", "app secret proof", "app token", "feature")
+_NAMED_PERMISSION = re.compile(r"'([A-Za-z_]+)' permission")
+_NAMED_FEATURE = re.compile(r"'([A-Z][A-Za-z ]+)' feature")
 USAGE_PAUSE_AT = 95.0
 USAGE_PAUSE_SECONDS = 60.0
 
@@ -82,14 +109,25 @@ def throttle(headers: Mapping[str, str]) -> float | None:
     return None
 
 
+def needed_permission(network: str, message: str) -> str:
+    """The permission(s) a Graph error message names, else what ``network``'s client needs."""
+    named = _NAMED_PERMISSION.findall(message) + [
+        f"the '{f}' feature" for f in _NAMED_FEATURE.findall(message)
+    ]
+    if not named and "public content access" in message.lower():
+        named = ["the 'Page Public Content Access' feature (an app token or app secret proof)"]
+    return " or ".join(dict.fromkeys(named)) or NEEDED_PERMISSIONS.get(network, "")
+
+
 def error_for(network: str, error: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> ApiError:
     """The typed error of a Graph error envelope."""
     message = str(error.get("message", ""))
     try:
-        code = int(error.get("code"))
-    except (TypeError, ValueError):
+        code = int(str(error.get("code")))
+    except ValueError:
         code = -1
     subcode = error.get("error_subcode")
+    lowered = message.lower()
     if code in THROTTLE_CODES:
         _, regain = usage_percent(headers or {})
         retry = regain if regain else parse_retry_after((headers or {}).get("Retry-After"), 0)
@@ -98,15 +136,18 @@ def error_for(network: str, error: Mapping[str, Any], headers: Mapping[str, str]
         return TransientError(network, code, message)
     if code in AUTH_CODES or subcode in (458, 459, 460, 463, 464, 467):
         return AuthError(network, code, message)
-    if code == 100 and ("does not exist" in message or subcode == 33):
+    if code == 10 or 200 <= code <= 299 or (code == 100 and any(w in lowered for w in _PERMISSION_WORDS)):
+        return PermissionMissing(network, code, message, permission=needed_permission(network, message))
+    if code in GONE_CODES or (code == 100 and "does not exist" in lowered):
         return SourceUnavailable(network, code, message)
-    if code == 10 or 200 <= code <= 299:
-        return SourceUnavailable(network, code, message)
+    if code in MANUAL_CODES:
+        return ManualActionRequired(network, code, message)
     return ApiError(network, code, message)
 
 
+@functools.cache
 def make_interpret(network: str) -> Callable[[int, Mapping[str, str], Any], Any]:
-    """The answer mapping of one Graph network."""
+    """The answer mapping of one Graph network (one function per network)."""
 
     def interpret(status: int, headers: Mapping[str, str], body: bytes | str | dict) -> Any:
         try:
@@ -147,3 +188,64 @@ def edge_items(data: Any) -> list:
     if not isinstance(items, list):
         raise MalformedResponse("graph", "malformed", "no 'data' list in the answer")
     return items
+
+
+@dataclass
+class EdgePage:
+    """One answer of an edge: the body, what was parsed from it, and which items are new."""
+
+    params: dict[str, Any]
+    data: dict
+    posts: list[NormalizedPost]
+    new: list[NormalizedPost]
+    rejects: list[Reject]
+
+
+class GraphClient(BaseClient):
+    """What the Facebook and Instagram clients share: the call, usage headers and edge paging."""
+
+    network: ClassVar[str] = ""
+
+    def throttle_hint(self) -> Throttle:
+        return throttle
+
+    def call(self, path: str, params: dict[str, Any]) -> dict:
+        return self.request(
+            "GET",
+            f"{self.base_url}/{path}",
+            params={**params, "access_token": self.token},
+            interpret=make_interpret(self.network),
+        )
+
+    def parse(self, source: Source, path: str, params: Mapping[str, Any], data: Any, url: str | None):
+        """``(posts, rejects)`` of an edge answer (the network's parser)."""
+        raise NotImplementedError
+
+    def edge(
+        self,
+        source: Source,
+        path: str,
+        params: dict[str, Any],
+        *,
+        older_than: datetime | None = None,
+        url: str | None = None,
+    ) -> Iterator[EdgePage]:
+        """Every page of an edge (newest first when ``older_than`` is given: paging stops early after
+        a page whose oldest item is older than it); ``new`` holds the items not seen before."""
+        paging = CursorPaging(self.network, path)
+        seen: set[str] = set()
+        request = dict(params)
+        while True:
+            data = self.call(path, request)
+            posts, rejects = self.parse(source, path, request, data, url)
+            new = [p for p in posts if p.external_id not in seen]
+            seen.update(p.external_id for p in posts)
+            yield EdgePage(request, data, posts, new, rejects)
+            if older_than is not None and posts and min(p.published_at for p in posts) < older_than:
+                break
+            nxt = next_params(data)
+            key = tuple(sorted(nxt.items())) if nxt is not None else None
+            if not paging.advance(more=nxt is not None, next_cursor=key, fresh=len(new)):
+                break
+            cursor: tuple[tuple[str, str], ...] = paging.cursor or ()  # type: ignore[assignment]
+            request = {**params, **dict(cursor), "fields": params["fields"]}

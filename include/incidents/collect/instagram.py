@@ -5,8 +5,9 @@ Requests: ``GET {base}/{object}/{edge}`` (base e.g. ``https://graph.facebook.com
 
 * ``/{ig-user-id}/media``: ``fields=id,caption,timestamp,permalink,username,comments_count``,
   ``limit=50``, ``since``/``until`` (window, epoch seconds); newest first; next pages repeat the
-  request with the query of ``paging.next`` (cursor ``after``); paging stops when the last page has
-  no ``paging``/``next``, or at a page whose oldest media is older than the window start.
+  request with the query of ``paging.next`` (cursor ``after``) for as long as there is one (a page
+  of duplicates is not the end), stopping early after a page whose oldest media is older than the
+  window start.
 * ``/{media-id}/comments`` for every media of the window with ``comments_count`` > 0:
   ``fields=id,text,timestamp,username,replies{id,text,timestamp,username}``, ``limit=50``, same paging.
 * ``/{comment-id}/replies`` (``fields=id,text,timestamp,username``, ``limit=50``) when the nested
@@ -26,9 +27,8 @@ from datetime import datetime
 from typing import Any
 
 from incidents.collect import graph
-from incidents.collect.base import BaseClient, Page, Reject, clean_text, in_window, parse_iso
-from incidents.collect.errors import AuthError, SourceUnavailable
-from incidents.collect.http import Throttle
+from incidents.collect.base import Page, Reject, clean_text, in_window, parse_iso
+from incidents.collect.errors import SourceUnavailable
 from incidents.schema import NormalizedPost, pseudonymize
 from incidents.sources import Source
 
@@ -164,70 +164,40 @@ def _media_list(
     return posts, rejects
 
 
-class Client(BaseClient):
+class Client(graph.GraphClient):
     """Instagram account media and comments of one window."""
 
     network = NETWORK
 
-    def throttle_hint(self) -> Throttle:
-        return graph.throttle
-
-    def call(self, path: str, params: dict[str, Any]) -> dict:
-        try:
-            return self.http.call(
-                "GET",
-                f"{self.base_url}/{path}",
-                params={**params, "access_token": self.token},
-                interpret=interpret,
-            )
-        except AuthError as exc:
-            raise AuthError(NETWORK, exc.code, exc.message, conn_id=self.conn_id) from None
+    def parse(self, source: Source, path: str, params: Mapping[str, Any], data: Any, url: str | None):
+        return parse_response(path, params, data, source_id=source.id, key=self.pseudonym_key, url=url)
 
     def iter_pages(self, source: Source, start: datetime, end: datetime) -> Iterator[Page]:
         """Pages of the account's media in ``[start, end)``, then their comments and replies."""
         commented: list[tuple[str, str | None]] = []
-        base = {"fields": MEDIA_FIELDS, "limit": PAGE_LIMIT, "since": int(start.timestamp()),
-                "until": int(end.timestamp())}  # fmt: skip
-        request, seen = dict(base), set()
+        params = {"fields": MEDIA_FIELDS, "limit": PAGE_LIMIT, "since": int(start.timestamp()),
+                  "until": int(end.timestamp())}  # fmt: skip
         path = f"{source.id}/media"
-        while True:
-            data = self.call(path, request)
-            posts, rejects = parse_response(path, request, data, source_id=source.id, key=self.pseudonym_key)
-            new = [p for p in posts if p.external_id not in seen]
-            seen.update(p.external_id for p in posts)
-            selected = [p for p in new if in_window(p.published_at, start, end)]
+        for edge in self.edge(source, path, params, older_than=start):
+            selected = [p for p in edge.new if in_window(p.published_at, start, end)]
             for post in selected:
                 count = post.raw.get("comments_count")
                 if count is None or int(count) > 0:
                     commented.append((post.external_id, post.url))
-            yield self.page(source, path, request, data, selected, rejects)
-            nxt = graph.next_params(data)
-            if nxt is None or not new or min(p.published_at for p in posts) < start:
-                break
-            request = {**base, **nxt, "fields": base["fields"]}
+            yield self.page(source, path, edge.params, edge.data, selected, edge.rejects)
         for media_id, url in commented:
             try:
                 yield from self._comments(source, f"{media_id}/comments", COMMENT_FIELDS, url)
-            except SourceUnavailable as exc:
+            except SourceUnavailable as exc:  # the media was deleted since the account was read
                 log.info("instagram: comments of %s unavailable: %s", media_id, exc.message)
 
     def _comments(self, source: Source, path: str, fields: str, url: str | None) -> Iterator[Page]:
-        base = {"fields": fields, "limit": PAGE_LIMIT}
-        request, seen, more_replies = dict(base), set(), []
-        while True:
-            data = self.call(path, request)
-            posts, rejects = parse_response(
-                path, request, data, source_id=source.id, key=self.pseudonym_key, url=url
-            )
-            new = [p for p in posts if p.external_id not in seen]
-            seen.update(p.external_id for p in posts)
-            for item in data.get("data") or []:
+        more_replies: list[str] = []
+        for edge in self.edge(source, path, {"fields": fields, "limit": PAGE_LIMIT}, url=url):
+            for item in edge.data.get("data") or []:
                 if isinstance(item, dict) and graph.next_params(item.get("replies") or {}) is not None:
-                    more_replies.append(str(item["id"]))
-            yield self.page(source, path, request, data, new, rejects)
-            nxt = graph.next_params(data)
-            if nxt is None or not new:
-                break
-            request = {**base, **nxt, "fields": base["fields"]}
+                    if str(item.get("id")) not in more_replies:
+                        more_replies.append(str(item["id"]))
+            yield self.page(source, path, edge.params, edge.data, edge.new, edge.rejects)
         for comment_id in more_replies:
             yield from self._comments(source, f"{comment_id}/replies", REPLY_FIELDS, url)

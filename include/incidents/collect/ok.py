@@ -6,22 +6,27 @@ Requests: ``POST {base}`` (base e.g. ``https://api.ok.ru/fb.do``), form-encoded,
 ``md5("".join(f"{k}={v}" for k, v in sorted(params) if k not in ("sig", "access_token"))
 + md5(access_token + application_secret_key))`` (extra ``application_secret_key``).
 
-* ``mediatopic.getTopics``: ``gid`` (Source.id), ``count=100``, ``anchor`` (the previous
-  answer's ``anchor`` while ``has_more``). Topics come newest first
-  (``media_topics[]``: ``id``, ``created_ms``, ``media[{type: text, text}]``, ``author_ref``
-  ``user:<id>``/``group:<id>``); paging stops at a page whose oldest topic is older than the window
-  start, at ``has_more=false`` or at an empty page.
+* ``mediatopic.getTopics``: ``gid`` (Source.id), ``count=100``, ``fields`` (:data:`TOPIC_FIELDS`,
+  requested explicitly rather than relying on the defaults), ``anchor`` (the previous answer's
+  ``anchor`` while ``has_more``). Topics come newest first (``media_topics[]``: ``id``,
+  ``created_ms``, ``media[]`` blocks, ``author_ref`` ``user:<id>``/``group:<id>``); paging goes on
+  while ``has_more`` and stops early at a page whose oldest topic is older than the window start.
 * ``discussions.getComments`` for every topic of the window with comments: ``discussionId``,
-  ``discussionType=GROUP_TOPIC``, ``count=100``, ``direction=FORWARD``, ``anchor``.
+  ``discussionType=GROUP_TOPIC``, ``count=100``, ``direction=FORWARD``, ``anchor`` while ``has_more``.
   Comments: ``id``, ``author_id``, ``date`` (Moscow time ``yyyy-MM-dd HH:mm:ss``) or ``date_ms``,
   ``text``, ``reply_to_comment_id``, ``type`` (``DELETED`` is rejected with a reason).
 
-``discussions.get`` answers (a single ``discussion`` object) are parsed too.
+A topic's text is its ``title`` (a group topic's ``discussions.get`` answer has it; its
+``message`` is OK's generated "Topic in the … group" line, never the text) followed by its text
+blocks (``media[]`` items of ``type: text``); a title that merely repeats the start of the first
+block is not doubled. OK's local times (``yyyy-MM-dd HH:mm:ss``) are Moscow time with its history
+(:data:`incidents.collect.base.MOSCOW`: UTC+4 from March 2011 to October 2014).
 
-Errors arrive inside HTTP 200 as ``{"error_code", "error_msg", "error_data"}``: 1/2 transient,
-8 rate limited, 11 limit reached (daily), 100 invalid parameter, 101/102/103/104 auth
-(bad application key, session expired, invalid session, bad signature), 160/300/455
-the group or topic is unavailable.
+Errors arrive inside HTTP 200 as ``{"error_code", "error_msg", "error_data"}``, mapped by
+:data:`ERRORS`: 1/2 transient, 8 rate limited, 11 limit reached (daily), 100 invalid parameter,
+101/102/103/104 token refused (bad application key, session expired, invalid session, bad
+signature), 10 ``PERMISSION_DENIED`` and 200 ``PARAM_PERMISSION`` a missing permission,
+7 ``ACTION_BLOCKED`` needs a person, 160/300/455 the group or topic is gone.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from datetime import datetime
 from typing import Any
 
 from incidents.collect.base import (
-    MSK,
+    MOSCOW,
     BaseClient,
     Page,
     Reject,
@@ -45,13 +50,13 @@ from incidents.collect.base import (
 )
 from incidents.collect.errors import (
     ApiError,
-    AuthError,
-    DailyLimitReached,
+    ErrorTable,
     MalformedResponse,
     RateLimited,
     SourceUnavailable,
     TransientError,
 )
+from incidents.collect.paging import CursorPaging
 from incidents.schema import NormalizedPost, pseudonymize
 from incidents.sources import Source
 
@@ -61,11 +66,25 @@ NETWORK = "ok"
 TOPICS_PAGE = 100
 COMMENTS_PAGE = 100
 
-TRANSIENT_CODES = frozenset({1, 2})
-RATE_CODES = frozenset({8})
-DAILY_CODES = frozenset({11})
-AUTH_CODES = frozenset({101, 102, 103, 104})
-SOURCE_CODES = frozenset({160, 300, 455})
+TOPIC_FIELDS = ",".join(
+    f"media_topic.{name}"
+    for name in ("id", "created_ms", "media", "author_ref", "owner_ref", "discussion_summary")
+)
+"""The topic fields :meth:`Client.iter_pages` asks ``mediatopic.getTopics`` for."""
+
+ERRORS = ErrorTable(
+    NETWORK,
+    transient={1, 2},
+    rate={8},
+    daily={11},
+    auth={101, 102, 103, 104},
+    permissions={
+        10: "the application's permission to read group content (GROUP_CONTENT / VALUABLE_ACCESS)",
+        200: "the application's permission to read group content (GROUP_CONTENT / VALUABLE_ACCESS)",
+    },
+    gone={160, 300, 455},
+    manual={7},
+)
 
 
 def signature(params: Mapping[str, Any], access_token: str, secret_key: str) -> str:
@@ -77,21 +96,7 @@ def signature(params: Mapping[str, Any], access_token: str, secret_key: str) -> 
 
 def error_for(code: Any, message: str) -> ApiError:
     """The typed error of an OK ``error_code``."""
-    try:
-        number = int(code)
-    except (TypeError, ValueError):
-        number = -1
-    if number in TRANSIENT_CODES:
-        return TransientError(NETWORK, number, message)
-    if number in RATE_CODES:
-        return RateLimited(NETWORK, number, message)
-    if number in DAILY_CODES:
-        return DailyLimitReached(NETWORK, number, message)
-    if number in AUTH_CODES:
-        return AuthError(NETWORK, number, message)
-    if number in SOURCE_CODES:
-        return SourceUnavailable(NETWORK, number, message)
-    return ApiError(NETWORK, code, message)
+    return ERRORS.error(code, message)
 
 
 def interpret(status: int, headers: Mapping[str, str], body: bytes | str | dict) -> Any:
@@ -111,8 +116,8 @@ def interpret(status: int, headers: Mapping[str, str], body: bytes | str | dict)
 
 
 def parse_ok_time(value: str) -> datetime:
-    """OK's ``yyyy-MM-dd HH:mm:ss`` (Moscow time) → UTC."""
-    return utc(datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=MSK))
+    """OK's ``yyyy-MM-dd HH:mm:ss`` (Moscow time, with its historical offsets) → UTC."""
+    return utc(datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=MOSCOW))
 
 
 def _published(item: Mapping[str, Any], ms_key: str, text_key: str) -> datetime:
@@ -132,14 +137,35 @@ def topic_url(group_id: str, topic_id: str) -> str:
     return f"https://ok.ru/group/{group_id}/topic/{topic_id}"
 
 
+def _squash(text: str) -> str:
+    return " ".join(text.split()).rstrip(".… ").casefold()
+
+
+def topic_text(title: Any, media: Any) -> str:
+    """A topic's raw text: its ``title`` and its text blocks (``media[]`` items of type ``text``),
+    one per line; a part that only repeats the start of another (a title cut from the first
+    block) is left out."""
+    parts = [str(title)] if isinstance(title, str) and title.strip() else []
+    for block in media if isinstance(media, list) else []:
+        if isinstance(block, dict) and block.get("type") == "text" and str(block.get("text") or "").strip():
+            parts.append(str(block["text"]))
+    kept: list[str] = []
+    for part in parts:
+        short = _squash(part)
+        if any(_squash(other).startswith(short) for other in kept):
+            continue  # a repeat of (the start of) a part already kept
+        cut = [i for i, other in enumerate(kept) if short.startswith(_squash(other))]
+        if cut:  # a longer version of a part already kept (a title cut from this block) takes its place
+            kept[cut[0]] = part
+            kept = [other for i, other in enumerate(kept) if i not in cut[1:]]
+        else:
+            kept.append(part)
+    return "\n".join(kept)
+
+
 def parse_topic(item: dict, *, group_id: str, source_id: str, key: str) -> NormalizedPost:
     """One ``media_topics[]`` element → NormalizedPost (KeyError/ValueError/TypeError when unusable)."""
     topic_id = str(item["id"])
-    texts = [
-        m.get("text") or ""
-        for m in item.get("media") or []
-        if isinstance(m, dict) and m.get("type") == "text"
-    ]
     author = _ref_id(item.get("author_ref")) or _ref_id(item.get("owner_ref")) or group_id
     return NormalizedPost(
         network=NETWORK,
@@ -147,7 +173,7 @@ def parse_topic(item: dict, *, group_id: str, source_id: str, key: str) -> Norma
         source_id=source_id,
         author_pseudonym=pseudonymize(NETWORK, author, key),
         published_at=_published(item, "created_ms", "created_date"),
-        text=clean_text("\n".join(texts), NETWORK),
+        text=clean_text(topic_text(item.get("title"), item.get("media")), NETWORK),
         kind="post",
         url=topic_url(group_id, topic_id),
         raw=item,
@@ -169,11 +195,21 @@ def parse_discussion(data: dict, *, group_id: str | None, source_id: str, key: s
         source_id=source_id,
         author_pseudonym=pseudonymize(NETWORK, disc.get("owner_uid"), key),
         published_at=_published(disc, "creation_ms", "creation_date"),
-        text=clean_text(disc.get("message") or disc.get("title") or "", NETWORK),
+        text=clean_text(
+            topic_text(disc.get("title"), disc.get("media") or _topic_media(data, topic_id)), NETWORK
+        ),
         kind="post",
         url=topic_url(group_id, topic_id),
         raw=data,
     )
+
+
+def _topic_media(data: Mapping[str, Any], topic_id: str) -> list:
+    """The text blocks of the topic's ``media_topics`` entity in a ``discussions.get`` answer, if any."""
+    for topic in (data.get("entities") or {}).get("media_topics") or []:
+        if isinstance(topic, dict) and str(topic.get("id")) == topic_id:
+            return topic.get("media") or []
+    return []
 
 
 def parse_comment(
@@ -262,19 +298,16 @@ class Client(BaseClient):
         signed = {k: str(v) for k, v in signed.items()}
         signed["sig"] = signature(signed, self.token, self.secret_key)
         signed["access_token"] = self.token
-        try:
-            return self.http.call("POST", self.base_url, data=signed, interpret=interpret)
-        except AuthError as exc:
-            raise AuthError(NETWORK, exc.code, exc.message, conn_id=self.conn_id) from None
+        return self.request("POST", self.base_url, data=signed, interpret=interpret)
 
     def iter_pages(self, source: Source, start: datetime, end: datetime) -> Iterator[Page]:
         """Pages of the group's topics in ``[start, end)``, then the comments of those topics."""
         commented: list[str] = []
-        anchor, seen = None, set()
+        paging, seen = CursorPaging(NETWORK, f"mediatopic.getTopics of group {source.id}"), set[Any]()
         while True:
-            params: dict[str, Any] = {"gid": source.id, "count": TOPICS_PAGE}
-            if anchor:
-                params["anchor"] = anchor
+            params: dict[str, Any] = {"gid": source.id, "count": TOPICS_PAGE, "fields": TOPIC_FIELDS}
+            if paging.cursor:
+                params["anchor"] = paging.cursor
             data = self.call("mediatopic.getTopics", params)
             posts, rejects = parse_response(
                 "mediatopic.getTopics", params, data, source_id=source.id, key=self.pseudonym_key
@@ -288,19 +321,16 @@ class Client(BaseClient):
                     commented.append(post.external_id.split("_", 1)[1])
             yield self.page(source, "mediatopic.getTopics", {**params, "method": "mediatopic.getTopics"}, data,
                             selected, rejects)  # fmt: skip
-            next_anchor = data.get("anchor")
-            if not data.get("has_more") or not data.get("media_topics") or not next_anchor:
-                break
-            if next_anchor == anchor or not new:
-                break
             if posts and min(p.published_at for p in posts) < start:
+                break  # newest first: the rest of the group is older than the window
+            more = bool(data.get("has_more"))
+            if not paging.advance(more=more, next_cursor=data.get("anchor") or None, fresh=len(new)):
                 break
-            anchor = next_anchor
         for topic_id in commented:
             yield from self._comments(source, topic_id)
 
     def _comments(self, source: Source, topic_id: str) -> Iterator[Page]:
-        anchor, seen = None, set()
+        paging, seen = CursorPaging(NETWORK, f"discussions.getComments of topic {topic_id}"), set[Any]()
         while True:
             params: dict[str, Any] = {
                 "discussionId": topic_id,
@@ -308,11 +338,11 @@ class Client(BaseClient):
                 "count": COMMENTS_PAGE,
                 "direction": "FORWARD",
             }
-            if anchor:
-                params["anchor"] = anchor
+            if paging.cursor:
+                params["anchor"] = paging.cursor
             try:
                 data = self.call("discussions.getComments", params)
-            except SourceUnavailable as exc:
+            except SourceUnavailable as exc:  # the topic was deleted since the group was read
                 log.info("ok: comments of topic %s unavailable: %s", topic_id, exc.message)
                 return
             items = data.get("comments") or []
@@ -324,7 +354,6 @@ class Client(BaseClient):
             )  # fmt: skip
             yield self.page(source, "discussions.getComments", {**params, "method": "discussions.getComments"},
                             data, posts, rejects)  # fmt: skip
-            next_anchor = data.get("anchor")
-            if not data.get("has_more") or not items or not next_anchor or next_anchor == anchor:
+            more = bool(data.get("has_more"))
+            if not paging.advance(more=more, next_cursor=data.get("anchor") or None, fresh=len(fresh)):
                 break
-            anchor = next_anchor

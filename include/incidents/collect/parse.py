@@ -77,7 +77,7 @@ def guess_endpoint(network: str, body: Any) -> str:
         if not items:
             return "wall.get"
         first = items[0]
-        if "next_from" in response:
+        if isinstance(response, dict) and "next_from" in response:
             return "newsfeed.search"
         if "screen_name" in first and "date" not in first:
             return "groups.search"

@@ -14,10 +14,15 @@ removed). Pages are streamed: only the ids of the window's posts are held in mem
 duplicates), never the pages. ``posts.jsonl`` appears only when the window ends without an
 error: an AuthError or an exhausted retry leaves no posts file behind.
 
-Per source: :class:`SourceUnavailable` skips the source (logged, listed in ``skipped``);
+Per source: :class:`SourceUnavailable` (the API says the source is gone: deleted, banned,
+blocked) skips the source, logged and recorded (``skipped``; ``skipped_sources`` in
+``collect.json``, then ``batches.skipped_sources`` when the window is loaded);
 :class:`DailyLimitReached` stops the window cleanly, ``remaining`` lists the sources not (fully)
-collected and ``complete`` is False (the Airflow task fails the run so the window is retried);
-:class:`AuthError` is raised.
+collected and ``complete`` is False (the Airflow task fails the run so the window is retried).
+Everything else is raised and leaves no ``posts.jsonl``: :class:`AuthError` and
+:class:`PermissionMissing` (naming the connection), :class:`WindowIncomplete` (paging stopped
+advancing), :class:`ManualActionRequired`, exhausted retries. A window in which every source was
+skipped raises :class:`AllSourcesSkipped`: nothing readable is a failure, not an empty success.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from typing import IO, Any, Protocol
 from incidents import NETWORKS
 from incidents.collect import facebook, instagram, ok, twitter, vk
 from incidents.collect.base import BaseClient, Page, rfc3339, utc
-from incidents.collect.errors import DailyLimitReached, SourceUnavailable
+from incidents.collect.errors import AllSourcesSkipped, DailyLimitReached, SourceUnavailable
 from incidents.config import ConnectionInfo, base_url, settings
 from incidents.sources import Source
 
@@ -174,6 +179,11 @@ class CollectResult:
         return sum(c["posts"] + c["comments"] for c in self.counts.values())
 
     @property
+    def skipped_sources(self) -> list[dict[str, str]]:
+        """The skipped sources as stored in ``batches.skipped_sources``: ``{"source_id", "reason"}``."""
+        return [{"source_id": source_id, "reason": reason} for source_id, reason in self.skipped.items()]
+
+    @property
     def remaining_sources(self) -> list[str]:
         """Alias of ``remaining`` (sources left for the next run after a daily limit)."""
         return self.remaining
@@ -193,6 +203,7 @@ class CollectResult:
             "complete": self.complete,
             "counts": self.counts,
             "skipped": self.skipped,
+            "skipped_sources": self.skipped_sources,
             "remaining": self.remaining,
             "stopped": self.stopped,
             "rejects_by_reason": by_reason,
@@ -202,6 +213,7 @@ class CollectResult:
         data = asdict(self)
         data["complete"] = self.complete
         data["total_posts"] = self.total_posts
+        data["skipped_sources"] = self.skipped_sources
         data["rejects"] = [{k: v for k, v in r.items() if k != "raw"} for r in self.rejects]
         return data
 
@@ -323,16 +335,26 @@ def collect_window(
             finally:
                 landing.prune_pages(source_dir, counts["pages"])
             log.info("%s: source %s: %s", network, source.id, counts)
+        if sources and len(result.skipped) == len(sources):
+            raise AllSourcesSkipped(network, result.skipped_sources)
     result.posts_path = landing.uri(posts_path)
     landing.write_json(folder / "collect.json", result.to_dict())
     return result
+
+
+def skipped_sources_of(manifest: dict[str, Any]) -> list[dict[str, str]]:
+    """``[{"source_id", "reason"}]`` of a window's ``collect.json`` (older manifests: the ``skipped`` map)."""
+    listed = manifest.get("skipped_sources")
+    if isinstance(listed, list):
+        return [{"source_id": str(s["source_id"]), "reason": str(s["reason"])} for s in listed]
+    return [{"source_id": str(k), "reason": str(v)} for k, v in (manifest.get("skipped") or {}).items()]
 
 
 def read_posts(path: str | os.PathLike | StoragePath) -> Iterator[dict[str, Any]]:
     """Stream the JSON objects of a ``posts.jsonl`` written by :func:`collect_window`."""
     target: Any = Path(path) if isinstance(path, str | os.PathLike) and not hasattr(path, "fs") else path
     with target.open("r") as handle:
-        stream = handle if not isinstance(handle, io.BufferedIOBase) else io.TextIOWrapper(handle, "utf-8")
+        stream = handle if not isinstance(handle, io.BufferedIOBase) else io.TextIOWrapper(handle, "utf-8")  # type: ignore[type-var]
         for line in stream:
             if line.strip():
                 yield json.loads(line)

@@ -4,7 +4,9 @@
   the content hash changed`` in chunks (SQLite and PostgreSQL dialect inserts). An unchanged
   post is left alone (its analysis labels survive reruns); a post whose text changed gets the new
   text and its labels cleared so the analysis runs again.
-* :func:`get_or_create_batch`: one row per (network, window_start, window_end).
+* :func:`get_or_create_batch`: one row per (network, window_start, window_end); its
+  ``skipped_sources`` (``[{"source_id", "reason"}]``, the sources the API said are gone) are
+  those of the latest collection of the window.
 * :func:`quarantine`: one row per (stage, record_key), updated on repeat.
 """
 
@@ -184,21 +186,48 @@ def _by_network(rows: Mapping[tuple[str, str], Any]) -> dict[str, list[str]]:
 
 
 def get_or_create_batch(
-    session: Session, network: str, start: datetime, end: datetime, run_id: str | None
+    session: Session,
+    network: str,
+    start: datetime,
+    end: datetime,
+    run_id: str | None,
+    *,
+    skipped_sources: list[dict[str, str]] | None = None,
 ) -> Batch:
-    """The batch of (network, window); created on first use, its ``run_id`` updated on reruns."""
+    """The batch of (network, window); created on first use, its ``run_id`` updated on reruns.
+
+    ``skipped_sources`` (``[{"source_id", "reason"}]``), when given, replaces the recorded list:
+    a rerun records what its own collection skipped (``[]`` when it skipped nothing).
+    """
+    if skipped_sources is not None:
+        for entry in skipped_sources:
+            if set(entry) != {"source_id", "reason"}:
+                raise ValueError(f"a skipped source is {{'source_id', 'reason'}}, got {entry!r}")
+        skipped_sources = [
+            {"source_id": str(e["source_id"]), "reason": str(e["reason"])} for e in skipped_sources
+        ]
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("window bounds must be timezone-aware")
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     now = datetime.now(UTC)
     insert = _insert(session)
     table = Batch.__table__
-    statement = insert(table).values(
-        network=network, window_start=start, window_end=end, run_id=run_id, status="collected", updated_at=now
-    )
+    values: dict[str, Any] = {
+        "network": network,
+        "window_start": start,
+        "window_end": end,
+        "run_id": run_id,
+        "status": "collected",
+        "updated_at": now,
+    }
+    if skipped_sources is not None:
+        values["skipped_sources"] = skipped_sources
+    statement = insert(table).values(**values)
+    refreshed = {"run_id": statement.excluded.run_id, "updated_at": statement.excluded.updated_at}
+    if skipped_sources is not None:
+        refreshed["skipped_sources"] = statement.excluded.skipped_sources
     statement = statement.on_conflict_do_update(
-        index_elements=[table.c.network, table.c.window_start, table.c.window_end],
-        set_={"run_id": statement.excluded.run_id, "updated_at": statement.excluded.updated_at},
+        index_elements=[table.c.network, table.c.window_start, table.c.window_end], set_=refreshed
     )
     session.execute(statement)
     session.expire_all()

@@ -16,8 +16,11 @@ Recent search reaches back 7 days: an older window without ``full_archive`` rais
 (the source's query should match the replies too, e.g. ``from:x OR to:x``). Tweets without
 ``created_at`` (default fields) get the time encoded in their snowflake id.
 
+Paging: ``next_token`` for as long as the answer has one (:class:`incidents.collect.paging.CursorPaging`).
+
 Errors: 401 auth, 403 source unavailable (protected/suspended account) unless the problem type
-says the app itself is not allowed (auth), 429 rate limited until ``x-rate-limit-reset``
+says the app itself is not allowed (``client-forbidden``: a missing permission;
+``unsupported-authentication``: the token is refused), 429 rate limited until ``x-rate-limit-reset``
 (epoch seconds; a 429 of type ``usage-capped``, the project's tweet cap, is a daily limit), 5xx transient, 400 invalid request (``start_time`` too old → WindowNotAvailable).
 After a success with ``x-rate-limit-remaining: 0`` the client waits for the reset.
 """
@@ -45,12 +48,14 @@ from incidents.collect.errors import (
     AuthError,
     DailyLimitReached,
     MalformedResponse,
+    PermissionMissing,
     RateLimited,
     SourceUnavailable,
     TransientError,
     WindowNotAvailable,
 )
 from incidents.collect.http import Throttle, parse_retry_after
+from incidents.collect.paging import CursorPaging
 from incidents.schema import NormalizedPost, pseudonymize
 from incidents.sources import Source
 
@@ -65,6 +70,7 @@ EXPANSIONS = "author_id,referenced_tweets.id,in_reply_to_user_id"
 TWEET_FIELDS = "created_at,conversation_id,in_reply_to_user_id,referenced_tweets,geo,lang,author_id"
 USER_FIELDS = "username"
 TWITTER_EPOCH_MS = 1288834974657
+ACCESS_NEEDED = "a developer App attached to a Project with access to the search endpoint (Basic or higher)"
 
 
 def snowflake_time(tweet_id: str | int) -> datetime:
@@ -121,8 +127,10 @@ def make_interpret(clock: Callable[[], float] = time.time) -> Callable[[int, Map
         if status == 401:
             raise AuthError(NETWORK, 401, detail)
         if status == 403:
-            if any(k in kind for k in ("client-forbidden", "unsupported-authentication")):
+            if "unsupported-authentication" in kind:
                 raise AuthError(NETWORK, 403, detail)
+            if "client-forbidden" in kind:
+                raise PermissionMissing(NETWORK, 403, detail, permission=ACCESS_NEEDED)
             raise SourceUnavailable(NETWORK, 403, detail)
         if status == 400 and "start_time" in detail and ("on or after" in detail or "must be" in detail):
             raise WindowNotAvailable(NETWORK, 400, detail)
@@ -213,16 +221,13 @@ class Client(BaseClient):
         return value is True or str(value).lower() in ("1", "true", "yes")
 
     def call(self, path: str, params: dict[str, Any]) -> dict:
-        try:
-            return self.http.call(
-                "GET",
-                self.base_url + path,
-                params=params,
-                headers={"Authorization": f"Bearer {self.token}"},
-                interpret=make_interpret(self.http.clock),
-            )
-        except AuthError as exc:
-            raise AuthError(NETWORK, exc.code, exc.message, conn_id=self.conn_id) from None
+        return self.request(
+            "GET",
+            self.base_url + path,
+            params=params,
+            headers={"Authorization": f"Bearer {self.token}"},
+            interpret=make_interpret(self.http.clock),
+        )
 
     def endpoint_for(self, start: datetime, now: datetime) -> str:
         """``/2/tweets/search/all`` with full archive access, else recent search (or WindowNotAvailable)."""
@@ -246,7 +251,7 @@ class Client(BaseClient):
         if end_param <= start:
             log.info("twitter: window %s..%s is not over yet for the API; nothing to search", start, end)
             return
-        token, seen = None, set()
+        paging, seen = CursorPaging(NETWORK, f"{path} {source.query or source.id!r}"), set[Any]()
         while True:
             params: dict[str, Any] = {
                 "query": source.query or f"from:{source.id}",
@@ -257,8 +262,8 @@ class Client(BaseClient):
                 "tweet.fields": TWEET_FIELDS,
                 "user.fields": USER_FIELDS,
             }
-            if token:
-                params["next_token"] = token
+            if paging.cursor:
+                params["next_token"] = paging.cursor
             data = self.call(path, params)
             posts, rejects = parse_response(path, params, data, source_id=source.id, key=self.pseudonym_key)
             new = [p for p in posts if p.external_id not in seen]
@@ -266,6 +271,5 @@ class Client(BaseClient):
             selected = [p for p in new if in_window(p.published_at, start, end)]
             yield self.page(source, path, params, data, selected, rejects)
             next_token = (data.get("meta") or {}).get("next_token")
-            if not next_token or next_token == token:
+            if not paging.advance(more=bool(next_token), next_cursor=next_token, fresh=len(new)):
                 break
-            token = next_token

@@ -5,20 +5,25 @@ Requests: ``POST {base}/{method}`` (base e.g. ``https://api.vk.com/method``), fo
 
 * ``wall.get``: ``owner_id`` (Source.id, negative for communities), ``count=100``, ``offset``,
   ``extended=0``. Posts come newest first (a pinned post, ``is_pinned=1``, may come first out of
-  order); paging stops at the first page whose oldest unpinned post is older than the window start,
-  at an empty page, or at ``count``. The offset advances by the number of items not seen before
-  (duplicated or truncated pages are tolerated).
+  order); paging goes on while ``offset`` < ``count`` and stops early at the first page whose
+  oldest unpinned post is older than the window start. The offset advances by the number of items
+  not seen before, so a page that repeats items never skips any; a page of duplicates is not the
+  end (see :mod:`incidents.collect.paging`: a page that cannot advance the offset is asked for
+  again, then the window fails as incomplete).
 * ``newsfeed.search`` (sources with a ``query``): ``q``, ``count=200``, ``start_time`` (window start,
   epoch s), ``end_time`` (window end - 1 s; VK's end is inclusive), ``extended=0``,
-  ``start_from`` = the previous answer's ``next_from``.
+  ``start_from`` = the previous answer's ``next_from`` while there is one.
 * ``wall.getComments`` for every post of the window with comments: ``owner_id``, ``post_id``,
   ``count=100``, ``offset``, ``sort=asc``, ``need_likes=0``, ``extended=0``,
   ``thread_items_count=10``; threads with more replies than inlined are read with
-  ``comment_id=<thread root>`` (same paging, no ``thread_items_count``).
+  ``comment_id=<thread root>`` (same paging, no ``thread_items_count``); offset paging up to
+  ``current_level_count``.
 
-Errors arrive inside HTTP 200 as ``{"error": {"error_code", "error_msg"}}``: 1/10 transient,
-6/9 rate limited (retried after backoff), 29 daily limit, 5 auth, 7/15/18/19/30/203 the source is
-unavailable. Deleted comments (``deleted: true``) are rejected with a reason.
+Errors arrive inside HTTP 200 as ``{"error": {"error_code", "error_msg"}}``, mapped by
+:data:`ERRORS`: 1/10 transient, 6/9 rate limited (retried after backoff), 29 daily limit, 5 token
+refused, 7/15/30/203 a missing permission (the task fails naming the connection), 18/19 and a
+15 "blocked"/"wall is disabled" the source is gone (skipped and recorded), 14/17/24 need a person (captcha,
+validation). Deleted comments (``deleted: true``) are rejected with a reason.
 """
 
 from __future__ import annotations
@@ -31,14 +36,14 @@ from typing import Any
 from incidents.collect.base import BaseClient, Page, Reject, clean_text, decode_json, from_epoch, in_window
 from incidents.collect.errors import (
     ApiError,
-    AuthError,
-    DailyLimitReached,
+    ErrorTable,
     MalformedResponse,
     RateLimited,
     SourceUnavailable,
     TransientError,
 )
 from incidents.collect.http import parse_retry_after
+from incidents.collect.paging import CursorPaging, OffsetPaging
 from incidents.schema import NormalizedPost, pseudonymize
 from incidents.sources import Source
 
@@ -51,30 +56,31 @@ SEARCH_PAGE = 200
 COMMENTS_PAGE = 100
 THREAD_ITEMS = 10
 
-TRANSIENT_CODES = frozenset({1, 10})
-RATE_CODES = frozenset({6, 9})
-DAILY_CODES = frozenset({29})
-AUTH_CODES = frozenset({5})
-SOURCE_CODES = frozenset({7, 15, 18, 19, 30, 203})
+ERRORS = ErrorTable(
+    NETWORK,
+    transient={1, 10},
+    rate={6, 9},
+    daily={29},
+    auth={5},
+    permissions={
+        7: "the token's access rights (scope 'wall' of a user or service token)",
+        15: "access to this wall (the token's account must be able to read the community or profile)",
+        30: "access to this private profile",
+        203: "access to this community (the token's account must be a member)",
+    },
+    gone={18, 19},
+    gone_if=("blocked", "deleted", "banned", "wall is disabled"),
+    manual={14, 17, 24},
+)
+"""VK error codes: 1/10 transient, 6/9 rate limited, 29 daily limit, 5 token refused; 7 (no
+permission), 15 (access denied), 30 (private profile), 203 (closed community) a missing permission,
+except a 15 whose message says the community is blocked/deleted or its wall disabled; 18 (deleted or banned) and 19
+(content blocked) a gone source; 14 captcha, 17 validation, 24 confirmation need a person."""
 
 
 def error_for(code: Any, message: str) -> ApiError:
     """The typed error of a VK ``error_code``."""
-    try:
-        number = int(code)
-    except (TypeError, ValueError):
-        number = -1
-    if number in RATE_CODES:
-        return RateLimited(NETWORK, number, message)
-    if number in TRANSIENT_CODES:
-        return TransientError(NETWORK, number, message)
-    if number in DAILY_CODES:
-        return DailyLimitReached(NETWORK, number, message)
-    if number in AUTH_CODES:
-        return AuthError(NETWORK, number, message)
-    if number in SOURCE_CODES:
-        return SourceUnavailable(NETWORK, number, message)
-    return ApiError(NETWORK, code, message)
+    return ERRORS.error(code, message)
 
 
 def interpret(status: int, headers: Mapping[str, str], body: bytes | str | dict) -> Any:
@@ -289,10 +295,7 @@ class Client(BaseClient):
 
     def call(self, method: str, params: dict[str, Any]) -> Any:
         data = {**params, "v": self.version, "access_token": self.token}
-        try:
-            return self.http.call("POST", f"{self.base_url}/{method}", data=data, interpret=interpret)
-        except AuthError as exc:
-            raise AuthError(NETWORK, exc.code, exc.message, conn_id=self.conn_id) from None
+        return self.request("POST", f"{self.base_url}/{method}", data=data, interpret=interpret)
 
     def _page(
         self, source: Source, method: str, params: dict[str, Any], response: Any, posts, rejects
@@ -311,33 +314,31 @@ class Client(BaseClient):
             yield from self._comments(source, owner, post_id)
 
     def _wall(self, source: Source, start: datetime, end: datetime, window_posts: list) -> Iterator[Page]:
-        offset, seen = 0, set()
+        paging, seen = OffsetPaging(NETWORK, f"wall.get of {source.id}"), set[Any]()
         while True:
-            params = {"owner_id": source.id, "count": WALL_PAGE, "offset": offset, "extended": 0}
+            params = {"owner_id": source.id, "count": WALL_PAGE, "offset": paging.offset, "extended": 0}
             response = self.call("wall.get", params)
             posts, rejects = parse_posts(
                 response, source_id=source.id, key=self.pseudonym_key, owner_id=source.id
             )
             items = _items(response)
             new = [p for p in posts if p.external_id not in seen]
-            fresh_items = sum(1 for i in items if isinstance(i, dict) and post_external_id(
-                i.get("owner_id", source.id), i.get("id", 0)) not in seen)  # fmt: skip
+            keys = [_item_key(i, source.id) for i in items]
+            fresh = len({k for k in keys if k not in seen})
+            seen.update(keys)
             seen.update(p.external_id for p in posts)
             selected = [p for p in new if in_window(p.published_at, start, end)]
             window_posts.extend(_commented(selected))
             yield self._page(source, "wall.get", params, response, selected, rejects)
             unpinned = [p.published_at for p in posts if not p.raw.get("is_pinned")]
-            total = response.get("count") if isinstance(response, dict) else None
-            offset += fresh_items
-            if not items or fresh_items == 0:
-                break
             if unpinned and min(unpinned) < start:
-                break
-            if isinstance(total, int) and offset >= total:
+                break  # newest first: the rest of the wall is older than the window
+            total = response.get("count") if isinstance(response, dict) else None
+            if not paging.advance(returned=len(items), fresh=fresh, total=total):
                 break
 
     def _search(self, source: Source, start: datetime, end: datetime, window_posts: list) -> Iterator[Page]:
-        start_from, seen = None, set()
+        paging, seen = CursorPaging(NETWORK, f"newsfeed.search {source.query!r}"), set[Any]()
         end_time = max(int(start.timestamp()), int(end.timestamp()) - 1)
         while True:
             params: dict[str, Any] = {
@@ -347,8 +348,8 @@ class Client(BaseClient):
                 "end_time": end_time,
                 "extended": 0,
             }
-            if start_from:
-                params["start_from"] = start_from
+            if paging.cursor:
+                params["start_from"] = paging.cursor
             response = self.call("newsfeed.search", params)
             posts, rejects = parse_posts(response, source_id=source.id, key=self.pseudonym_key)
             new = [p for p in posts if p.external_id not in seen]
@@ -357,9 +358,8 @@ class Client(BaseClient):
             window_posts.extend(_commented(selected))
             yield self._page(source, "newsfeed.search", params, response, selected, rejects)
             next_from = response.get("next_from") if isinstance(response, dict) else None
-            if not next_from or next_from == start_from or not _items(response):
+            if not paging.advance(more=bool(next_from), next_cursor=next_from, fresh=len(new)):
                 break
-            start_from = next_from
 
     def _comments(self, source: Source, owner: int, post_id: int) -> Iterator[Page]:
         threads: list[int] = []
@@ -370,13 +370,14 @@ class Client(BaseClient):
     def _comment_level(
         self, source: Source, owner: int, post_id: int, root: int | None, threads: list[int]
     ) -> Iterator[Page]:
-        offset, seen = 0, set()
+        what = f"wall.getComments of {owner}_{post_id}" + (f" thread {root}" if root is not None else "")
+        paging, seen = OffsetPaging(NETWORK, what), set[Any]()
         while True:
             params: dict[str, Any] = {
                 "owner_id": owner,
                 "post_id": post_id,
                 "count": COMMENTS_PAGE,
-                "offset": offset,
+                "offset": paging.offset,
                 "sort": "asc",
                 "need_likes": 0,
                 "extended": 0,
@@ -387,7 +388,7 @@ class Client(BaseClient):
                 params["comment_id"] = root
             try:
                 response = self.call("wall.getComments", params)
-            except SourceUnavailable as exc:
+            except SourceUnavailable as exc:  # the post was deleted or blocked since the wall was read
                 log.info("vk: comments of %s_%s unavailable: %s", owner, post_id, exc.message)
                 return
             items = _items(response)
@@ -402,14 +403,23 @@ class Client(BaseClient):
                 if root is None and int(thread.get("count") or 0) > len(thread.get("items") or []):
                     threads.append(int(item["id"]))
             yield self._page(source, "wall.getComments", params, response, posts, rejects)
-            offset += len(fresh)
             total = (
                 response.get("current_level_count", response.get("count"))
                 if isinstance(response, dict)
                 else None
             )
-            if not fresh or (isinstance(total, int) and offset >= total):
+            if not paging.advance(returned=len(items), fresh=len(fresh), total=total):
                 break
+
+
+def _item_key(item: Any, owner_id: str) -> str:
+    """The external id of a raw wall item (its position key when it has no usable id)."""
+    if isinstance(item, dict):
+        try:
+            return post_external_id(item.get("owner_id", owner_id), item["id"])
+        except (KeyError, TypeError, ValueError):
+            pass
+    return f"raw:{item!r}"[:200]
 
 
 def _commented(posts: list[NormalizedPost]) -> list[tuple[int, int]]:

@@ -33,8 +33,12 @@ class CollectPostsOperator(BaseOperator):
 
     Raw pages land first (one file per page, rewritten identically on a rerun), then the
     normalised posts as ``posts.jsonl``. Returns the landing folder and the counts (shown as the
-    task's XCom in the UI). A source the API refuses for good (deleted, private) is a
-    documented skip; any other failure fails the task.
+    task's XCom in the UI). A source the API says is gone (deleted, banned, blocked) is a
+    recorded skip (``skipped_sources`` in the XCom and, once loaded, in the batch row); a window
+    in which every source was skipped fails. A refused token, a missing permission (both name the
+    connection), a window the API cannot serve and a captcha/manual action fail at once without
+    retries; exhausted retries, a daily limit and paging that stopped advancing (the window is
+    incomplete) fail the try, and the task retries with backoff.
     """
 
     template_fields: Sequence[str] = ("network", "conn_id")
@@ -48,7 +52,12 @@ class CollectPostsOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from incidents.collect.errors import AuthError, WindowNotAvailable
+        from incidents.collect.errors import (
+            AllSourcesSkipped,
+            AuthError,
+            ManualActionRequired,
+            WindowNotAvailable,
+        )
         from incidents.collect.pipeline import LandingArea, collect_window
         from incidents.sources import load_sources
 
@@ -65,12 +74,14 @@ class CollectPostsOperator(BaseOperator):
                 landing=landing,
                 run_id=context["run_id"],
             )
-        except (AuthError, WindowNotAvailable) as exc:
+        except (AuthError, WindowNotAvailable, ManualActionRequired, AllSourcesSkipped) as exc:
             # Retrying cannot help: fail at once, with the reason, and leave no posts behind.
-            raise AirflowFailException(f"{self.network} ({hook.conn_id}): {exc}") from exc
-        skipped = result.skipped
-        for source_id, reason in skipped.items():
-            log.warning("%s: source %s skipped: %s", self.network, source_id, reason)
+            raise AirflowFailException(
+                f"{self.network} ({hook.conn_id}): {type(exc).__name__}: {exc}"
+            ) from exc
+        skipped = result.skipped_sources
+        for entry in skipped:
+            log.warning("%s: source %s skipped: %s", self.network, entry["source_id"], entry["reason"])
         if not result.complete:
             raise RuntimeError(
                 f"{self.network}: {result.stopped}; sources not collected: {result.remaining}. "

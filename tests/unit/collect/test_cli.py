@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from incidents.cli import main
+
+from .conftest import load
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 
@@ -77,3 +81,56 @@ def test_collect_configuration_errors(tmp_path, monkeypatch, capsys) -> None:
     _conn(monkeypatch, "vk", "http://127.0.0.1:9")
     assert main(["collect", "vk", "--start", "2025-03-01", "--end", "2025-03-02", "--source", "-99"]) == 2
     assert "unknown vk source" in capsys.readouterr().err
+
+
+def _vk_error(code: int, message: str) -> dict:
+    return {"error": {"error_code": code, "error_msg": message}}
+
+
+WALL = [{"id": 9 - i, "owner_id": -7, "from_id": 5, "date": int((START + timedelta(hours=20 - i)).timestamp()),
+         "text": f"пост {i}", "comments": {"count": 0}} for i in range(7)]  # fmt: skip
+
+
+def _stuck_wall(request):
+    offset = int(request.params["offset"])
+    return 200, {}, {"response": {"count": 7, "items": WALL[:3] if offset == 0 else WALL[1:3]}}
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "words"),
+    [
+        (lambda r: (200, {}, _vk_error(5, "User authorization failed")), 3, "authentication refused"),
+        (lambda r: (200, {}, _vk_error(29, "Rate limit reached")), 5, "remaining sources: -7, -8"),
+        (lambda r: (503, {}, b"<html>503</html>"), 6, "retries exhausted"),
+        (lambda r: (200, {}, load("vk", "error_14_captcha.json")), 7, "manual action needed"),
+        (lambda r: (200, {}, load("vk", "error_7_permission_denied.json")), 8, "permission missing"),
+        (lambda r: (200, {}, _vk_error(18, "User was deleted or banned")), 9, "all sources skipped"),
+        (_stuck_wall, 10, "window incomplete"),
+        (lambda r: (200, {}, load("vk", "error_100_param.json")), 11, "API error"),
+    ],
+)
+def test_collect_exit_codes(server, tmp_path, monkeypatch, capsys, answer, code, words) -> None:
+    from incidents.collect.cli import EXIT_CODES
+
+    _sources(tmp_path, monkeypatch)
+    _conn(monkeypatch, "vk", server.url + "/method", max_retries=2, backoff_base=0.001, backoff_cap=0.002)
+    server.handler = answer
+    argv = ["collect", "vk", "--start", "2025-03-01", "--end", "2025-03-02", "--landing", str(tmp_path / "l")]
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert words in err and code in EXIT_CODES
+    if code == 8:
+        assert "vk_default" in err and "scope 'wall'" in err
+    if code == 9:
+        assert "skipped source -7: " in err and "skipped source -8: " in err
+
+
+def test_collect_help_lists_every_exit_code(capsys) -> None:
+    from incidents.collect.cli import EXIT_CODES
+
+    with pytest.raises(SystemExit):
+        main(["collect", "--help"])
+    out = capsys.readouterr().out
+    assert len(set(EXIT_CODES)) == len(EXIT_CODES) == 12
+    for code, text in EXIT_CODES.items():
+        assert f"{code:>2}  {text}" in out

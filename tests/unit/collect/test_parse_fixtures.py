@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from incidents.collect.errors import ApiError, AuthError, SourceUnavailable
+from incidents.collect.errors import ApiError, AuthError, ManualActionRequired, PermissionMissing
 from incidents.collect.parse import parse_fixture
 from incidents.schema import pseudonymize
 
@@ -15,14 +15,17 @@ from .conftest import FIXTURES, KEY
 
 ERRORS = {
     "vk/error_5_auth_failed.json": AuthError,
-    "vk/error_15_access_denied.json": SourceUnavailable,
-    "vk/error_7_permission_denied.json": SourceUnavailable,
-    "vk/execute_errors.json": SourceUnavailable,
-    "vk/error_14_captcha.json": ApiError,
+    "vk/error_15_access_denied.json": PermissionMissing,
+    "vk/error_7_permission_denied.json": PermissionMissing,
+    "vk/execute_errors.json": PermissionMissing,
+    "vk/error_14_captcha.json": ManualActionRequired,
     "vk/error_100_param.json": ApiError,
     "ok/error_102_session_expired.json": AuthError,
-    "facebook/error_100_object_not_exist.json": SourceUnavailable,
-    "facebook/error_100_ppca_required.json": ApiError,
+    # "Object does not exist, cannot be loaded due to missing permission … requires the
+    # 'pages_read_engagement' permission" and "PPCA requires an app token": both a missing
+    # permission, never a gone source
+    "facebook/error_100_object_not_exist.json": PermissionMissing,
+    "facebook/error_100_ppca_required.json": PermissionMissing,
     "twitter/error_invalid_request_400.json": ApiError,
 }
 ALL_FILES = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.glob("*/*.json"))
@@ -122,8 +125,12 @@ def test_vk_reply_markup_and_parent() -> None:
 def test_ok_discussion_topic() -> None:
     post = parse("ok/discussions_get_group_topic.json").posts[0]
     assert post.external_id == "47241470410797_62190641299501"
-    assert post.text == "Topic in the Кока-Кола group"
-    assert post.published_at == datetime(2013, 10, 12, 11, 29, 26, tzinfo=UTC)  # Moscow time -3h
+    # the topic's text is its title; "message" is OK's generated "Topic in the … group" line
+    assert post.text == (
+        "Кока-Кола один из спонсоров Олимпиады в Сочи. Хотелось бы видеть фото- и видео- "
+        "репортажи с Эстафеты олимпийского огня !"
+    )
+    assert post.published_at == datetime(2013, 10, 12, 10, 29, 26, tzinfo=UTC)  # Moscow was UTC+4 then
     assert post.url == "https://ok.ru/group/47241470410797/topic/62190641299501"
     assert post.author_pseudonym == pseudonymize("ok", "163873406852", KEY)
 
@@ -135,7 +142,7 @@ def test_ok_comment_item_with_topic_context() -> None:
     assert comment.external_id == f"4724_62190641299501_{cid}"
     parent = "MTM5NzIwNjMzNjI2MTotODE0MzoxMzk3MjA2MzM2MjYxOjYyNTAzOTI5NjYyMzIwOjE="
     assert comment.parent_external_id == f"4724_62190641299501_{parent}"
-    assert comment.published_at == datetime(2014, 4, 11, 9, 53, 2, tzinfo=UTC)
+    assert comment.published_at == datetime(2014, 4, 11, 8, 53, 2, tzinfo=UTC)  # 12:53:02 at UTC+4
     assert comment.text == "наверное и я так буду делать!"
 
 
@@ -239,3 +246,46 @@ def test_instagram_media_without_timestamp_is_rejected() -> None:
     page = parse("instagram/hashtag_top_media_p1.json")
     assert page.posts == [] and len(page.rejects) == 5
     assert all("timestamp" in reason for _, reason in page.rejects)
+
+
+def test_ok_topic_text_from_title_and_text_blocks() -> None:
+    from incidents.collect.ok import parse_response, topic_text
+
+    media = [
+        {"type": "text", "text": "Во дворе дома 5 по ул. Ленина открыт люк."},
+        {"type": "photo", "list": [{"id": "1"}]},
+        {"type": "text", "text": "Дети ходят рядом!"},
+    ]
+    # a title cut from the first block is not doubled; other blocks follow, one per line
+    assert topic_text("Во дворе дома 5 по ул. Ленина…", media) == (
+        "Во дворе дома 5 по ул. Ленина открыт люк.\nДети ходят рядом!"
+    )
+    assert topic_text("Открытый люк", media[:1]) == "Открытый люк\nВо дворе дома 5 по ул. Ленина открыт люк."
+    assert topic_text(None, []) == "" and topic_text("Только заголовок", None) == "Только заголовок"
+    topic = {
+        "id": "7",
+        "created_ms": 1_700_000_000_000,
+        "title": "Люк",
+        "media": media,
+        "author_ref": "user:3",
+    }
+    posts, rejects = parse_response("mediatopic.getTopics", {"gid": "9"}, {"media_topics": [topic]},
+                                    source_id="9", key=KEY)  # fmt: skip
+    # clean_text collapses the line breaks
+    assert not rejects and posts[0].text == "Люк Во дворе дома 5 по ул. Ленина открыт люк. Дети ходят рядом!"
+
+
+@pytest.mark.parametrize(
+    ("local", "expected"),
+    [
+        ("2011-03-26 12:00:00", datetime(2011, 3, 26, 9, 0, tzinfo=UTC)),  # UTC+3 (winter time)
+        ("2011-03-28 12:00:00", datetime(2011, 3, 28, 8, 0, tzinfo=UTC)),  # UTC+4 from 27 March 2011
+        ("2014-10-25 12:00:00", datetime(2014, 10, 25, 8, 0, tzinfo=UTC)),  # still UTC+4
+        ("2014-10-27 12:00:00", datetime(2014, 10, 27, 9, 0, tzinfo=UTC)),  # UTC+3 from 26 October 2014
+        ("2025-03-01 23:30:00", datetime(2025, 3, 1, 20, 30, tzinfo=UTC)),
+    ],
+)
+def test_ok_local_times_follow_moscow_history(local: str, expected: datetime) -> None:
+    from incidents.collect.ok import parse_ok_time
+
+    assert parse_ok_time(local) == expected

@@ -169,7 +169,7 @@ def test_collect_window_against_a_local_vk_server(server, tmp_path) -> None:
 
     def handler(request):
         if request.params["owner_id"] == "-8":
-            return 200, {}, {"error": {"error_code": 15, "error_msg": "Access denied: this wall is private"}}
+            return 200, {}, {"error": {"error_code": 15, "error_msg": "Access denied: group is blocked"}}
         offset = int(request.params["offset"])
         return 200, {}, {"response": {"count": 5, "items": wall[offset : offset + 2]}}
 
@@ -182,6 +182,13 @@ def test_collect_window_against_a_local_vk_server(server, tmp_path) -> None:
     )
     assert [r["external_id"] for r in read_posts(result.posts_path)] == ["-7_5", "-7_4", "-7_3", "-7_2"]
     assert result.counts["-7"]["pages"] == 3 and list(result.skipped) == ["-8"]
+    assert result.skipped_sources == [
+        {"source_id": "-8", "reason": "vk API error 15: Access denied: group is blocked"}
+    ]
+    manifest = json.loads(
+        (tmp_path / "vk" / LandingArea.window_name(START, END) / "collect.json").read_text()
+    )
+    assert manifest["skipped_sources"] == result.skipped_sources
     assert all("access_token" not in r.params or r.params["access_token"] == "tok" for r in server.requests)
     landed = (tmp_path / "vk" / LandingArea.window_name(START, END) / "-7" / "00001.json").read_text()
     assert "tok" not in json.loads(landed)["params"].values()

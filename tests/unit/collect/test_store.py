@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from incidents.collect.store import content_hash, get_or_create_batch, quarantine, upsert_posts
@@ -111,3 +112,41 @@ def test_quarantine_is_idempotent(session) -> None:
     hashed = next(q for k, q in rows.items() if k.startswith("sha256:"))
     assert hashed.reason == "unusable post: missing or invalid 'id'" and hashed.run_id == "r2"
     assert '"broken": "item"' in hashed.raw
+
+
+def test_batch_records_skipped_sources_and_a_rerun_replaces_them(session) -> None:
+    gone = [{"source_id": "-8", "reason": "vk API error 18: User was deleted or banned"}]
+    batch = get_or_create_batch(session, "vk", START, END, "run-1", skipped_sources=gone)
+    session.commit()
+    assert batch.skipped_sources == gone
+    kept = get_or_create_batch(session, "vk", START, END, "run-2")  # no list given: left alone
+    session.commit()
+    assert kept.skipped_sources == gone
+    rerun = get_or_create_batch(session, "vk", START, END, "run-3", skipped_sources=[])
+    session.commit()
+    assert rerun.id == batch.id and rerun.skipped_sources == []
+    with pytest.raises(ValueError, match="source_id"):
+        get_or_create_batch(session, "vk", START, END, "run-4", skipped_sources=[{"id": "-8"}])
+
+
+def test_load_window_records_the_skipped_sources_of_the_collection(engine, tmp_path) -> None:
+    import json
+
+    from incidents.collect.pipeline import LandingArea
+    from incidents.stages import load_window
+
+    landing = LandingArea(tmp_path)
+    folder = landing.window_dir("vk", START, END)
+    folder.mkdir(parents=True)
+    (folder / "posts.jsonl").write_text(make(1).to_json() + "\n", encoding="utf-8")
+    skipped = [{"source_id": "-9", "reason": "vk API error 15: Access denied: group is blocked"}]
+    manifest = {"complete": True, "landing_uri": str(folder), "skipped": {"-9": skipped[0]["reason"]},
+                "skipped_sources": skipped}  # fmt: skip
+    (folder / "collect.json").write_text(json.dumps(manifest), encoding="utf-8")
+    summary = load_window(engine, "vk", START, END, landing=landing, run_id="r1")
+    assert summary["skipped_sources"] == 1
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as session:
+        batch = session.get(Batch, summary["batch_id"])
+        assert batch is not None and batch.skipped_sources == skipped
