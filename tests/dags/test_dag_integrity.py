@@ -24,6 +24,7 @@ EXPECTED_DAGS = {
     "process_posts",
     "escalate_cases",
     "monthly_stats",
+    "coverage",
 }
 HEAVY_MODULES = ("pandas", "great_expectations", "matplotlib", "pymorphy3", "requests", "openpyxl", "psycopg")
 

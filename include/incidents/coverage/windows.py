@@ -103,6 +103,29 @@ def horizon(runs: Iterable[RunInfo], now: datetime, lookback: timedelta) -> date
     return max(utc(now) - lookback, min(starts))
 
 
+def detect_gaps(
+    cron: str,
+    runs: Sequence[RunInfo],
+    *,
+    since: datetime,
+    now: datetime,
+    grace: timedelta,
+    earlier_run: bool,
+) -> tuple[datetime | None, list[Window], list[Gap]]:
+    """Where detection starts, the expected windows from there to ``now`` and the gaps.
+
+    :param since: the start of the period looked at (``now`` minus the lookback).
+    :param earlier_run: the DAG has a run before ``since``: the period starts at ``since``;
+        otherwise at the DAG's first run in ``runs`` (nothing to detect without runs).
+    """
+    since = utc(since)
+    start = since if earlier_run else horizon(runs, now, utc(now) - since)
+    if start is None:
+        return None, [], []
+    windows = expected_windows(cron, start, now)
+    return start, windows, find_gaps(windows, runs, now=now, grace=grace)
+
+
 def succeeded_starts(runs: Iterable[RunInfo]) -> set[datetime]:
     """Starts of the windows with a successful run."""
     return {r.window.start for r in runs if r.state == "success"}

@@ -1,0 +1,1 @@
+"""Airflow plugins of the project (the api-server loads them from the plugins folder)."""
