@@ -1,9 +1,12 @@
 """``make demo``: the whole pipeline end to end on embedded defaults, under the real scheduler.
 
-Starts the API sandbox, an SMTP server and a local Airflow (SQLite, LocalExecutor), backfills
-two weeks of collection (daily windows) and the month they belong to through the scheduler,
-runs the escalation DAG, prints a summary read from the case database and the mailbox, and
-stops everything it started.
+Starts the API sandbox, an SMTP server, PostgreSQL (embedded, unless ``INCIDENTS_PG_URL`` names a
+server) for Airflow's metadata and the case database, and a local Airflow (LocalExecutor);
+backfills two weeks of collection (daily windows) and the month they belong to through the
+scheduler, lets a simulated operator answer and resolve part of the cases through the ``case``
+command (:mod:`incidents_dev.operator_sim`), runs the escalation DAG, prints a summary read from
+the case database and the mailbox, and stops everything it started, also when stopped by Ctrl-C,
+SIGTERM or SIGHUP.
 """
 
 from __future__ import annotations
@@ -51,14 +54,28 @@ def _progress(dag_id: str, done: int, total: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from incidents.db import migrate
-    from incidents.db.engine import make_engine
-    from incidents.reference.seed import load_reference
-    from incidents_dev.local_airflow import ADMIN_USER, LocalAirflow, stop_leftovers
-    from incidents_dev.runtime import LocalServices
+    from incidents_dev.local_airflow import stop_leftovers
+    from incidents_dev.servers import stop_leftover_postgres, stop_on_signals
 
     home = (args.home or local_home() / "demo").resolve()
     stop_leftovers(home / "airflow")
+    stop_leftover_postgres(home / "postgres")
+    with stop_on_signals():  # SIGTERM and SIGHUP stop the demo as Ctrl-C does
+        try:
+            return _run(args, home)
+        except KeyboardInterrupt as exc:
+            _say(f"Demo interrupted ({exc or 'SIGINT'}); every process it started has been stopped.")
+            return 130
+
+
+def _run(args: argparse.Namespace, home: Path) -> int:
+    from incidents.db import migrate
+    from incidents.db.engine import make_engine
+    from incidents.reference.seed import load_reference
+    from incidents_dev.local_airflow import ADMIN_USER, LocalAirflow, postgres_server
+    from incidents_dev.runtime import LocalServices
+    from incidents_dev.servers import create_database
+
     if home.exists() and not args.keep:
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
@@ -66,29 +83,42 @@ def run(args: argparse.Namespace) -> int:
     start, end, month = demo_period(datetime.now(UTC).date(), args.days)
     _say(f"Demo: collection {start:%Y-%m-%d} – {end:%Y-%m-%d} (daily windows), statistics for {month:%Y-%m}")
 
-    with LocalServices(sandbox=True, seed=args.seed, home=home) as services:
+    # PostgreSQL for Airflow's metadata and the case database: the configured server
+    # (INCIDENTS_PG_URL) or an embedded one under the demo's folder
+    with (
+        postgres_server(home / "postgres") as server_url,
+        LocalServices(
+            sandbox=True,
+            seed=args.seed,
+            home=home,
+            case_db_url=create_database(server_url, "incidents_demo_cases", replace=not args.keep),
+        ) as services,
+    ):
         env = services.env()
         env["INCIDENTS_COLLECT_CRON"] = "0 0 * * *"
         env["INCIDENTS_LANDING_URI"] = f"file://{home / 'landing'}"
         env["INCIDENTS_REPORTS_URI"] = f"file://{home / 'reports'}"
-        case_db_url = f"sqlite:///{home / 'cases.sqlite'}"
+        case_db_url = services.case_db_url
         engine = make_engine(case_db_url)
         migrate.upgrade(engine)
         load_reference(engine)
         _say(f"Case database migrated and seeded: {case_db_url}")
 
-        airflow = LocalAirflow(home=home / "airflow", extra_env=env, parallelism=4)
+        airflow = LocalAirflow(
+            home=home / "airflow",
+            metadata_url=create_database(server_url, "incidents_demo_airflow", replace=not args.keep),
+            extra_env=env,
+            parallelism=4,
+        )
         try:
             airflow.migrate()
-            # the backfills are created before the scheduler starts: fewer writers on SQLite at once
-            airflow.start(("api-server", "dag-processor"))
+            airflow.start()
             airflow.wait_ready()
             _say(f"Airflow is up: {airflow.url} (login {ADMIN_USER} / admin)")
             airflow.unpause(*COLLECT_DAGS, "process_posts")
             for dag_id in COLLECT_DAGS:
                 # runs whose logical date (the window start) lies in [from, to]
                 airflow.backfill(dag_id, start.isoformat(), (end - timedelta(seconds=1)).isoformat())
-            airflow.start(["scheduler"])
             _say(f"Backfilling {args.days} days × {len(COLLECT_DAGS)} networks …")
             for dag_id in COLLECT_DAGS:
                 airflow.wait_runs(
@@ -96,6 +126,14 @@ def run(args: argparse.Namespace) -> int:
                 )
             _say("Waiting for processing and routing …")
             _wait_quiet(airflow, "process_posts")
+            from incidents_dev.operator_sim import simulate
+
+            operator = simulate(case_db_url, seed=args.seed)
+            _say(
+                f"Simulated operator (case command): {operator.answered} of {operator.cases} cases answered, "
+                f"{operator.resolved} resolved, {operator.rejected} rejected, {operator.reopened} historical "
+                "hazard reopened as live"
+            )
             stats_started = datetime.now(UTC)
             airflow.unpause("monthly_stats", "escalate_cases")
             month_start = f"{month.isoformat()}T00:00:00+03:00"  # the month's logical date, Europe/Kirov
@@ -105,13 +143,14 @@ def run(args: argparse.Namespace) -> int:
                 "monthly_stats", count=1, finished_after=stats_started, progress=_progress, timeout=600
             )
             triggered = datetime.now(UTC)
-            airflow.cli("dags", "trigger", "escalate_cases")
+            airflow.trigger("escalate_cases")
             airflow.wait_runs(
                 "escalate_cases", count=1, run_type="manual", finished_after=triggered, timeout=600
             )
             _say(summary(engine, services, airflow, home, month))
         finally:
             airflow.stop()
+            engine.dispose()
     _say(f"Done in {time.monotonic() - started:.0f} s; every process the demo started has been stopped.")
     return 0
 
@@ -159,8 +198,12 @@ def summary(engine, services, airflow, home: Path, month: date) -> str:
             .order_by(func.count().desc())
         ).all()
         total_cases = conn.execute(select(func.count()).select_from(Case)).scalar_one()
+        historical = conn.execute(
+            select(func.count()).select_from(Case).where(Case.historical.is_(True))
+        ).scalar_one()
         lines.append(
-            f"Cases: {total_cases}; per municipality (top 10): "
+            f"Cases: {total_cases} ({historical} historical: from backfilled windows, never notified "
+            f"or escalated; {total_cases - historical} live); per municipality (top 10): "
             + ", ".join(f"{m} {n}" for m, n in cases[:10])
         )
         special = conn.execute(
@@ -169,12 +212,19 @@ def summary(engine, services, airflow, home: Path, month: date) -> str:
         escalated = conn.execute(
             select(func.count(func.distinct(CaseEvent.case_id))).where(CaseEvent.kind == "escalated")
         ).scalar_one()
-        lines.append(f"Hazards under special control: {special}; cases escalated: {escalated}")
+        live_special = conn.execute(
+            select(func.count())
+            .select_from(Case)
+            .where(Case.special_control.is_(True), Case.historical.is_(False))
+        ).scalar_one()
+        lines.append(
+            f"Hazards under special control: {special} ({live_special} live); cases escalated: {escalated}"
+        )
         report = conn.execute(select(MonthlyReport.html_uri).where(MonthlyReport.month == month)).first()
     mails = services.smtp.messages()
     lines.append(f"E-mails received by the local SMTP server: {len(mails)} (in {services.smtp.maildir})")
     if report:
         lines.append(f"Monthly report {month:%Y-%m}: {report[0]}")
     lines.append(f"Airflow UI while it ran: {airflow.url} (login admin / admin); AIRFLOW_HOME {airflow.home}")
-    lines.append(f"Case database: {home / 'cases.sqlite'}")
+    lines.append(f"Case database: {engine.url.render_as_string(hide_password=True)}")
     return "\n".join(lines)

@@ -1,9 +1,12 @@
 """A local Airflow 3 for the demo, ``make airflow`` and the integration tests.
 
 Starts the api-server, scheduler, dag-processor (and, for the distributed path, a Celery
-worker) as separate processes in their own sessions, with the project's DAGs and plugins,
-and stops them by PID — process group and all — so nothing is left behind. Airflow is run
-as an external program (``.venv/bin/airflow``); this module does not import Airflow.
+worker) as separate processes, each the leader of a process group of its own (its task
+processes included), with the project's DAGs and plugins and Airflow's metadata in PostgreSQL.
+Airflow is driven through its REST API (``/api/v2``, with a JWT from the api-server's
+``/auth/token``): run states, task states, (un)pausing, triggering and backfills. A component
+that dies fails the caller with its log; nothing is restarted behind the caller's back.
+This module does not import Airflow: Airflow runs as an external program (``.venv/bin/airflow``).
 """
 
 from __future__ import annotations
@@ -18,50 +21,74 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import create_engine, text
+import requests
 
 from incidents.config import REFERENCE_DIR, REPO_ROOT, local_home
 from incidents_dev.ports import free_port
+from incidents_dev.servers import (
+    EmbeddedPostgres,
+    create_database,
+    kill_recorded_groups,
+    postgres_url_from_env,
+    start_group,
+    stop_group,
+    stop_on_signals,
+    with_driver,
+)
 
 log = logging.getLogger(__name__)
 
 VENV_BIN = Path(sys.executable).parent
 
-SQLITE_CONNECT_ARGS = {"timeout": 60}
-"""Airflow's SQLite metadata: wait up to a minute for a write lock (the scheduler, the dag-processor,
-the api-server and CLI commands all write) instead of failing after pysqlite's 5 s default."""
 ADMIN_USER = "admin"
+ADMIN_PASSWORD = "admin"
+FINAL_STATES = ("success", "failed")
+COMPONENTS = ("api-server", "scheduler", "dag-processor")
+
+
+class AirflowApiError(RuntimeError):
+    """The REST API refused a request; carries the status code and Airflow's detail."""
+
+    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
+        super().__init__(f"{method} {path}: {status} {detail}")
+        self.status = status
+        self.detail = detail
 
 
 @dataclass
 class LocalAirflow:
-    """One local Airflow installation under ``home``.
+    """One local Airflow installation under ``home``, its metadata in PostgreSQL.
 
-    :param metadata_url: SQLAlchemy URL of the metadata DB (SQLite file under ``home`` by default).
+    :param metadata_url: SQLAlchemy URL of the (PostgreSQL) metadata database.
     :param executor: ``LocalExecutor`` (embedded default) or ``CeleryExecutor``.
     :param extra_env: more environment (connections ``AIRFLOW_CONN_*``, ``INCIDENTS_*`` settings).
     """
 
     home: Path
-    metadata_url: str | None = None
+    metadata_url: str
     executor: str = "LocalExecutor"
     api_port: int = 0
     parallelism: int = 4
     extra_env: dict[str, str] = field(default_factory=dict)
     broker_url: str = "redis://127.0.0.1:6379/0"
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
-    max_restarts: int = 3
-    _restarts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
         self.home.mkdir(parents=True, exist_ok=True)
-        self.metadata_url = self.metadata_url or f"sqlite:///{self.home / 'airflow.db'}"
+        if not self.metadata_url or not self.metadata_url.startswith("postgresql"):
+            raise ValueError(
+                f"the local Airflow keeps its metadata in PostgreSQL, not {self.metadata_url!r} "
+                "(incidents_dev.servers.EmbeddedPostgres starts one)"
+            )
+        self.metadata_url = with_driver(self.metadata_url, "psycopg2")
         self.api_port = self.api_port or free_port()
         secrets_file = self.home / "local_secrets.json"
         if not secrets_file.exists():
@@ -69,8 +96,10 @@ class LocalAirflow:
         self._secrets = json.loads(secrets_file.read_text())
         # The simple auth manager reads this file: a fixed local login for the UI.
         (self.home / "simple_auth_manager_passwords.json.generated").write_text(
-            json.dumps({ADMIN_USER: "admin"})
+            json.dumps({ADMIN_USER: ADMIN_PASSWORD})
         )
+        self._http = requests.Session()
+        self._token: str | None = None
 
     # ------------------------------------------------------------------ environment
 
@@ -79,6 +108,7 @@ class LocalAirflow:
         return f"http://127.0.0.1:{self.api_port}"
 
     def env(self) -> dict[str, str]:
+        """The environment of every Airflow process of this installation."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
         env.update(
             {
@@ -108,10 +138,6 @@ class LocalAirflow:
                 "AIRFLOW__METRICS__STATSD_ON": "False",
             }
         )
-        if self.metadata_url.startswith("sqlite"):
-            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = (
-                "incidents_dev.local_airflow.SQLITE_CONNECT_ARGS"
-            )
         if self.executor == "CeleryExecutor":
             env["AIRFLOW__CELERY__BROKER_URL"] = self.broker_url
             env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + re.sub(
@@ -121,29 +147,18 @@ class LocalAirflow:
         env.update(self.extra_env)
         return env
 
-    # ------------------------------------------------------------------ commands
+    # ------------------------------------------------------------------ processes
 
-    def cli(
-        self, *args: str, check: bool = True, timeout: float = 300, attempts: int = 5
-    ) -> subprocess.CompletedProcess:
-        """Run ``airflow <args>`` against this installation.
-
-        On SQLite the scheduler holds write locks for moments at a time; a command that lost that
-        race ("database is locked") rolled back and is simply run again.
-        """
-        for attempt in range(1, attempts + 1):
-            proc = subprocess.run(
-                [str(VENV_BIN / "airflow"), *args],
-                env=self.env(),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                cwd=self.home,
-            )
-            if proc.returncode == 0 or "database is locked" not in proc.stderr + proc.stdout:
-                break
-            log.info("airflow %s: database is locked (attempt %d/%d), retrying", args[0], attempt, attempts)
-            time.sleep(2 * attempt)
+    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run ``airflow <args>`` against this installation."""
+        proc = subprocess.run(
+            [str(VENV_BIN / "airflow"), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.home,
+        )
         if check and proc.returncode != 0:
             raise RuntimeError(f"airflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
         return proc
@@ -153,11 +168,11 @@ class LocalAirflow:
         self.cli("db", "migrate")
         self.cli("pools", "import", str(REFERENCE_DIR / "airflow_pools.json"))
 
-    def start(self, components: Iterable[str] = ("api-server", "scheduler", "dag-processor")) -> None:
-        """Start the components in the background, each in its own process group.
+    def start(self, components: Iterable[str] = COMPONENTS) -> None:
+        """Start the components in the background, each the leader of its own process group.
 
-        ``celery-worker`` starts a Celery worker (CeleryExecutor); a component that was killed
-        can be started again under the same name.
+        ``celery-worker`` starts a Celery worker (CeleryExecutor), ``triggerer`` the triggerer;
+        a component that was stopped with :meth:`kill` can be started again under its name.
         """
         logs = self.home / "process-logs"
         logs.mkdir(exist_ok=True)
@@ -166,14 +181,11 @@ class LocalAirflow:
             if old is not None and old.poll() is None:
                 raise RuntimeError(f"airflow {name} is already running (pid {old.pid})")
             args = ["celery", "worker"] if name == "celery-worker" else [name]
-            out = (logs / f"{name}.log").open("ab")
-            self.processes[name] = subprocess.Popen(
+            self.processes[name] = start_group(
                 [str(VENV_BIN / "airflow"), *args],
+                log_file=logs / f"{name}.log",
                 env=self.env(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
                 cwd=self.home,
-                start_new_session=True,
             )
             log.info("started airflow %s (pid %s)", name, self.processes[name].pid)
         self._write_pids()
@@ -181,128 +193,164 @@ class LocalAirflow:
     def _write_pids(self) -> None:
         (self.home / "pids.json").write_text(json.dumps({k: p.pid for k, p in self.processes.items()}))
 
-    def wait_ready(self, timeout: float = 180) -> None:
-        """Wait until the api-server answers and the DAGs are parsed into the metadata DB."""
-        import requests
+    def component_log(self, name: str, chars: int = 3000) -> str:
+        path = self.home / "process-logs" / f"{name}.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
+    def check_alive(self) -> None:
+        """Raise with its log when a component has exited: nothing is restarted silently."""
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"airflow {name} exited with {proc.returncode}:\n{self.component_log(name)}"
+                )
+
+    _check_alive = check_alive  # the name older callers use
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        """Wait until the api-server answers and every DAG file of ``dags/`` has been parsed."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._check_alive()
+        while True:
+            self.check_alive()
             try:
-                if requests.get(f"{self.url}/api/v2/monitor/health", timeout=2).status_code == 200:
+                if self._http.get(f"{self.url}/api/v2/monitor/health", timeout=2).status_code == 200:
                     break
             except requests.RequestException:
                 pass
-            time.sleep(1)
-        else:
-            raise TimeoutError(f"api-server did not answer on {self.url} within {timeout}s")
-        while time.monotonic() < deadline:
-            self._check_alive()
-            if len(self.dag_ids()) >= 8:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"api-server did not answer on {self.url} within {timeout}s")
+            time.sleep(0.5)
+        expected = dag_files()
+        while True:
+            self.check_alive()
+            parsed = {d["relative_fileloc"] for d in self._paged("/api/v2/dags", "dags")}
+            if expected <= parsed:
                 return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DAG files not parsed within {timeout}s: {sorted(expected - parsed)}")
             time.sleep(1)
-        raise TimeoutError(f"DAGs were not parsed within {timeout}s (found {sorted(self.dag_ids())})")
-
-    def _check_alive(self) -> None:
-        """Restart a crashed scheduler or dag-processor (as a service manager would), at most
-        ``max_restarts`` times each; any other dead component is an error."""
-        for name, proc in list(self.processes.items()):
-            if proc.poll() is None:
-                continue
-            tail = (self.home / "process-logs" / f"{name}.log").read_text(errors="replace")[-3000:]
-            restarts = self._restarts.get(name, 0)
-            if name in ("scheduler", "dag-processor", "triggerer") and restarts < self.max_restarts:
-                self._restarts[name] = restarts + 1
-                log.warning(
-                    "airflow %s exited with %s; restarting it:\n%s", name, proc.returncode, tail[-1500:]
-                )
-                del self.processes[name]
-                self.start([name])
-                continue
-            raise RuntimeError(f"airflow {name} exited with {proc.returncode}:\n{tail}")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to one component's whole process group (its task processes included)."""
         proc = self.processes.pop(name)
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        proc.wait(30)
+        stop_group(proc, f"airflow {name}", sig=sig, grace=30)
         self._write_pids()
 
     def stop(self, grace: float = 15) -> None:
-        """Stop every component: SIGTERM to its group, SIGKILL after ``grace`` seconds."""
+        """Stop every component: SIGTERM to each process group, SIGKILL after ``grace`` seconds."""
         for proc in list(self.processes.values()):
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-        deadline = time.monotonic() + grace
-        for proc in self.processes.values():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for name, proc in self.processes.items():
-            # the group may outlive its leader (task processes): kill it whatever the leader did
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                log.error("airflow %s (pid %s) did not stop", name, proc.pid)
+        for name, proc in list(self.processes.items()):
+            stop_group(proc, f"airflow {name}", grace=grace)
         self.processes.clear()
         self._write_pids()
+        self._http.close()
 
     def __enter__(self) -> LocalAirflow:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # ------------------------------------------------------------------ metadata queries
+    # ------------------------------------------------------------------ REST API
 
-    def _metadata(self):
-        if not hasattr(self, "_engine"):
-            self._engine = create_engine(self.metadata_url)
-        return self._engine
+    def _authenticate(self) -> str:
+        response = self._http.post(
+            f"{self.url}/auth/token", json={"username": ADMIN_USER, "password": ADMIN_PASSWORD}, timeout=30
+        )
+        response.raise_for_status()
+        self._token = str(response.json()["access_token"])
+        return self._token
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call the REST API (``path`` from ``/api/v2``) as the admin user; the decoded JSON.
+
+        An error response raises :class:`AirflowApiError` with Airflow's detail.
+        """
+        kwargs.setdefault("timeout", 60)
+        for attempt in (1, 2):
+            token = self._token or self._authenticate()
+            response = self._http.request(
+                method, f"{self.url}{path}", headers={"Authorization": f"Bearer {token}"}, **kwargs
+            )
+            if response.status_code == 401 and attempt == 1:
+                self._token = None  # expired: log in again
+                continue
+            break
+        if response.status_code >= 400:
+            try:
+                detail = json.dumps(response.json().get("detail"))
+            except ValueError:
+                detail = response.text[:2000]
+            raise AirflowApiError(method, path, response.status_code, detail)
+        return response.json() if response.content else None
+
+    def _paged(self, path: str, key: str, **params: Any) -> Iterator[dict]:
+        offset = 0
+        while True:
+            page = self.api("GET", path, params={**params, "limit": 100, "offset": offset})
+            items = page[key]
+            yield from items
+            offset += len(items)
+            if not items or offset >= page.get("total_entries", 0):
+                return
 
     def dag_ids(self) -> set[str]:
-        try:
-            with self._metadata().connect() as conn:
-                return {r[0] for r in conn.execute(text("SELECT dag_id FROM dag WHERE is_stale = false"))}
-        except Exception:  # table not there yet
-            return set()
+        """The DAGs the dag-processor has parsed (stale ones excluded)."""
+        return {d["dag_id"] for d in self._paged("/api/v2/dags", "dags")}
 
     def runs(self, dag_id: str) -> list[dict]:
-        """The DAG's runs with their state, type, data interval and end time (UTC-aware)."""
-        query = text(
-            "SELECT run_id, state, run_type, data_interval_start, data_interval_end, end_date "
-            "FROM dag_run WHERE dag_id = :d ORDER BY data_interval_start"
-        )
-        with self._metadata().connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query, {"d": dag_id})]
-        for row in rows:
-            for key in ("data_interval_start", "data_interval_end", "end_date"):
-                row[key] = _utc(row[key])
-        return rows
+        """The DAG's runs, oldest window first: ``run_id``, ``state``, ``run_type``,
+        ``data_interval_start``, ``data_interval_end``, ``end_date`` (aware UTC datetimes)."""
+        out = []
+        for run in self._paged(f"/api/v2/dags/{dag_id}/dagRuns", "dag_runs", order_by="id"):
+            out.append(
+                {
+                    "run_id": run["dag_run_id"],
+                    "state": run["state"],
+                    "run_type": run["run_type"],
+                    "data_interval_start": _utc(run.get("data_interval_start")),
+                    "data_interval_end": _utc(run.get("data_interval_end")),
+                    "end_date": _utc(run.get("end_date")),
+                }
+            )
+        epoch = datetime.min.replace(tzinfo=UTC)
+        return sorted(out, key=lambda r: (r["data_interval_start"] or epoch, r["run_id"]))
 
     def task_states(self, dag_id: str) -> list[dict]:
-        query = text("SELECT run_id, task_id, state, try_number FROM task_instance WHERE dag_id = :d")
-        with self._metadata().connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query, {"d": dag_id})]
+        """Every task instance of the DAG: ``run_id``, ``task_id``, ``state``, ``try_number``."""
+        return [
+            {
+                "run_id": t["dag_run_id"],
+                "task_id": t["task_id"],
+                "state": t["state"],
+                "try_number": t["try_number"],
+            }
+            for t in self._paged(f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances", "task_instances")
+        ]
 
     def unpause(self, *dag_ids: str) -> None:
         for dag_id in dag_ids:
-            self.cli("dags", "unpause", dag_id)
+            self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
 
     def pause(self, *dag_ids: str) -> None:
         for dag_id in dag_ids:
-            self.cli("dags", "pause", dag_id)
+            self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": True})
+
+    def trigger(self, dag_id: str, conf: dict | None = None) -> str:
+        """Trigger a manual run now; its run id."""
+        run = self.api(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}
+        )
+        return str(run["dag_run_id"])
+
+    def backfills(self, dag_id: str) -> list[dict]:
+        """The DAG's backfills (``id``, ``from_date``, ``to_date``, ``completed_at``, ...)."""
+        return list(self._paged("/api/v2/backfills", "backfills", dag_id=dag_id))
 
     def backfill(
         self,
@@ -314,85 +362,40 @@ class LocalAirflow:
         max_active_runs: int = 4,
         wait: float = 300,
         missing_ok: bool = False,
-    ) -> None:
-        """Create a backfill; the running scheduler executes it.
+    ) -> int | None:
+        """Create a backfill of the runs whose logical date lies in ``[start, end]``; the running
+        scheduler executes it. Returns the backfill's id (None when ``missing_ok`` and every run
+        of the range exists already).
 
-        Airflow allows one running backfill per DAG, and marks a backfill complete a moment after
-        its last run finished: a new backfill of the same DAG waits for that (up to ``wait`` s).
-
-        On SQLite metadata the scheduler and the dag-processor are stopped while the backfill is
-        created (once no task is running) and started again: a ``backfill create`` that loses a
-        write lock makes Airflow delete the runs it had already created, under the scheduler's
-        feet, and may leave its backfill row behind. PostgreSQL has no such race.
+        Airflow allows one unfinished backfill per DAG and marks a backfill complete a moment
+        after its last run finished: a new backfill of the same DAG first waits for the previous
+        one to complete (up to ``wait`` s, the components watched meanwhile).
         """
-        args = (
-            "backfill",
-            "create",
-            "--dag-id",
-            dag_id,
-            "--from-date",
-            start,
-            "--to-date",
-            end,
-            "--reprocess-behavior",
-            reprocess,
-            "--max-active-runs",
-            str(max_active_runs),
-        )
+        body = {
+            "dag_id": dag_id,
+            "from_date": start,
+            "to_date": end,
+            "reprocess_behavior": reprocess,
+            "max_active_runs": max_active_runs,
+        }
         deadline = time.monotonic() + wait
         while True:
-            # the scheduler marks the previous backfill complete: it has to be alive for that
-            while self._incomplete_backfills(dag_id):
+            while any(b["completed_at"] is None for b in self.backfills(dag_id)):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{dag_id}: the previous backfill did not complete within {wait}s")
-                self._check_alive()
-                time.sleep(2)
-            stopped = self._stop_writers_when_idle(deadline) if self.metadata_url.startswith("sqlite") else []
+                self.check_alive()
+                time.sleep(1)
             try:
-                proc = self.cli(*args, check=False)
-            finally:
-                if stopped:
-                    self.start(stopped)
-            if proc.returncode == 0:
-                return
-            if missing_ok and "No runs to create" in proc.stderr:
-                log.info("%s: every run of [%s, %s] exists already", dag_id, start, end)
-                return
-            if "AlreadyRunningBackfill" in proc.stderr and time.monotonic() < deadline:
-                # an attempt that lost a lock left its backfill row behind: the scheduler marks
-                # such an orphan complete after two minutes
-                log.info("%s: waiting for an unfinished backfill before creating this one", dag_id)
-                continue
-            raise RuntimeError(f"airflow backfill create failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-
-    def _incomplete_backfills(self, dag_id: str) -> int:
-        query = text("SELECT count(*) FROM backfill WHERE dag_id = :d AND completed_at IS NULL")
-        with self._metadata().connect() as conn:
-            return int(conn.execute(query, {"d": dag_id}).scalar_one())
-
-    def _stop_writers_when_idle(self, deadline: float) -> list[str]:
-        """Stop the scheduler and the dag-processor (the metadata's busy writers) once no task runs
-        (the executor's tasks die with the scheduler); the names of those stopped."""
-        running = [
-            n
-            for n in ("scheduler", "dag-processor")
-            if n in self.processes and self.processes[n].poll() is None
-        ]
-        if not running:
-            return []
-        busy = text("SELECT count(*) FROM task_instance WHERE state IN ('running', 'queued', 'restarting')")
-        while True:
-            with self._metadata().connect() as conn:
-                if not conn.execute(busy).scalar_one():
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError("tasks kept running: the scheduler could not be stopped for a backfill")
-            self._check_alive()
-            time.sleep(1)
-        for name in running:
-            _stop_group(self.processes.pop(name), name, grace=20)
-        self._write_pids()
-        return running
+                created = self.api("POST", "/api/v2/backfills", json=body)
+            except AirflowApiError as exc:
+                if exc.status == 409 and time.monotonic() < deadline:
+                    continue  # another backfill of the DAG was created meanwhile: wait for it too
+                if missing_ok and exc.status == 422 and "No runs to create" in exc.detail:
+                    log.info("%s: every run of [%s, %s] exists already", dag_id, start, end)
+                    return None
+                raise
+            log.info("%s: backfill %s of [%s, %s] created", dag_id, created["id"], start, end)
+            return int(created["id"])
 
     def wait_runs(
         self,
@@ -402,22 +405,22 @@ class LocalAirflow:
         run_type: str | None = None,
         finished_after: datetime | None = None,
         timeout: float = 600,
-        progress=None,
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> list[dict]:
         """Wait until ``count`` runs (of ``run_type``) reached a final state after ``finished_after``.
 
-        A rerun (``backfill create --reprocess-behavior completed``) clears and re-runs the same
-        run ids, so runs are told apart by when they finished, not by their ids.
+        A rerun (a backfill with ``reprocess="completed"``) clears and re-runs the same run ids,
+        so runs are told apart by when they finished, not by their ids.
         """
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
-            self._check_alive()
+            self.check_alive()
             runs = [r for r in self.runs(dag_id) if run_type is None or r["run_type"] == run_type]
             done = [
                 r
                 for r in runs
-                if r["state"] in ("success", "failed")
+                if r["state"] in FINAL_STATES
                 and (finished_after is None or (r["end_date"] is not None and r["end_date"] > finished_after))
             ]
             if progress and len(done) != last:
@@ -425,29 +428,23 @@ class LocalAirflow:
                 last = len(done)
             if len(done) >= count:
                 return done
-            time.sleep(2)
+            time.sleep(1)
         raise TimeoutError(f"{dag_id}: {count} runs did not finish within {timeout}s: {self.runs(dag_id)}")
 
 
-def _stop_group(proc: subprocess.Popen, name: str, grace: float) -> None:
-    """SIGTERM to the process group, SIGKILL to whatever is left after ``grace`` seconds."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        log.warning("airflow %s (pid %s) outlived SIGTERM for %ss; killing it", name, proc.pid, grace)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the group may outlive its leader
-    except ProcessLookupError:
-        pass
-    proc.wait(10)
+def dag_files() -> set[str]:
+    """The DAG files of ``dags/`` relative to it: those Airflow's safe mode parses (their text
+    names both "airflow" and "dag")."""
+    out = set()
+    for path in (REPO_ROOT / "dags").rglob("*.py"):
+        text = path.read_text(errors="replace").lower()
+        if "airflow" in text and "dag" in text:
+            out.add(str(path.relative_to(REPO_ROOT / "dags")))
+    return out
 
 
-def _utc(value) -> datetime | None:
-    """A metadata timestamp (string on SQLite, naive or aware datetime) as an aware UTC datetime."""
+def _utc(value: str | datetime | None) -> datetime | None:
+    """An API timestamp as an aware UTC datetime."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -458,16 +455,21 @@ def _utc(value) -> datetime | None:
 
 
 def stop_leftovers(home: Path) -> None:
-    """Kill process groups recorded in ``home/pids.json`` (after a crash of the parent)."""
-    pid_file = Path(home) / "pids.json"
-    if not pid_file.exists():
+    """Kill process groups recorded in ``home/pids.json`` by a run that was itself killed."""
+    kill_recorded_groups(Path(home) / "pids.json")
+
+
+@contextmanager
+def postgres_server(data_dir: Path) -> Iterator[str]:
+    """The PostgreSQL server of a local stack: the configured one (``INCIDENTS_PG_URL``), or an
+    embedded server on ``data_dir``, started here and stopped on leaving. Yields its admin URL."""
+    configured = postgres_url_from_env()
+    if configured:
+        log.info("PostgreSQL: the configured server (INCIDENTS_PG_URL)")
+        yield configured
         return
-    for pid in json.loads(pid_file.read_text()).values():
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    pid_file.write_text("{}")
+    with EmbeddedPostgres(data_dir) as server:
+        yield server.url()
 
 
 # ---------------------------------------------------------------------- CLI: make airflow
@@ -475,31 +477,49 @@ def stop_leftovers(home: Path) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080, help="api-server port on 127.0.0.1")
-    parser.add_argument("--home", type=Path, default=None, help="AIRFLOW_HOME (default .local/airflow)")
+    parser.add_argument("--home", type=Path, default=None, help="working folder (default .local/airflow)")
     parser.add_argument("--no-sandbox", action="store_true", help="do not start the local API sandbox")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start a local Airflow UI with the project's DAGs until Ctrl-C."""
+    """Start a local Airflow UI with the project's DAGs until Ctrl-C, SIGTERM or SIGHUP."""
+    from incidents.db import migrate
+    from incidents.db.engine import make_engine
+    from incidents.reference.seed import load_reference
     from incidents_dev.runtime import LocalServices
 
-    home = args.home or local_home() / "airflow"
+    home = (args.home or local_home() / "airflow").resolve()
     stop_leftovers(home)
-    with LocalServices(sandbox=not args.no_sandbox) as services:
-        airflow = LocalAirflow(home=home, api_port=args.port, extra_env=services.env())
-        airflow.migrate()
-        airflow.start()
+    with stop_on_signals(), ExitStack() as stack:
         try:
+            server_url = stack.enter_context(postgres_server(home / "postgres"))
+            case_db_url = create_database(server_url, "incidents_cases")
+            engine = make_engine(case_db_url)
+            migrate.upgrade(engine)
+            load_reference(engine)
+            engine.dispose()
+            services = stack.enter_context(
+                LocalServices(sandbox=not args.no_sandbox, home=home, case_db_url=case_db_url)
+            )
+            airflow = LocalAirflow(
+                home=home,
+                metadata_url=create_database(server_url, "incidents_airflow"),
+                api_port=args.port,
+                extra_env=services.env(),
+            )
+            stack.callback(airflow.stop)
+            airflow.migrate()
+            airflow.start()
             airflow.wait_ready()
             sys.stdout.write(
-                f"\nAirflow UI: {airflow.url}\nlogin: {ADMIN_USER} / admin\n"
-                f"AIRFLOW_HOME: {home}\nPress Ctrl-C to stop.\n"
+                f"\nAirflow UI: {airflow.url}\nlogin: {ADMIN_USER} / {ADMIN_PASSWORD}\n"
+                f"AIRFLOW_HOME: {home}\nCase database: {case_db_url}\n"
+                "Press Ctrl-C to stop.\n"
             )
             sys.stdout.flush()
             while True:
-                airflow._check_alive()
+                airflow.check_alive()
                 time.sleep(2)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            log.info("stopping (%s)", exc or "SIGINT")
             return 0
-        finally:
-            airflow.stop()

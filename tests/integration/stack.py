@@ -1,51 +1,34 @@
-"""A real local stack for integration tests: sandbox APIs, SMTP server, case DB and Airflow."""
+"""A real local stack for integration tests: sandbox APIs, SMTP server, case DB and Airflow.
+
+Airflow's metadata and the case database are two fresh databases on the PostgreSQL server the
+test session uses (``pg_admin_url``: the machine's server, or an embedded one where none runs),
+dropped when the stack stops.
+"""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
 from incidents.db import migrate
 from incidents.db.engine import make_engine
 from incidents.reference.seed import load_reference
 from incidents_dev.local_airflow import LocalAirflow
 from incidents_dev.runtime import LocalServices
-
-
-@contextmanager
-def fresh_pg_database(admin_url: str, prefix: str, driver: str = "psycopg") -> Iterator[str]:
-    """A new, empty PostgreSQL database (URL with ``driver``), dropped afterwards.
-
-    Scheduler-driven tests keep Airflow's metadata in PostgreSQL, as production does: on SQLite
-    a ``backfill create`` that loses a write lock to the scheduler makes Airflow delete the runs
-    it had created while the scheduler is scheduling them (the scheduler then crashes).
-    """
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        base = admin_url.rsplit("/", 1)[0].replace("+psycopg", f"+{driver}")
-        yield f"{base}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+from incidents_dev.servers import create_database, drop_database, unique_name
 
 
 @dataclass
 class Stack:
-    """Everything a scheduler-driven test needs; stop() leaves nothing running."""
+    """Everything a scheduler-driven test needs; stop() leaves nothing running and drops its
+    databases."""
 
     home: Path
-    case_db_url: str
+    pg_url: str
+    """Admin URL of the PostgreSQL server that holds the stack's two databases."""
     executor: str = "LocalExecutor"
-    metadata_url: str | None = None
     collect_cron: str = "0 0 * * *"
     env_overrides: dict[str, str] = field(default_factory=dict)
     components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")
@@ -61,8 +44,20 @@ class Stack:
     )
     """Quick but patient retries for the sandbox's injected faults and per-second rate limits
     (production waits longer between tries)."""
+    databases: list[str] = field(default_factory=list)
 
     def start(self) -> Stack:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Stack:
+        metadata_db, cases_db = unique_name("incidents_meta"), unique_name("incidents_cases")
+        self.databases += [metadata_db, cases_db]
+        self.metadata_url = create_database(self.pg_url, metadata_db)
+        self.case_db_url = create_database(self.pg_url, cases_db)
         self.services = LocalServices(
             sandbox=True,
             home=self.home,
@@ -103,9 +98,13 @@ class Stack:
             if hasattr(self, "airflow"):
                 self.airflow.stop()
         finally:
-            self.services.stop()
+            if hasattr(self, "services"):
+                self.services.stop()
             if hasattr(self, "engine"):
                 self.engine.dispose()
+            for name in self.databases:
+                drop_database(self.pg_url, name)
+            self.databases.clear()
 
     def failed_task_logs(self, dag_id: str) -> str:
         """The logs of the DAG's failed tasks (for assertion messages)."""

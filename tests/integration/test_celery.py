@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from incidents import stages
 from incidents.collect.pipeline import LandingArea, collect_window
@@ -36,34 +35,12 @@ RATE = 4.0
 
 
 @pytest.fixture
-def pg_databases(pg_admin_url: str):
-    """Two fresh PostgreSQL databases: Airflow's metadata and the case database."""
-    names = [f"incidents_celery_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("meta", "cases")]
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        for name in names:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base = pg_admin_url.rsplit("/", 1)[0]
-    yield (
-        f"{base.replace('+psycopg', '+psycopg2')}/{names[0]}",
-        f"{base}/{names[1]}",
-    )
-    with admin.connect() as conn:
-        for name in names:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.fixture
-def broker_url():
+def broker_url(redis_base_url: str):
     """A Redis database of its own for the Celery broker."""
     db = random.randint(8, 15)
-    client = redis.Redis(host="127.0.0.1", port=6379, db=db)
-    try:
-        client.flushdb()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis at 127.0.0.1:6379 is required: {exc}", pytrace=False)
-    yield f"redis://127.0.0.1:6379/{db}"
+    client = redis.Redis.from_url(f"{redis_base_url}/{db}")
+    client.flushdb()
+    yield f"{redis_base_url}/{db}"
     client.flushdb()
 
 
@@ -96,14 +73,12 @@ def _cases_by_posts(engine, window_start: datetime) -> set[frozenset[tuple[str, 
     return {frozenset(v) for v in groups.values()}
 
 
-def test_celery_worker_sigkilled_mid_collection(tmp_path: Path, pg_databases, broker_url) -> None:
-    metadata_url, case_db_url = pg_databases
+def test_celery_worker_sigkilled_mid_collection(tmp_path: Path, pg_admin_url: str, broker_url: str) -> None:
     start, end = _window()
     stack = Stack(
         home=tmp_path,
-        case_db_url=case_db_url,
+        pg_url=pg_admin_url,
         executor="CeleryExecutor",
-        metadata_url=metadata_url,
         broker_url=broker_url,
         collect_cron="0 0 * * *",
         rate_per_source_per_day=RATE,
@@ -113,8 +88,8 @@ def test_celery_worker_sigkilled_mid_collection(tmp_path: Path, pg_databases, br
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "3",
         },
     )
-    stack.start()
     try:
+        stack.start()
         airflow = stack.airflow
         # a slow API, so that the collection task is surely caught in the middle of its work
         stack.sandbox.faults.update({"latency_seconds": 0.4})

@@ -22,62 +22,35 @@ from incidents.db.models import Batch, Post, Quarantine
 from incidents_dev.sandbox.faults import FaultConfig
 from incidents_dev.sandbox.generator import ground_truth
 
-from .stack import Stack, fresh_pg_database
+from .stack import Stack
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
 COLLECT_DAGS = [f"collect_{n}" for n in NETWORKS]
 RATE = 1.5  # sandbox items per source per day: small, so the test stays quick
-# Windows from the 1st, 11th and 21st of each month: a month's backfill is 3 runs per network.
-# Hourly and daily windows tile the same way (tests/dags/test_timetables.py); the run count is
-# what costs time here.
-FIRE_DAYS = (1, 11, 21)
-CRON = f"0 0 {','.join(map(str, FIRE_DAYS))} * *"
-WINDOWS_PER_MONTH = len(FIRE_DAYS)
 
 
-def _fires_before(moment: datetime, n: int) -> list[datetime]:
-    """The last ``n`` fire times of CRON at or before ``moment`` (UTC midnights), oldest first."""
-    fires: list[datetime] = []
-    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    while len(fires) < n:
-        if day.day in FIRE_DAYS:
-            fires.append(day)
-        day -= timedelta(days=1)
-    return fires[::-1]
-
-
-def _period() -> tuple[datetime, datetime]:
-    """The latest calendar month of 30 or 31 days that ends before the latest complete window.
-
-    Unpausing a DAG makes the scheduler run its latest complete window (catchup is off); the
-    period stays clear of it so that the backfill alone covers the period.
-    """
-    latest_complete_start = _fires_before(datetime.now(UTC), 2)[0]
-    end = latest_complete_start.replace(day=1)
-    start = (end - timedelta(days=1)).replace(day=1)
-    if end - start < timedelta(days=30):  # February: take January (at least 30 days)
-        end, start = start, (start - timedelta(days=1)).replace(day=1)
-    return start, end
+@pytest.fixture(scope="module")
+def clock() -> datetime:
+    """The test's clock, an explicit input: the period, the sandbox's ``now`` and the ground truth
+    all use it (``INCIDENTS_TEST_NOW`` sets it; default: the wall clock when the module starts)."""
+    return run_clock()
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str):
-    """Airflow with its metadata in PostgreSQL (as in production), the case database in SQLite."""
-    home = tmp_path_factory.mktemp("collect_stack")
-    with fresh_pg_database(pg_admin_url, "incidents_collect_meta") as metadata_url:
-        stack = Stack(
-            home=home,
-            case_db_url=f"sqlite:///{home / 'cases.sqlite'}",
-            metadata_url=metadata_url,
-            collect_cron=CRON,
-            rate_per_source_per_day=RATE,
-        )
-        try:
-            stack.start()
-            yield stack
-        finally:
-            stack.stop()
+    """Airflow with its metadata in PostgreSQL (as in production), the case database too."""
+    stack = Stack(
+        home=tmp_path_factory.mktemp("collect_stack"),
+        pg_url=pg_admin_url,
+        collect_cron=CRON,
+        rate_per_source_per_day=RATE,
+    )
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
 
 
 def _posts(stack: Stack, start: datetime, end: datetime) -> dict[tuple[str, str], tuple]:
@@ -120,9 +93,10 @@ def _backfill(stack: Stack, start: datetime, end: datetime, reprocess: str = "no
 
 
 def test_backfill_with_faults_collects_exactly_the_ground_truth_and_reruns_change_nothing(
-    stack: Stack,
+    stack: Stack, clock: datetime
 ) -> None:
-    start, end = _period()
+    start, end = collection_period(clock)
+    assert stack.sandbox.now() == clock
     stack.sandbox.faults.update(FaultConfig.transient(0.2, seed=7).to_dict(), replace=True)
     stack.airflow.unpause(*COLLECT_DAGS)
     runs = _backfill(stack, start, end)
@@ -139,7 +113,7 @@ def test_backfill_with_faults_collects_exactly_the_ground_truth_and_reruns_chang
         for (_s1, e1), (s2, _e2) in zip(as_utc, as_utc[1:], strict=False):
             assert e1 == s2, f"{dag_id}: gap or overlap at {e1} / {s2}"
 
-    truth = ground_truth(start, end, now=stack.sandbox.now(), rate_per_source_per_day=RATE)
+    truth = ground_truth(start, end, now=clock, rate_per_source_per_day=RATE)
     expected = {(t["network"], t["external_id"]): t for t in truth}
     got = _posts(stack, start, end)
     for network in NETWORKS:
@@ -175,9 +149,9 @@ def test_backfill_with_faults_collects_exactly_the_ground_truth_and_reruns_chang
         ) == (len(NETWORKS) * WINDOWS_PER_MONTH)
 
 
-def test_expired_token_fails_the_run_clearly_and_leaves_no_partial_state(stack: Stack) -> None:
-    first, _ = _period()
-    start, stop = _fires_before(first - timedelta(seconds=1), 1)[0], first  # a window no other test collected
+def test_expired_token_fails_the_run_clearly_and_leaves_no_partial_state(stack: Stack, clock: datetime) -> None:
+    first, _ = collection_period(clock)
+    start, stop = fires_before(first - timedelta(seconds=1), 1)[0], first  # a window no other test collected
     stack.sandbox.faults.update({"expired_tokens": ["vk"]}, replace=True)
     stack.airflow.unpause("collect_vk")
     started = datetime.now(UTC)

@@ -1,4 +1,4 @@
-"""The whole pipeline under the real scheduler (LocalExecutor, SQLite: the embedded defaults).
+"""The whole pipeline under the real scheduler (LocalExecutor, PostgreSQL: the embedded defaults).
 
 Collection is backfilled for a short period; the collection Assets trigger processing and routing;
 the escalation DAG e-mails every hazard through the local SMTP server; a 12-month backfill of the
@@ -35,12 +35,15 @@ def _period() -> tuple[datetime, datetime]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory):
-    home = tmp_path_factory.mktemp("e2e_stack")
-    stack = Stack(home=home, case_db_url=f"sqlite:///{home / 'cases.sqlite'}", rate_per_source_per_day=RATE)
-    stack.start()
-    yield stack
-    stack.stop()
+def stack(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str):
+    stack = Stack(
+        home=tmp_path_factory.mktemp("e2e_stack"), pg_url=pg_admin_url, rate_per_source_per_day=RATE
+    )
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
 
 
 def _wait_quiet(stack: Stack, dag_id: str, timeout: float = 600) -> None:
@@ -104,7 +107,7 @@ def test_posts_are_exactly_the_ground_truth_and_hazards_are_special_cases(stack:
 def test_escalation_run_emails_every_hazard(stack: Stack, collected) -> None:
     stack.airflow.unpause("escalate_cases")
     triggered = datetime.now(UTC)
-    stack.airflow.cli("dags", "trigger", "escalate_cases")
+    stack.airflow.trigger("escalate_cases")
     runs = stack.airflow.wait_runs(
         "escalate_cases", count=1, run_type="manual", finished_after=triggered, timeout=300
     )
