@@ -2,14 +2,16 @@
 
 * ``list [--status S] [--municipality M] [--executor E] [--special] [--overdue] [--historical | --live] [--limit N]``
 * ``show ID``                              the case, its posts and its audit trail
-* ``assign ID EXECUTOR [--actor A]``
-* ``status ID STATUS [--reason R] [--actor A]``   (``in_progress`` also records the first response)
+* ``assign ID EXECUTOR [--actor A] [--at ISO]``
+* ``status ID STATUS [--reason R] [--actor A] [--at ISO]``   (``in_progress`` also records the first response)
 * ``merge TARGET SOURCE [--actor A]``      the source's posts move to the target, the source is rejected
 * ``split CASE POST [--actor A]``          the post moves into a new case
 * ``reopen ID [--actor A]``                a historical case (from a backfilled window) becomes live:
   deadlines from now, notified if a hazard, escalated from now on
 
-Every command prints a human-readable table, or JSON with ``--json``. The database is
+``--at`` records when an action happened (default: now), for answers given outside the system
+(by phone, on paper); it cannot lie in the future. Every command prints a human-readable table,
+or JSON with ``--json``. The database is
 ``--url`` or :func:`incidents.config.case_db_url`. Errors (unknown case, forbidden
 transition) are reported on stderr with exit code 1.
 """
@@ -144,6 +146,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_common(p)
     for p in (a, st, m, sp, ro):
         p.add_argument("--actor", default=None, help="who does it (default: operator:<login>)")
+    for p in (a, st):
+        p.add_argument(
+            "--at",
+            type=_past_time,
+            default=None,
+            help="when it happened, ISO 8601 (default: now; an answer given outside the system)",
+        )
 
 
 _LIST_COLUMNS = (
@@ -273,6 +282,18 @@ def _show(engine: Engine, case_id: int, as_json: bool) -> None:
     write_table(data["events"], ("at", "kind", "from_status", "to_status", "level", "actor", "details"))
 
 
+def _past_time(value: str) -> datetime:
+    """An ISO 8601 moment (UTC without an offset) that is not in the future."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from exc
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed > datetime.now(UTC):
+        raise argparse.ArgumentTypeError(f"{value} lies in the future")
+    return parsed
+
+
 def _result(case: Case) -> dict[str, Any]:
     return {
         "id": case.id,
@@ -328,9 +349,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             with Session(engine, expire_on_commit=False) as session:
                 if args.action == "assign":
-                    case = assign(session, args.case_id, args.executor, actor)
+                    case = assign(session, args.case_id, args.executor, actor, at=args.at)
                 elif args.action == "status":
-                    case = transition(session, args.case_id, args.status, actor, reason=args.reason)
+                    case = transition(
+                        session, args.case_id, args.status, actor, reason=args.reason, at=args.at
+                    )
                 else:
                     case = merge_cases(session, args.target, args.source, actor)
                 session.commit()

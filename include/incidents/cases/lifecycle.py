@@ -83,6 +83,15 @@ def _event(session: Session, case: Case, kind: str, actor: str, at: datetime, **
     return event
 
 
+def _not_before_opening(case: Case, at: datetime) -> None:
+    """An action on a case cannot predate the post that reported the problem."""
+    if at < as_utc(case.opened_at):
+        raise CaseError(
+            f"case {case.id}: {at.isoformat()} lies before the case was reported "
+            f"({as_utc(case.opened_at).isoformat()})"
+        )
+
+
 def transition(
     session: Session,
     case_id: int,
@@ -96,6 +105,7 @@ def transition(
     if to_status not in STATUSES:
         raise InvalidTransition(f"unknown status {to_status!r}; expected one of {', '.join(STATUSES)}")
     case = get_case(session, case_id)
+    _not_before_opening(case, at)
     current = case.status
     if to_status not in TRANSITIONS.get(current, frozenset()):
         allowed = ", ".join(sorted(TRANSITIONS.get(current, ()))) or "none"

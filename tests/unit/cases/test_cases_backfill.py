@@ -221,3 +221,24 @@ def test_live_horizon_setting() -> None:
         Settings.from_env({"INCIDENTS_LIVE_HORIZON_HOURS": "three days"})
     with pytest.raises(ValueError, match="negative"):
         Settings.from_env({"INCIDENTS_LIVE_HORIZON_HOURS": "-1"})
+
+
+def test_status_at_records_an_answer_given_outside_the_system(engine: Engine, make_posts, capsys) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    (pid,) = make_posts({"text": "Нет освещения во дворе на Труда"})
+    route_posts(engine, now=NOW)
+    case_id = str(case_of(engine, pid).id)
+    answered = BASE_TIME + timedelta(hours=5)
+    code = main(
+        ["case", "status", case_id, "in_progress", "--url", url, "--at", answered.isoformat(), "--json"]
+    )
+    assert code == 0 and json.loads(capsys.readouterr().out)["status"] == "in_progress"
+    assert utc(case_of(engine, pid).first_response_at) == answered
+    # never before the report, never in the future
+    code = main(
+        ["case", "status", case_id, "resolved", "--url", url, "--at", BASE_TIME.replace(hour=1).isoformat()]
+    )
+    assert code == 1 and "before the case was reported" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["case", "status", case_id, "resolved", "--url", url, "--at", "2999-01-01T00:00:00Z"])
+    assert "lies in the future" in capsys.readouterr().err
