@@ -127,42 +127,9 @@ def _simulate(url: str, rng: random.Random, now: datetime, limit: int) -> Operat
     for case in cases:
         if case["status"] not in ("new", "assigned"):
             continue
-        policy = POLICY.get(case["priority"], POLICY["normal"])
-        historical = bool(case.get("historical"))
-        base = _utc(case["opened_at"]) if historical else _utc(case.get("registered_at") or case["opened_at"])
-        answer = rng.random() < policy.answered
-        respond_at = base + timedelta(hours=_lognormal(rng, policy.response_hours))
-        outcome = rng.random()
-        close_at = respond_at + timedelta(days=_lognormal(rng, policy.resolution_days))
-        reason = rng.choice(REJECTION_REASONS)
-        if not answer:
-            if historical and case["special_control"] and reopen_candidate is None:
+        if not _work(case, rng, now, url, summary) and reopen_candidate is None:
+            if case.get("historical") and case["special_control"]:
                 reopen_candidate = case["id"]
-            continue
-        if respond_at > now:
-            summary.waiting += 1
-            continue
-        case_id = str(case["id"])
-        code, _ = _case(
-            "status", case_id, "in_progress", "--url", url, "--actor", ACTOR, "--at", respond_at.isoformat()
-        )
-        if code != 0:
-            summary.refused += 1
-            continue
-        summary.answered += 1
-        if outcome >= policy.resolved + policy.rejected or close_at > now:
-            continue
-        if outcome < policy.resolved:
-            argv = ["status", case_id, "resolved"]
-        else:
-            argv = ["status", case_id, "rejected", "--reason", reason]
-        code, _ = _case(*argv, "--url", url, "--actor", ACTOR, "--at", close_at.isoformat())
-        if code != 0:
-            summary.refused += 1
-        elif outcome < policy.resolved:
-            summary.resolved += 1
-        else:
-            summary.rejected += 1
     if reopen_candidate is not None:
         code, _ = _case("reopen", str(reopen_candidate), "--url", url, "--actor", ACTOR)
         if code == 0:
@@ -171,3 +138,44 @@ def _simulate(url: str, rng: random.Random, now: datetime, limit: int) -> Operat
             summary.refused += 1
     log.info("operator simulation: %s", summary.as_dict())
     return summary
+
+
+def _work(
+    case: dict[str, Any], rng: random.Random, now: datetime, url: str, summary: OperatorSummary
+) -> bool:
+    """Answer, then maybe resolve or reject, one case; False when the operator leaves it unanswered."""
+    policy = POLICY.get(case["priority"], POLICY["normal"])
+    historical = bool(case.get("historical"))
+    base = _utc(case["opened_at"]) if historical else _utc(case.get("registered_at") or case["opened_at"])
+    answer = rng.random() < policy.answered
+    respond_at = base + timedelta(hours=_lognormal(rng, policy.response_hours))
+    outcome = rng.random()
+    close_at = respond_at + timedelta(days=_lognormal(rng, policy.resolution_days))
+    reason = rng.choice(REJECTION_REASONS)
+    if not answer:
+        return False
+    if respond_at > now:
+        summary.waiting += 1
+        return True
+    case_id = str(case["id"])
+    code, _ = _case(
+        "status", case_id, "in_progress", "--url", url, "--actor", ACTOR, "--at", respond_at.isoformat()
+    )
+    if code != 0:
+        summary.refused += 1
+        return True
+    summary.answered += 1
+    if outcome >= policy.resolved + policy.rejected or close_at > now:
+        return True
+    resolved = outcome < policy.resolved
+    argv = (
+        ["status", case_id, "resolved"] if resolved else ["status", case_id, "rejected", "--reason", reason]
+    )
+    code, _ = _case(*argv, "--url", url, "--actor", ACTOR, "--at", close_at.isoformat())
+    if code != 0:
+        summary.refused += 1
+    elif resolved:
+        summary.resolved += 1
+    else:
+        summary.rejected += 1
+    return True

@@ -257,6 +257,26 @@ def match_posts(
     return plan
 
 
+def _open(post: Any, f: dict[str, Any], plan: ChunkPlan, index: CandidateIndex) -> None:
+    """The post opens a case (known to the index at once, so later posts of the chunk can join it)."""
+    fp, st = plan.texts[post.id]
+    key = f"new:{post.id}"
+    plan.new_cases[key] = NewCase(key, f, post, fp)
+    index.add(
+        CaseCandidate(
+            key=key,
+            category=f["category"],
+            topic=f["topic"],
+            municipality_code=f["municipality_code"],
+            settlement_oktmo=f["settlement_oktmo"],
+            opened_at=f["opened_at"],
+            hazard_type=f["hazard_type"],
+        )
+    )
+    index.add_text(key, fp, st)
+    plan.links.append((key, post, None))
+
+
 def _match_one(
     post: Any,
     f: dict[str, Any],
@@ -283,21 +303,7 @@ def _match_one(
             hazard_type=f["hazard_type"],
         )
     if match is None:
-        key = f"new:{post.id}"
-        plan.new_cases[key] = NewCase(key, f, post, fp)
-        index.add(
-            CaseCandidate(
-                key=key,
-                category=f["category"],
-                topic=f["topic"],
-                municipality_code=f["municipality_code"],
-                settlement_oktmo=f["settlement_oktmo"],
-                opened_at=f["opened_at"],
-                hazard_type=f["hazard_type"],
-            )
-        )
-        index.add_text(key, fp, st)
-        plan.links.append((key, post, None))
+        _open(post, f, plan, index)
     else:
         if match.key in index.cases:
             index.add_text(match.key, fp, st)
