@@ -25,6 +25,7 @@ Every 15 minutes:
    resolution deadline climb the ladder: executor → head of the municipality or the minister →
    deputy chairman of the regional government. Each level happens exactly once per case (a unique
    case-event key), also when two runs overlap; each step is a case event and queues e-mails.
+   Historical cases (from backfilled windows) never climb; `case reopen` makes one live.
 2. **deliver** — sends the notification outbox over SMTP (`smtp_default`) through an Airflow
    notifier. A failed delivery stays queued with its error and is retried by the next run.
 """,

@@ -34,7 +34,9 @@ Runs whenever any collection DAG updates its Asset (`incidents://posts/<network>
    Valid posts are classified (incident, category, topic, hazard, municipality, settlement) and
    the labels are stored with the classifier version. Idempotent per batch.
 2. **route** — every new incident post opens a case or joins an existing one (duplicate merge);
-   hazards go under special control. Updates the Asset `incidents://cases`.
+   hazards go under special control. Deadlines run from the registration; cases of windows that
+   ended longer ago than `INCIDENTS_LIVE_HORIZON_HOURS` (72) — a backfill — are registered as
+   historical: counted and listed, never notified or escalated. Updates the Asset `incidents://cases`.
 """,
 ):
     process = ProcessBatchesOperator(task_id="validate_and_analyse")
