@@ -22,6 +22,7 @@ from incidents.db.models import Batch, Post, Quarantine
 from incidents_dev.sandbox.faults import FaultConfig
 from incidents_dev.sandbox.generator import ground_truth
 
+from .collection_period import CRON, WINDOWS_PER_MONTH, collection_period, fires_before, run_clock
 from .stack import Stack
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
@@ -38,8 +39,9 @@ def clock() -> datetime:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str):
-    """Airflow with its metadata in PostgreSQL (as in production), the case database too."""
+def stack(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str, clock: datetime):
+    """Airflow with its metadata in PostgreSQL (as in production), the case database too; the
+    sandbox's clock fixed at ``clock``."""
     stack = Stack(
         home=tmp_path_factory.mktemp("collect_stack"),
         pg_url=pg_admin_url,
@@ -48,6 +50,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str):
     )
     try:
         stack.start()
+        stack.sandbox.set_now(clock)
         yield stack
     finally:
         stack.stop()
@@ -149,7 +152,9 @@ def test_backfill_with_faults_collects_exactly_the_ground_truth_and_reruns_chang
         ) == (len(NETWORKS) * WINDOWS_PER_MONTH)
 
 
-def test_expired_token_fails_the_run_clearly_and_leaves_no_partial_state(stack: Stack, clock: datetime) -> None:
+def test_expired_token_fails_the_run_clearly_and_leaves_no_partial_state(
+    stack: Stack, clock: datetime
+) -> None:
     first, _ = collection_period(clock)
     start, stop = fires_before(first - timedelta(seconds=1), 1)[0], first  # a window no other test collected
     stack.sandbox.faults.update({"expired_tokens": ["vk"]}, replace=True)

@@ -9,6 +9,7 @@ import hashlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from incidents_dev.sandbox.generator import SandboxItem
@@ -85,6 +86,7 @@ def bearer(params: dict[str, str]) -> str:
     return value[7:].strip() if value.lower().startswith("bearer ") else ""
 
 
+@lru_cache(maxsize=1 << 16)
 def stable(*parts: object) -> int:
     """A small deterministic number from ``parts`` (likes, shares and the like)."""
     return int.from_bytes(hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=4).digest(), "big")

@@ -217,6 +217,15 @@ class FaultInjector:
                 return True
             return False
 
+    def overlap(self, network: str, room: int) -> int:
+        """The ``duplicate_items`` fault: how many already served items the next page repeats
+        (0: none). Between 2 and ``room`` (the items a cursor can step back and still advance),
+        so that now and then the next page holds nothing new although more follows."""
+        if room < 2 or not self.page_fault(network, "duplicate_items"):
+            return 0
+        with self._lock:
+            return self._rng.randint(2, room)
+
     def timeout_seconds(self) -> float:
         return self._config.timeout_seconds
 

@@ -824,6 +824,7 @@ def source_hour(config: GeneratorConfig, source_index: int, hour: int) -> tuple[
     return tuple(posts)
 
 
+@lru_cache(maxsize=1 << 18)
 def post_count(config: GeneratorConfig, source_index: int, hour: int) -> int:
     """How many posts :func:`source_hour` gives, without rendering them (for offsets and totals)."""
     if hour < WORLD_START_HOUR:

@@ -208,9 +208,8 @@ class GraphEmulator(Emulator):
             page.append((cursor, item))
         if len(page) > 1 and self.faults.page_fault(self.network, "truncated_page"):
             page, more = page[: len(page) // 2], True
-        cursor = page[-1][0] if page else None
-        if len(page) > 2 and self.faults.page_fault(self.network, "duplicate_items"):
-            cursor = page[-3][0]
+        back = self.faults.overlap(self.network, len(page) - 1)
+        cursor = page[-1 - back][0] if page else None
         return [i for _, i in page], more, list(cursor) if cursor else None
 
     def list_page(self, items: list[Any], params: dict[str, str]) -> tuple[list[Any], bool, Any]:
@@ -220,7 +219,5 @@ class GraphEmulator(Emulator):
         page = items[start : start + limit]
         if len(page) > 1 and self.faults.page_fault(self.network, "truncated_page"):
             page = page[: len(page) // 2]
-        nxt = start + len(page)
-        if len(page) > 2 and self.faults.page_fault(self.network, "duplicate_items"):
-            nxt -= 2
+        nxt = start + len(page) - self.faults.overlap(self.network, len(page) - 1)
         return page, nxt < len(items), (nxt if page else None)

@@ -136,9 +136,8 @@ class OkEmulator(Emulator):
             page.append((cursor, item))
         if len(page) > 1 and self.faults.page_fault("ok", "truncated_page"):
             page, more = page[: len(page) // 2], True
-        anchor_at = page[-1][0] if page else after
-        if page and len(page) > 2 and self.faults.page_fault("ok", "duplicate_items"):
-            anchor_at = page[-3][0]
+        back = self.faults.overlap("ok", len(page) - 1)
+        anchor_at = page[-1 - back][0] if page else after
         posts = [i for _, i in page]
         return {
             "media_topics": [self._topic(p) for p in posts],
@@ -192,9 +191,7 @@ class OkEmulator(Emulator):
         page = comments[start : start + count]
         if len(page) > 1 and self.faults.page_fault("ok", "truncated_page"):
             page = page[: len(page) // 2]
-        nxt = start + len(page)
-        if len(page) > 2 and self.faults.page_fault("ok", "duplicate_items"):
-            nxt -= 2
+        nxt = start + len(page) - self.faults.overlap("ok", len(page) - 1)
         by_id = {c.native_id: c for c in comments}
         items = []
         for c in page:

@@ -173,11 +173,7 @@ class TwitterEmulator(Emulator):
         if data:
             meta["newest_id"], meta["oldest_id"] = data[0]["id"], data[-1]["id"]
         if more and page:
-            cursor = (
-                page[-3][0]
-                if len(page) > 2 and self.faults.page_fault("twitter", "duplicate_items")
-                else page[-1][0]
-            )
+            cursor = page[-1 - self.faults.overlap("twitter", len(page) - 1)][0]
             meta["next_token"] = b64(list(cursor))
         result: dict[str, Any] = {"data": data} if data else {}
         if "author_id" in expansions and page:

@@ -1,9 +1,11 @@
 """VK API emulator: ``wall.get``, ``wall.getComments``, ``newsfeed.search`` (GET or POST form).
 
 Errors arrive inside HTTP 200 as ``{"error": {"error_code", "error_msg", "request_params"}}``.
-Offset paging: a page hit by ``duplicate_items`` repeats up to 2 items of the previous page
-before the requested offset, a ``truncated_page`` has fewer items than asked: a client advances
-the offset by the items it has not seen before and stops at ``count``.
+Offset paging: a page hit by ``duplicate_items`` starts 2 or more items before the requested
+offset (as when new posts arrive on top of the wall while it is paged), repeating items already
+served, a ``truncated_page`` has fewer items than asked; together they can make a page of nothing
+but repeats while the wall goes on: a client advances the offset by the items it has not seen
+before and stops at ``count``.
 
 A token lacking a permission (``FaultConfig.permission_errors``) gets 7 "Permission to perform
 this action is denied", 15 "Access denied: no access to call this method", 27/28 (group or
@@ -138,9 +140,7 @@ class VkEmulator(Emulator):
             )
         count = int_param(params, "count", 20, 0, 100)
         offset = int_param(params, "offset", 0, 0, 10**9)
-        start = offset
-        if offset >= 2 and self.faults.page_fault("vk", "duplicate_items"):
-            start = offset - 2
+        start = offset - self.faults.overlap("vk", min(offset, count))
         posts = self.stream.wall_offset(index, start, count + (offset - start))
         if len(posts) > 1 and self.faults.page_fault("vk", "truncated_page"):
             posts = posts[: max(1, len(posts) // 2)]
@@ -253,9 +253,7 @@ class VkEmulator(Emulator):
         result: dict[str, Any] = {"items": [self.post(i) for _, i in page], "count": len(page),
                                   "total_count": len(page) + (1000 if more else 0)}  # fmt: skip
         if more and page:
-            hour, pos = page[-1][0]
-            if self.faults.page_fault("vk", "duplicate_items") and len(page) > 2:
-                hour, pos = page[-3][0]
+            hour, pos = page[-1 - self.faults.overlap("vk", len(page) - 1)][0]
             last = page[-1][1]
             result["next_from"] = f"{hour}:{pos}/{last.owner_id}_{last.native_id}"
         if params.get("extended") in ("1", "true"):
