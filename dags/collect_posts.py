@@ -25,8 +25,10 @@ Every hour (`INCIDENTS_COLLECT_CRON`), for the data interval `[data_interval_sta
 1. **collect** — calls the {title} API through Connection `{network}_default` (host = API base URL
    or the local sandbox) for every monitored {title} source, lands each raw response page under
    `INCIDENTS_LANDING_URI/{network}/<window>/` and writes the normalised posts as `posts.jsonl`.
-   A source the API refuses for good (deleted, private, banned) is skipped with its reason in the
-   log and in the XCom; any other failure fails the task (never a green run with zero posts).
+   A source the API says is gone (deleted, banned, blocked) is skipped with its reason in the log,
+   the XCom and the batch row (`skipped_sources`); a window in which every source was skipped, a
+   refused token or a missing permission (both naming the connection) and paging that stopped
+   advancing fail the task (never a green run with zero posts).
 2. **load** — upserts the window's posts into the case database (`case_db`) by
    (network, external id): reruns and overlapping backfills never duplicate a post. Updates the
    Asset `incidents://posts/{network}`, which triggers `process_posts`.
