@@ -162,7 +162,7 @@ def lag_bars(
     title: str,
     rows: Sequence[tuple[str, float | None, float | None]],
     *,
-    width: int = 370,
+    width: int = 600,
     chart_id: str = "",
 ) -> str:
     """Horizontal bars per network: median lag (solid) and 90th percentile (light), in hours."""

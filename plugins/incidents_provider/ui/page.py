@@ -24,7 +24,7 @@ nav.period a{margin-right:10px}
 table{border-collapse:collapse;background:#fff;width:100%;font-size:13px}
 th,td{border:1px solid #e2e8f0;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f1f5f9;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(380px,1fr));gap:10px}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:10px}
 .chart{background:#fff;border:1px solid #e2e8f0;border-radius:8px;width:100%;height:auto}
 .chart-title{font-size:13px;font-weight:600;fill:#0f172a}.axis{font-size:10px;fill:#475569}
 .legend{font-size:11px;fill:#0f172a}.grid{stroke:#e2e8f0}
