@@ -150,3 +150,17 @@ def test_charts_cope_with_empty_and_missing_values() -> None:
     svg = share_lines("q", ["a", "b", "c"], {"vk": [0.1, None, 0.3]})
     assert svg.count("<circle") == 2 and "10.0%" in svg
     assert "no cases" in lag_bars("lag", [("vk", None, None)])
+
+
+def test_airflow_finds_the_plugin_in_the_plugins_folder_and_imports_nothing_else() -> None:
+    """The plugins manager loads .py files of the folder as modules; .airflowignore keeps it to
+    incidents_provider/plugins/."""
+    from pathlib import Path
+
+    from airflow._shared.plugins_manager.plugins_manager import _load_plugins_from_plugin_directory
+
+    folder = Path(__file__).resolve().parents[2] / "plugins"
+    plugins, errors = _load_plugins_from_plugin_directory(str(folder))
+    assert errors == {}
+    assert [p.name for p in plugins] == ["incidents_health"]
+    assert {Path(p.source.path).name for p in plugins} == {"incidents_health.py"}
