@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -70,23 +70,45 @@ def record(engine: Engine, actions: Sequence[Action], *, run_id: str | None) -> 
     return [by_key[k] for k in won]
 
 
-def claim_alert(engine: Engine, dag_id: str, gaps: Sequence[Gap], *, run_id: str | None) -> list[Gap]:
-    """Claim the alert of each gap; returns the gaps this call won (never alerted before).
+def _suffix(history: Mapping[datetime, GapHistory] | None, gap: Gap) -> str:
+    seen = (history or {}).get(gap.window.start)
+    return seen.key() if seen else ""
+
+
+def claim_alert(
+    engine: Engine,
+    dag_id: str,
+    gaps: Sequence[Gap],
+    *,
+    run_id: str | None,
+    history: Mapping[datetime, GapHistory] | None = None,
+) -> list[Gap]:
+    """Claim the alert of each gap; returns the gaps this call won (never alerted before in the
+    gap's current cycle, see :attr:`GapHistory.cycle`).
 
     The claim is written before the e-mail goes out, so two overlapping coverage runs never
     alert the same gap twice.
     """
     actions = [
-        Action(dag_id, g.window, "alerted", gap_kind=g.kind, details={"run_ids": list(g.run_ids)})
+        Action(
+            dag_id,
+            g.window,
+            "alerted",
+            key_suffix=_suffix(history, g),
+            gap_kind=g.kind,
+            details={"run_ids": list(g.run_ids)},
+        )
         for g in gaps
     ]
     won = {a.window.start for a in record(engine, actions, run_id=run_id)}
     return [g for g in gaps if g.window.start in won]
 
 
-def release_alert(engine: Engine, dag_id: str, gaps: Iterable[Gap]) -> None:
+def release_alert(
+    engine: Engine, dag_id: str, gaps: Iterable[Gap], history: Mapping[datetime, GapHistory] | None = None
+) -> None:
     """Undo :func:`claim_alert` for gaps whose e-mail could not be sent (the next run retries)."""
-    keys = [Action(dag_id, g.window, "alerted").idempotency_key for g in gaps]
+    keys = [Action(dag_id, g.window, "alerted", key_suffix=_suffix(history, g)).idempotency_key for g in gaps]
     if not keys:
         return
     with engine.begin() as conn:
@@ -115,7 +137,9 @@ def history(engine: Engine, dag_id: str, since: datetime | None = None) -> dict[
             if action == "detected":
                 seen.open = True
             elif action == "caught_up":
-                seen.open = False
+                # the gap is closed; should the window become a gap again, a new cycle starts
+                seen.open, seen.attempts, seen.alerted, seen.backfill_ids = False, 0, False, []
+                seen.cycle += 1
             elif action == "backfill_requested":
                 seen.attempts += 1
                 if backfill_id is not None:

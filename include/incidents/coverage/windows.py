@@ -166,6 +166,14 @@ class GapHistory:
     open: bool = False
     """Detected and not caught up since."""
     backfill_ids: list[int] = field(default_factory=list)
+    cycle: int = 0
+    """How often the window was caught up before: a window that becomes a gap again (a rerun
+    failed) starts a new cycle with its own attempts and alert."""
+
+    def key(self, extra: str = "") -> str:
+        """The idempotency-key suffix of an action in the current cycle."""
+        parts = ([f"c{self.cycle}"] if self.cycle else []) + ([extra] if extra else [])
+        return ".".join(parts)
 
 
 @dataclass

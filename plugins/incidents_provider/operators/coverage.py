@@ -157,14 +157,25 @@ class CoverageOperator(BaseOperator):
         store.record(
             engine,
             [
-                Action(dag_id, g.window, "detected", gap_kind=g.kind, details={"run_ids": list(g.run_ids)})
+                Action(
+                    dag_id,
+                    g.window,
+                    "detected",
+                    key_suffix=_seen(history, g.window).key(),
+                    gap_kind=g.kind,
+                    details={"run_ids": list(g.run_ids)},
+                )
                 for g in gaps
             ],
             run_id=run_id,
         )
         for window in plan.caught_up:
             log.info("%s: window %s caught up", dag_id, window.label())
-        store.record(engine, [Action(dag_id, w, "caught_up") for w in plan.caught_up], run_id=run_id)
+        store.record(
+            engine,
+            [Action(dag_id, w, "caught_up", key_suffix=_seen(history, w).key()) for w in plan.caught_up],
+            run_id=run_id,
+        )
         if plan.paused:
             log.warning(
                 "%s is paused: %d gap(s) not backfilled (a paused DAG's backfill never starts): %s",
@@ -174,7 +185,16 @@ class CoverageOperator(BaseOperator):
             )
             store.record(
                 engine,
-                [Action(dag_id, g.window, "skipped_paused", gap_kind=g.kind) for g in plan.paused],
+                [
+                    Action(
+                        dag_id,
+                        g.window,
+                        "skipped_paused",
+                        key_suffix=_seen(history, g.window).key(),
+                        gap_kind=g.kind,
+                    )
+                    for g in plan.paused
+                ],
                 run_id=run_id,
             )
         if plan.waiting:
@@ -189,12 +209,12 @@ class CoverageOperator(BaseOperator):
             backfill_id = self._backfill(dag_id, api, engine, plan.backfill, history, details, run_id)
         alerted: list[Any] = []
         if plan.alert:
-            won = store.claim_alert(engine, dag_id, plan.alert, run_id=run_id)
+            won = store.claim_alert(engine, dag_id, plan.alert, run_id=run_id, history=history)
             if won:
                 try:
                     send_gap_alert(dag_id, won, context, attempts=max_attempts, ui_url=_runs_url(api, dag_id))
                 except Exception:
-                    store.release_alert(engine, dag_id, won)
+                    store.release_alert(engine, dag_id, won, history)
                     raise
                 log.warning(
                     "%s: alert e-mail sent for %d gap(s) that survived their catch-up: %s",
@@ -255,9 +275,7 @@ class CoverageOperator(BaseOperator):
                     dag_id,
                     g.window,
                     "backfill_requested",
-                    key_suffix=str(
-                        history.get(g.window.start).attempts + 1 if g.window.start in history else 1
-                    ),
+                    key_suffix=_seen(history, g.window).key(str(_seen(history, g.window).attempts + 1)),
                     gap_kind=g.kind,
                     backfill_id=backfill_id,
                     details={
@@ -282,6 +300,13 @@ class CoverageOperator(BaseOperator):
             ", ".join(f"{g.window.label()} {g.kind}" for g in gaps),
         )
         return backfill_id
+
+
+def _seen(history: Any, window: Any) -> Any:
+    """The window's history (an empty one for a window never seen)."""
+    from incidents.coverage.windows import GapHistory
+
+    return history.get(window.start) or GapHistory(window)
 
 
 def _runs_url(api: AirflowApiHook, dag_id: str) -> str | None:

@@ -74,3 +74,30 @@ def test_recent_actions_newest_first(engine: Engine) -> None:
     recent = store.recent_actions(engine)
     assert [r["action"] for r in recent] == ["alerted", "detected"]
     assert recent[0]["window_start"] == w(1).start
+
+
+def test_a_window_that_becomes_a_gap_again_starts_a_new_cycle(engine: Engine) -> None:
+    gap = Gap(w(1), "failed", ("r",))
+    store.record(
+        engine,
+        [
+            Action(DAG, w(1), "detected"),
+            Action(DAG, w(1), "backfill_requested", key_suffix="1", backfill_id=3),
+        ],
+        run_id="a",
+    )
+    assert store.claim_alert(engine, DAG, [gap], run_id="a", history=store.history(engine, DAG)) == [gap]
+    seen = store.history(engine, DAG)[w(1).start]
+    store.record(engine, [Action(DAG, w(1), "caught_up", key_suffix=seen.key())], run_id="b")
+    assert store.open_gaps(engine) == []
+    # a rerun of the window failed later: a new cycle, with its own catch-up and alert
+    seen = store.history(engine, DAG)[w(1).start]
+    assert (seen.cycle, seen.attempts, seen.alerted, seen.open) == (1, 0, False, False)
+    assert seen.key() == "c1" and seen.key("1") == "c1.1"
+    new = store.record(engine, [Action(DAG, w(1), "detected", key_suffix=seen.key())], run_id="c")
+    assert len(new) == 1
+    assert [g["window_start"] for g in store.open_gaps(engine)] == [w(1).start]
+    history = store.history(engine, DAG)
+    assert history[w(1).start].open
+    assert store.claim_alert(engine, DAG, [gap], run_id="c", history=history) == [gap]
+    assert store.claim_alert(engine, DAG, [gap], run_id="d", history=store.history(engine, DAG)) == []
