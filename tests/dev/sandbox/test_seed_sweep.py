@@ -41,8 +41,10 @@ WINDOWS = (
     (datetime(2025, 1, 2, 20, tzinfo=UTC), datetime(2025, 1, 3, 4, tzinfo=UTC)),  # across midnight
     (datetime(2025, 1, 3, 9, tzinfo=UTC), datetime(2025, 1, 3, 17, tzinfo=UTC)),
 )
-NOW = datetime(2025, 1, 5, 18, tzinfo=UTC)
-"""Two days after the last window: every comment of the windows' posts is published."""
+NOW = datetime(2025, 1, 12, tzinfo=UTC)
+"""Every comment of the windows' posts is published (two days suffice); VK walls are paged by
+offset from here back to the windows: a couple of pages above them, and for the first window the
+walls' last page."""
 RATE = 16.0
 READ_TIMEOUT = 0.1
 
