@@ -1,6 +1,7 @@
 """``python -m incidents case ...``: the operators' commands.
 
-* ``list [--status S] [--municipality M] [--executor E] [--special] [--overdue] [--historical | --live] [--limit N]``
+* ``list [--status S] [--municipality M] [--executor E] [--special] [--overdue] [--review] [--historical | --live] [--limit N]``
+  (``--review``: cases with a post the analyser was unsure about, ``posts.needs_review``)
 * ``show ID``                              the case, its posts and its audit trail
 * ``assign ID EXECUTOR [--actor A] [--at ISO]``
 * ``status ID STATUS [--reason R] [--actor A] [--at ISO]``   (``in_progress`` also records the first response)
@@ -115,6 +116,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ls.add_argument("--executor", help="executor code")
     ls.add_argument("--special", action="store_true", help="only cases under special control (hazards)")
     ls.add_argument("--overdue", action="store_true", help="only open cases past their resolution deadline")
+    ls.add_argument(
+        "--review",
+        action="store_true",
+        help="only cases with a low-confidence post (the analyser's needs_review)",
+    )
     era = ls.add_mutually_exclusive_group()
     era.add_argument(
         "--historical",
@@ -183,6 +189,7 @@ def list_cases(
     historical: bool | None = None,
     limit: int = 50,
     now: datetime | None = None,
+    review: bool = False,
 ) -> list[dict[str, Any]]:
     """Cases matching the filters, newest first, as dicts (``historical``: True/False/None = both)."""
     query = select(Case.__table__).order_by(Case.opened_at.desc(), Case.id.desc()).limit(limit)
@@ -196,6 +203,13 @@ def list_cases(
         query = query.where(Case.special_control == true())
     if historical is not None:
         query = query.where(Case.historical == (true() if historical else false()))
+    if review:
+        unsure = (
+            select(CasePost.case_id)
+            .join(Post, Post.id == CasePost.post_id)
+            .where(Post.needs_review == true())
+        )
+        query = query.where(Case.id.in_(unsure))
     if overdue:
         query = query.where(
             Case.status.in_(("new", "assigned", "in_progress")),
@@ -319,6 +333,7 @@ def run(args: argparse.Namespace) -> int:
                 overdue=args.overdue,
                 historical=True if args.historical else (False if args.live else None),
                 limit=args.limit,
+                review=args.review,
             )
             if args.json:
                 write_json(rows)
