@@ -1,22 +1,36 @@
 """The whole pipeline under the real scheduler (LocalExecutor, PostgreSQL: the embedded defaults).
 
-Collection is backfilled for a short period; the collection Assets trigger processing and routing;
-the escalation DAG e-mails every hazard through the local SMTP server; a 12-month backfill of the
+Collection is backfilled for a short period of history (ended a week ago) and for a live day; the
+collection Assets trigger processing and routing; the history's cases are registered as historical
+and stay silent, while the escalation DAG escalates every live hazard once and e-mails it through
+the local SMTP server; a 12-month backfill of the
 monthly statistics writes 12 reports, and rerunning a month replaces it. Everything is checked
 against the sandbox's ground truth.
 """
 
 from __future__ import annotations
 
+import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from incidents import NETWORKS
-from incidents.db.models import Batch, Case, CasePost, MonthlyReport, MonthlyStat, Notification, Post
+from incidents.db.models import (
+    Batch,
+    Case,
+    CaseEvent,
+    CasePost,
+    MonthlyReport,
+    MonthlyStat,
+    Notification,
+    Post,
+)
 from incidents_dev.sandbox.generator import ground_truth
 
 from .stack import Stack
@@ -34,12 +48,48 @@ def _period() -> tuple[datetime, datetime]:
     return end - timedelta(days=DAYS), end
 
 
+LIVE_HAZARDS = 2
+"""Hazards the live day holds in the sandbox's ground truth (one the classifier misses leaves another)."""
+MARGIN_HOURS = 12
+
+
+@dataclass(frozen=True)
+class LiveDay:
+    """A daily window after the history whose cases are live."""
+
+    start: datetime
+    end: datetime
+    horizon_hours: float
+    """The stack's ``INCIDENTS_LIVE_HORIZON_HOURS``: the day's end lies ``MARGIN_HOURS`` inside it,
+    the history's end (a week ago) days beyond it."""
+
+
+@cache
+def _live_day() -> LiveDay:
+    """The latest complete day from two days back (the scheduler runs yesterday's window itself when
+    the DAGs are unpaused) whose sandbox ground truth holds ``LIVE_HAZARDS`` hazards, so the test does
+    not depend on today's date."""
+    now = datetime.now(UTC)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    for back in range(1, 6):
+        end = today - timedelta(days=back)
+        start = end - timedelta(days=1)
+        truth = ground_truth(start, end, now=now, rate_per_source_per_day=RATE)
+        if sum(1 for t in truth if t["hazard"]) >= LIVE_HAZARDS:
+            break
+    else:
+        raise AssertionError(f"no day of the last five holds {LIVE_HAZARDS} hazards in the sandbox")
+    horizon = (now - end).total_seconds() / 3600 + MARGIN_HOURS
+    return LiveDay(start, end, round(horizon, 2))
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str):
     stack = Stack(
         home=tmp_path_factory.mktemp("e2e_stack"), pg_url=pg_admin_url, rate_per_source_per_day=RATE
     )
     try:
+        stack.env_overrides["INCIDENTS_LIVE_HORIZON_HOURS"] = str(_live_day().horizon_hours)
         stack.start()
         yield stack
     finally:
@@ -73,6 +123,14 @@ def collected(stack: Stack):
     for dag_id in COLLECT_DAGS:
         runs = stack.airflow.wait_runs(dag_id, count=DAYS, run_type="backfill", timeout=600)
         assert all(r["state"] == "success" for r in runs), stack.failed_task_logs(dag_id)
+    live = _live_day()
+    for dag_id in COLLECT_DAGS:
+        stack.airflow.backfill(dag_id, live.start.isoformat(), (live.end - timedelta(seconds=1)).isoformat())
+    for dag_id in COLLECT_DAGS:
+        runs = stack.airflow.wait_runs(dag_id, count=DAYS + 1, run_type="backfill", timeout=600)
+        assert all(r["state"] == "success" for r in runs), stack.failed_task_logs(dag_id)
+        # yesterday's window, which unpausing scheduled: live too, routed before escalation runs
+        stack.airflow.wait_runs(dag_id, count=1, run_type="scheduled", timeout=600)
     _wait_quiet(stack, "process_posts")
     return start, end
 
@@ -104,7 +162,11 @@ def test_posts_are_exactly_the_ground_truth_and_hazards_are_special_cases(stack:
     assert not duplicate_links
 
 
-def test_escalation_run_emails_every_hazard(stack: Stack, collected) -> None:
+def test_history_is_silent_and_a_live_hazard_is_escalated_and_emailed_once(stack: Stack, collected) -> None:
+    """Issue 11: backfilled history sends no case e-mail and escalates nothing; a hazard of a live
+    window is escalated (once, level 1) and every e-mail about it is delivered once."""
+    start, end = collected
+    live = _live_day()
     stack.airflow.unpause("escalate_cases")
     triggered = datetime.now(UTC)
     stack.airflow.trigger("escalate_cases")
@@ -114,17 +176,45 @@ def test_escalation_run_emails_every_hazard(stack: Stack, collected) -> None:
     assert runs[0]["state"] == "success", stack.failed_task_logs("escalate_cases")
     mails = stack.services.smtp.messages()
     with stack.engine.connect() as conn:
-        special = [r[0] for r in conn.execute(select(Case.id).where(Case.special_control.is_(True)))]
-        sent = conn.execute(
-            select(func.count()).select_from(Notification).where(Notification.status == "sent")
-        ).scalar_one()
-    assert special
-    subjects = " ".join(str(m["Subject"]) for m in mails)
-    for case_id in special:
-        assert f"#{case_id}" in subjects, f"no e-mail for hazard case {case_id}"
+        cases = {r.id: r for r in conn.execute(select(Case.id, Case.historical, Case.special_control))}
+        windows: dict[int, set[datetime]] = {}
+        for case_id, window_end in conn.execute(
+            select(CasePost.case_id, Batch.window_end)
+            .join(Post, Post.id == CasePost.post_id)
+            .join(Batch, Batch.id == Post.batch_id)
+        ):
+            windows.setdefault(case_id, set()).add(_utc(window_end))
+        escalated = conn.execute(
+            select(CaseEvent.case_id, CaseEvent.level).where(CaseEvent.kind == "escalated")
+        ).all()
+        notified = set(
+            conn.execute(select(Notification.case_id).where(Notification.case_id.is_not(None))).scalars()
+        )
+    history = {c for c, ends in windows.items() if max(ends) <= end}
+    live_cases = set(cases) - history
+    assert history and all(cases[c].historical for c in history), "backfilled history is historical"
+    assert not any(cases[c].historical for c in live_cases), "cases of live windows are live"
+    assert any(cases[c].special_control for c in history), "history has hazards, and they stay silent"
+    assert not history & notified, "no e-mail about history is even queued"
+    assert not {c for c, _level in escalated} & history, "history never escalates"
+    live_hazards = {c for c in live_cases if cases[c].special_control}
+    live_day = {c for c in live_hazards if any(live.start < e <= live.end for e in windows[c])}
+    assert live_day, "a hazard of the live day is a live special-control case"
+    assert sorted(escalated) == sorted((c, 1) for c in live_hazards), (
+        "each live hazard climbs once, to level 1"
+    )
+    subjects = [str(m["Subject"]) for m in mails]
+    mailed = {int(n) for subject in subjects for n in re.findall(r"#(\d+)", subject)}
+    assert not mailed & history, "no e-mail about history"
+    escalation_mails = {
+        int(n)
+        for subject in subjects
+        if "ЭСКАЛАЦИЯ, уровень 1" in subject
+        for n in re.findall(r"#(\d+)", subject)
+    }
+    assert live_hazards <= escalation_mails, "every live hazard's escalation is e-mailed"
     keys = [m["X-Incidents-Notification"] for m in mails]
     assert len(keys) == len(set(keys)), "no notification delivered twice"
-    assert len(mails) >= sent
 
 
 def test_twelve_month_backfill_writes_twelve_reports_and_reruns_replace(stack: Stack, collected) -> None:
@@ -163,6 +253,10 @@ def test_twelve_month_backfill_writes_twelve_reports_and_reruns_replace(stack: S
         assert conn.execute(select(func.count()).select_from(MonthlyReport)).scalar_one() == 12
         assert conn.execute(select(func.count()).select_from(MonthlyStat)).scalar_one() == figures
     assert html.stat().st_mtime_ns > first_mtime, "the rerun replaced the report"
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _as_date(value) -> date:
