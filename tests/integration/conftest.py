@@ -12,6 +12,8 @@ test started is stopped.
 
 from __future__ import annotations
 
+import os
+import os
 import shutil
 import signal
 import threading
@@ -24,9 +26,13 @@ from sqlalchemy import create_engine, text
 
 from incidents_dev.servers import EmbeddedPostgres, EmbeddedRedis, temp_data_dir
 
-from ..conftest import IN_CI, PG_ADMIN_URL
 
 MACHINE_REDIS = "redis://127.0.0.1:6379"
+# as in tests/conftest.py (a conftest is no importable module: pytest swaps "conftest" in sys.modules)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_ADMIN_URL = os.environ.get(
+    "INCIDENTS_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
