@@ -13,7 +13,6 @@ test started is stopped.
 from __future__ import annotations
 
 import os
-import os
 import shutil
 import signal
 import threading
@@ -25,7 +24,6 @@ import redis
 from sqlalchemy import create_engine, text
 
 from incidents_dev.servers import EmbeddedPostgres, EmbeddedRedis, temp_data_dir
-
 
 MACHINE_REDIS = "redis://127.0.0.1:6379"
 # as in tests/conftest.py (a conftest is no importable module: pytest swaps "conftest" in sys.modules)
