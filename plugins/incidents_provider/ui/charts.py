@@ -162,11 +162,11 @@ def lag_bars(
     title: str,
     rows: Sequence[tuple[str, float | None, float | None]],
     *,
-    width: int = 600,
+    width: int = 760,
     chart_id: str = "",
 ) -> str:
     """Horizontal bars per network: median lag (solid) and 90th percentile (light), in hours."""
-    row_h, left, right, top = 26, 78, 60, 28
+    row_h, left, right, top = 30, 78, 90, 28
     height = top + row_h * max(len(rows), 1) + 10
     top_value = _nice_max(max((p90 or med or 0 for _, med, p90 in rows), default=0))
     plot_w = width - left - right
