@@ -149,6 +149,7 @@ def _gather(request: Request, days: float, granularity: str, end: datetime | Non
         actions, open_gaps = [], []
     quality = classifier_quality(
         [
+            PACKAGE_DIR / "analysis" / "model" / "quality.json",
             PACKAGE_DIR / "analysis" / "quality.json",
             PACKAGE_DIR / "analysis" / "data" / "blind" / "quality.json",
             REPO_ROOT / ".bench" / "results.json",
