@@ -108,7 +108,8 @@ def _run(args: argparse.Namespace, home: Path) -> int:
             home=home / "airflow",
             metadata_url=create_database(server_url, "incidents_demo_airflow", replace=not args.keep),
             extra_env=env,
-            parallelism=4,
+            # collection tasks mostly wait on the APIs' rate limits: more slots than cores
+            parallelism=8,
         )
         try:
             airflow.migrate()

@@ -130,8 +130,10 @@ class LocalAirflow:
                 "AIRFLOW__API__WORKERS": "1",
                 "AIRFLOW__API__SECRET_KEY": self._secrets["api"],
                 "AIRFLOW__API_AUTH__JWT_SECRET": self._secrets["jwt"],
+                # new DAG files are found within 5 s; a parsed file is parsed again every 30 s
+                # (Airflow's default), not every 5 s: parsing competes with the tasks for the CPU
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
                 "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
