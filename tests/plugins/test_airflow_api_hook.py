@@ -163,3 +163,15 @@ def test_a_user_token_instead_of_the_connection(api) -> None:
     hook = AirflowApiHook(token=FakeApi.token, base_url=f"http://{host}:{port}/")
     assert hook.request("GET", "/version")["version"] == "3.3.2"
     assert not [p for m, p, _ in FakeApi.requests if p == "/auth/token"]
+
+
+def test_base_url_defaults_to_the_api_server_of_the_configuration(monkeypatch) -> None:
+    from incidents_provider.hooks.airflow_api import _base_url
+
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "")
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "http://airflow-apiserver:8080/execution/")
+    assert _base_url("", "", None) == "http://airflow-apiserver:8080"
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.org/")
+    assert _base_url("", "", None) == "https://airflow.example.org"
+    assert _base_url("api.internal", "https", 8443) == "https://api.internal:8443"
+    assert _base_url("http://x:1/", "", None) == "http://x:1"

@@ -2,7 +2,8 @@
 
 Tasks in Airflow 3 never touch the metadata database; the ``coverage`` DAG reads runs and
 creates backfills through the REST API, as any client would. Connection ``airflow_api``
-(type ``http``): ``host`` = the api-server's base URL (``[api] base_url`` when empty),
+(type ``http``): ``host`` = the api-server's base URL (when empty: ``[api] base_url``, else the
+server of ``[core] execution_api_server_url``),
 ``login``/``password`` = an Airflow user allowed to read DAG runs and create backfills (a JWT is
 obtained from ``POST /auth/token``); or ``extra.token`` = a JWT issued for a service account.
 """
@@ -200,7 +201,13 @@ def _base_url(host: str, schema: str, port: int | None) -> str:
     if not host:
         from airflow.sdk.configuration import conf
 
-        host = conf.get("api", "base_url", fallback="") or "http://127.0.0.1:8080"
+        # [api] base_url; else the api-server that workers already reach for the execution API
+        execution = conf.get("core", "execution_api_server_url", fallback="") or ""
+        host = (
+            conf.get("api", "base_url", fallback="")
+            or execution.rstrip("/").removesuffix("/execution")
+            or "http://127.0.0.1:8080"
+        )
     elif "://" not in host:
         host = f"{schema or 'http'}://{host}{f':{port}' if port else ''}"
     return host.rstrip("/")
