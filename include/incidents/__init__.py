@@ -39,6 +39,12 @@ HAZARD_TYPES: tuple[str, ...] = (
     "fire_risk",
     "thin_ice",
     "stray_dogs",
+    "icy_sidewalk",
+    "traffic_light_out",
+    "exposed_rebar",
+    "abandoned_building",
+    "falling_fence_sign",
+    "flooded_basement_wiring",
 )
 """Hazard types: danger to life or health now (each covered by at least one rubricator topic)."""
 

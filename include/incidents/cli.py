@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("incidents.collect.cli", "collect one network's posts of a window as JSONL"),
     "validate": ("incidents.validation.cli", "validate a JSONL batch with Great Expectations"),
     "classify": ("incidents.analysis.cli", "classify JSONL posts from stdin to stdout"),
+    "train": ("incidents.analysis.training", "train the analyser's model from the training data"),
+    "evaluate": ("incidents.analysis.evaluate", "measure the analyser (--blind: on the blind test set)"),
     "route": ("incidents.cases.route_cli", "route analysed incident posts into cases"),
     "case": ("incidents.cases.cli", "operators' commands: list, show, assign, status, merge, split"),
     "escalate": ("incidents.cases.escalate_cli", "escalate hazard and overdue cases, deliver notifications"),

@@ -122,19 +122,31 @@ def _labels(
         "classifier_version": version,
         "analysed_at": now,
         "analysed_hash": content_key,
+        "address": (_get(result, "address") or None),
+        "needs_review": bool(_get(result, "needs_review")),
     }
-    labels["place_key"] = _place_key(labels, text)
+    if labels["address"]:
+        labels["address"] = str(labels["address"])[:200]
+    labels["place_key"] = _place_key(result, labels, text)
     return labels
 
 
-def _place_key(labels: dict[str, Any], text: str | None) -> str | None:
-    """``posts.place_key`` of an incident (``""`` when its text names no precise place), computed
-    once here so that routing compares keys without reading texts again; NULL for other posts."""
+def _place_key(result: Any, labels: dict[str, Any], text: str | None) -> str | None:
+    """``posts.place_key`` of an incident (``""`` when its text names no precise place), so that
+    routing compares keys without reading texts again; NULL for other posts. The analyser returns
+    it with its result (after the source fallback); only a result without one (another analyser,
+    an older dict form) is resolved from the text here."""
     if not labels["is_incident"]:
         return None
-    from incidents.analysis.places import post_place_key
+    if (
+        isinstance(result, dict)
+        and "place_key" not in result
+        or (not isinstance(result, dict) and not hasattr(result, "place_key"))
+    ):
+        from incidents.analysis.places import post_place_key
 
-    return post_place_key(text or "", labels["municipality_code"], labels["settlement_oktmo"]) or ""
+        return post_place_key(text or "", labels["municipality_code"], labels["settlement_oktmo"]) or ""
+    return _get(result, "place_key") or ""
 
 
 def content_key(content_hash: str | None, text: str | None) -> str:

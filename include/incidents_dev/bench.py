@@ -12,9 +12,14 @@ What is measured (full sizes; ``--quick`` divides them by 10):
   measures our code, not the networks' rate limits.
 * **validation** (``validate_rows_per_s``): :func:`~incidents.validation.gate.validate_batch` on
   generated posts in chunks of 2,000 per network, as processing calls it.
-* **classification** (``classify_posts_per_s``): one core, one process, on generated post texts;
-  ``classify_peak_rss_mb_small`` / ``_large``: children streaming 10x different numbers of posts.
-* **quality**: the held-out metrics of :func:`~incidents.analysis.evaluate.evaluate`.
+* **classification** (``classify_posts_per_s``): one core, one process, on realistic texts
+  (:func:`realistic_texts`: 40–1,500 characters, median about 200, sentences of different
+  labelled posts mixed with words drawn from navec's 250,000-word vocabulary, so caches meet a
+  long tail of new words); ``classify_load_seconds``: building the analyser (model and navec
+  included) in a fresh process; ``classify_peak_rss_mb_small`` / ``_large``: children streaming
+  10x different numbers of posts.
+* **quality**: the blind test set's figures (:func:`~incidents.analysis.evaluate.evaluate_blind`)
+  as ``quality_*`` (``python -m incidents evaluate --blind`` prints the same).
 * **routing** (``routing_posts_per_s``): 100,000 labelled incident posts of one year (texts from
   the sandbox generator's incident renderer, each incident posted 1–3 times, mostly in other
   networks, so near duplicates are merged) inserted into a throwaway PostgreSQL database, then
@@ -114,11 +119,13 @@ REQUIRED_KEYS = (
     "classify_peak_rss_mb_small",
     "classify_peak_rss_mb_large",
     "stats_month_seconds",
-    "incident_f1",
-    "category_accuracy",
-    "hazard_recall",
-    "hazard_precision",
-    "municipality_accuracy",
+    "classify_load_seconds",
+    "quality_incident_f1",
+    "quality_category_accuracy",
+    "quality_hazard_recall",
+    "quality_hazard_precision",
+    "quality_municipality_accuracy",
+    "quality_false_kirov_place_rate",
     "collect_read_ratio",
     "load_read_ratio",
     "validate_read_ratio",
@@ -390,20 +397,65 @@ def measure_validation(sample: Path, window: dict[str, Any], rows: int) -> dict[
     }
 
 
+RARE_WORD_SHARE = 0.06
+"""Share of a text's pieces that are runs of uniformly drawn (mostly rare) words: about 5 % of the
+words, the order of the share of words seen once in a large stream of posts."""
+
+
+def realistic_texts(n: int, *, seed: int = 11) -> list[str]:
+    """``n`` post texts of realistic length and vocabulary, none repeated.
+
+    Lengths follow a log-normal law with a median of 200 characters, clipped to 40–1,500. Each
+    text joins sentences of different labelled posts (the training data: hand-written posts,
+    the development set, sandbox renderings) and runs of words drawn uniformly from navec's
+    250,000-word vocabulary (:data:`RARE_WORD_SHARE` of the pieces, a few per cent of the words),
+    so the analyser's caches face the long tail of rare word forms, names and typos real streams
+    have instead of a few templates.
+    """
+    import re as _re
+
+    from incidents.analysis.model import load_navec
+    from incidents.analysis.training import load_training_data
+
+    rng = random.Random(seed)
+    sentences = sorted(
+        {
+            s.strip()
+            for ex in load_training_data()
+            for s in _re.split(r"(?<=[.!?])\s+|\n+", ex.text)
+            if len(s.strip()) >= 15
+        }
+    )
+    vocab = [w for w in load_navec().vocab.words if _re.fullmatch(r"[а-яё]{3,}", w)]
+    out: list[str] = []
+    for _ in range(n):
+        target = min(1500, max(40, int(rng.lognormvariate(math.log(200), 0.75))))
+        parts: list[str] = []
+        size = 0
+        while size < target:
+            if rng.random() < RARE_WORD_SHARE:
+                piece = " ".join(rng.choice(vocab) for _ in range(rng.randint(2, 8))).capitalize() + "."
+            else:
+                piece = rng.choice(sentences)
+            parts.append(piece)
+            size += len(piece) + 1
+        text = " ".join(parts)
+        out.append(text[:target].rsplit(" ", 1)[0] if len(text) > target else text)
+    return out
+
+
 def measure_classification(sample: Path, n: int) -> dict[str, float]:
-    """``classify_posts_per_s`` (one core, one process) on generated texts; ``classify_read_ratio``."""
+    """``classify_posts_per_s`` (one core, one process) on :func:`realistic_texts`;
+    ``classify_read_ratio``; ``classify_text_chars_median``; ``classify_load_seconds``."""
     from incidents.analysis.classifier import default_analyzer
     from incidents.processing import _source_municipalities
 
-    munis = _source_municipalities()
+    load = run_worker("classify_load", {}, sample.parent)
+    munis = list(_source_municipalities().values())
+    texts = realistic_texts(n)
+    rng = random.Random(5)
     with _Timer() as read:
-        posts = []
-        with sample.open(encoding="utf-8") as fh:
-            for line in fh:
-                rec = json.loads(line)
-                posts.append((rec["text"], munis.get((rec["network"], rec["source_id"]))))
-                if len(posts) >= n:
-                    break
+        posts = [(t, rng.choice(munis)) for t in texts]
     analyzer = default_analyzer()
     for text, muni in posts[:500]:
         analyzer.analyse(text, source_municipality=muni)
@@ -412,40 +464,50 @@ def measure_classification(sample: Path, n: int) -> dict[str, float]:
         for text, muni in posts:
             incidents += bool(analyzer.analyse(text, source_municipality=muni).is_incident)
     log.info("classified %d posts in %.1fs (%d incidents)", len(posts), t.seconds, incidents)
+    lengths = sorted(len(t) for t in texts)
     return {
         "classify_posts_per_s": _rate(len(posts), t.seconds),
         "classify_read_ratio": _ratio(t.seconds, read.seconds),
         "classify_incident_share": round(incidents / max(1, len(posts)), 4),
+        "classify_text_chars_median": float(lengths[len(lengths) // 2]) if lengths else 0.0,
+        "classify_load_seconds": load["seconds"],
+        "classify_load_peak_rss_mb": load["peak_rss_mb"],
     }
 
 
+def _worker_classify_load(params: dict[str, Any]) -> dict[str, Any]:
+    """Build the analyser (model, navec, gazetteer, rules) in a fresh process, timed."""
+    with _Timer() as t:
+        from incidents.analysis.classifier import default_analyzer
+
+        default_analyzer().analyse("Проверка загрузки")
+    return {"seconds": round(t.seconds, 3), "peak_rss_mb": peak_rss_mb()}
+
+
 def _worker_classify(params: dict[str, Any]) -> dict[str, Any]:
-    """Stream ``n`` posts from the sample (cycled) through the analyser, holding nothing."""
+    """Stream ``n`` realistic texts (cycled) through the analyser, holding nothing."""
     from incidents.analysis.classifier import default_analyzer
 
     analyzer = default_analyzer()
+    texts = realistic_texts(min(int(params["n"]), 20_000), seed=13)
     n, done, incidents = int(params["n"]), 0, 0
     with _Timer() as t:
         while done < n:
-            with open(params["sample"], encoding="utf-8") as fh:
-                for line in fh:
-                    text = json.loads(line)["text"]
-                    if done:  # cycled texts differ a little, so no cache can serve them
-                        text = f"{text} #{done}"
-                    incidents += bool(analyzer.analyse(text).is_incident)
-                    done += 1
-                    if done >= n:
-                        break
+            for text in texts:
+                if done >= len(texts):  # cycled texts differ a little, so no cache can serve them
+                    text = f"{text} #{done}"
+                incidents += bool(analyzer.analyse(text).is_incident)
+                done += 1
+                if done >= n:
+                    break
     return {"posts": done, "incidents": incidents, "seconds": t.seconds, "peak_rss_mb": peak_rss_mb()}
 
 
 def measure_quality() -> dict[str, float]:
-    """The held-out quality metrics of the analyser."""
-    from incidents.analysis.evaluate import evaluate
+    """The analyser's figures on the blind test set, as ``quality_*``."""
+    from incidents.analysis.evaluate import evaluate_blind, quality_results
 
-    metrics = evaluate(split="heldout")
-    keys = ("incident_f1", "category_accuracy", "hazard_recall", "hazard_precision", "municipality_accuracy")
-    return {k: float(metrics[k]) for k in keys}
+    return quality_results(evaluate_blind())
 
 
 # --------------------------------------------------------------------------- routing
@@ -889,17 +951,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="about 10x smaller sizes (a smoke run)")
     parser.add_argument("--scale", type=int, default=None, help="divide every size by N (overrides --quick)")
     parser.add_argument("--out", type=Path, default=Path(".bench"), help="output folder (default .bench)")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated subset (quality, classify, e2e) merged into an existing results.json",
+    )
+
+
+def run_only(parts: list[str], sizes: Sizes, out_dir: Path) -> dict[str, float]:
+    """Measure only ``parts`` and merge them into ``out_dir/results.json`` (kept otherwise)."""
+    unknown = set(parts) - {"quality", "classify", "e2e"}
+    if unknown:
+        raise SystemExit(f"--only: unknown parts {sorted(unknown)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="incidents-bench-"))
+    results: dict[str, float] = {}
+    try:
+        if "quality" in parts:
+            results.update(measure_quality())
+        if "classify" in parts:
+            (workdir / "sample").mkdir()
+            results.update(measure_classification(workdir / "sample" / "posts.jsonl", sizes.classify_posts))
+            for label, n in (("small", sizes.classify_mem_small), ("large", sizes.classify_mem_large)):
+                r = run_worker("classify", {"n": n}, workdir)
+                results[f"classify_peak_rss_mb_{label}"] = r["peak_rss_mb"]
+                results[f"classify_posts_{label}"] = float(r["posts"])
+        if "e2e" in parts:
+            results.update(measure_e2e(sizes.e2e_posts, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    path = out_dir / "results.json"
+    merged = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    merged.update({k: float(v) for k, v in results.items()})
+    path.write_text(json.dumps(dict(sorted(merged.items())), indent=2) + "\n", encoding="utf-8")
+    return {k: float(v) for k, v in sorted(results.items())}
 
 
 def run(args: argparse.Namespace) -> int:
     sizes = FULL.scaled(args.scale) if args.scale else (QUICK if args.quick else FULL)
+    if args.only:
+        results = run_only([p.strip() for p in args.only.split(",") if p.strip()], sizes, args.out)
+        sys.stdout.write(table(results) + "\n")
+        return 0
     results = run_bench(sizes, args.out)
     sys.stdout.write(table(results) + "\n")
     sys.stdout.write(f"\nwrote {args.out / 'results.json'} and {args.out / 'results.png'}\n")
     return 0
 
 
-WORKERS = {"collect": _worker_collect, "classify": _worker_classify, "e2e": _worker_e2e}
+WORKERS = {
+    "collect": _worker_collect,
+    "classify": _worker_classify,
+    "classify_load": _worker_classify_load,
+    "e2e": _worker_e2e,
+}
 
 
 def _worker_main(argv: list[str]) -> int:

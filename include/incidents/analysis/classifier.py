@@ -1,4 +1,12 @@
-"""Rule-based analysis of a post: incident or not, category/topic, hazard, place.
+"""Hybrid analysis of a post: incident or not, category/topic, hazard, place, address.
+
+Two parts decide together. The trained model (:mod:`incidents.analysis.model`: linear heads
+over lemma, character n-gram and navec features, built by ``python -m incidents train``)
+gives calibrated probabilities for incident, hazard, category, topic and hazard type. The
+rules stay as high-precision evidence and as the human-readable explanation: a hazard is
+flagged when the model (at the recall-first threshold chosen by cross-validation on the
+training data) *or* a hazard rule says so, and a hazard is always an incident. A post whose
+decision rests on a low probability is marked ``needs_review`` for the operators.
 
 Rules (``rules/rules.yaml``) are weighted lemma conjunctions matched against the set of
 every lemma of every word of the post (all pymorphy3 parses, so «ямы» reaches «яма») plus
@@ -26,13 +34,27 @@ import yaml
 
 from incidents import CATEGORIES
 from incidents.analysis import morph
+from incidents.analysis.model import TextModel, artifact_version
 from incidents.analysis.normalize import MAX_ANALYSED_CHARS, Token, clean, tokenize, truncate
-from incidents.analysis.places import Gazetteer, PlaceResolver, PlaceResult
+from incidents.analysis.places import Gazetteer, PlaceResolver, PlaceResult, default_gazetteer
 
 log = logging.getLogger(__name__)
 
-CLASSIFIER_VERSION = "rules-2026.11.2"
-"""Bump whenever rules, lexicons or the gazetteer matcher change."""
+RULES_VERSION = "rules-2026.12.1"
+"""The rule engine alone (``Analyzer(model=False)``); bump when rules or the gazetteer change."""
+CLASSIFIER_VERSION = artifact_version()
+"""The project's analyser: ``hybrid-<artifact SHA-256 prefix>``; it changes with every retraining.
+The artifact records the hash of the rules it was trained with (a rules change means retraining:
+tests/unit/analysis check that the committed artifact matches the rules)."""
+RULE_VETO = 3.0
+"""Weight of the rules' non-complaint cues (advert, announcement…) that vetoes an unsure model."""
+REVIEW_BELOW = 0.7
+"""An incident or a model-only hazard whose calibrated probability is below this needs review."""
+REVIEW_NEGATIVE_ABOVE = 0.3
+"""A post called no incident although the incident probability reaches this needs review."""
+REVIEW_HAZARD_NEAR = 0.5
+"""A post not called a hazard whose hazard probability reaches this share of the threshold."""
+REVIEW_CATEGORY_BELOW = 0.4
 
 RULES_PATH = Path(__file__).resolve().parent / "rules" / "rules.yaml"
 RUBRICATOR_PATH = Path(__file__).resolve().parent.parent / "reference" / "rubricator.yaml"
@@ -63,6 +85,15 @@ class AnalysisResult:
     truncated: bool = False
     place_weak: bool = False
     """The place rests only on weak evidence (a central Kirov street): a source municipality wins."""
+    address: str | None = None
+    """Street, house number or landmark named by the text (never a settlement), at most 200 chars."""
+    needs_review: bool = False
+    """Low-confidence incident or hazard decision: operators should look at it."""
+    place_key: str | None = None
+    """The most specific place for duplicate detection (see :attr:`PlaceResult.key`), final
+    after :func:`with_fallback` (a source fallback clears it)."""
+    other_region: bool = False
+    """The text is about another region's city: it gets no Kirov place, not even a fallback."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,7 +115,11 @@ def with_fallback(
     The result is modified in place and returned. Nothing changes when the text named a
     place or when ``municipality_code`` is empty.
     """
-    if not municipality_code or (result.municipality is not None and not result.place_weak):
+    if (
+        not municipality_code
+        or result.other_region
+        or (result.municipality is not None and not result.place_weak)
+    ):
         return result
     gaz = gazetteer or default_analyzer().gazetteer
     muni = gaz.municipality(municipality_code)
@@ -95,12 +130,48 @@ def with_fallback(
     )
     result.settlement = None
     result.place_weak = False
+    result.place_key = None  # the labels now say the source's municipality: no precise spot
     result.confidence["municipality"] = 0.5
     result.explanation = (result.explanation + "; " if result.explanation else "") + "place: source fallback"
     return result
 
 
 Spec = tuple[str, ...]
+
+
+@dataclass(slots=True)
+class RuleDecision:
+    """What the rules say about a post."""
+
+    is_incident: bool
+    topic: str | None
+    hazard: _Hazard | None
+    hazard_words: list[str]
+    problem_score: float
+    non_score: float
+    problem_words: list[str]
+    non_words: list[str]
+    topic_words: dict[str, list[str]]
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A text after truncation, cleaning, tokenisation and feature extraction (done once)."""
+
+    text: str
+    truncated: bool
+    tokens: list[Token]
+    feats: set[str]
+    negated_only: set[str]
+    rules: RuleDecision | None = None
+
+    @property
+    def words(self) -> list[str]:
+        return [t.low for t in self.tokens]
+
+    @property
+    def rule_hazard_type(self) -> str | None:
+        return self.rules.hazard.name if self.rules and self.rules.hazard else None
 
 
 def _compile(table: dict[str, float] | Iterable[str]) -> list[tuple[Spec, float, str]]:
@@ -173,7 +244,10 @@ class Analyzer:
         rubricator_path: Path | str | None = None,
         gazetteer: Gazetteer | None = None,
         max_chars: int = MAX_ANALYSED_CHARS,
+        model: TextModel | Path | str | bool | None = None,
     ) -> None:
+        """``model``: None or True loads the project's artifact, a path loads that artifact,
+        a :class:`TextModel` is used as is, False runs the rules alone."""
         rules = yaml.safe_load(Path(rules_path or RULES_PATH).read_text(encoding="utf-8"))
         self.topics = load_rubricator(rubricator_path)
         unknown = [t for t in rules["topics"] if t not in self.topics]
@@ -214,9 +288,21 @@ class Analyzer:
         for i, h in enumerate(self.hazards):
             for spec, weight, label in _compile(_trigger_table(rules["hazards"][h.name])):
                 self.hazard_index.by_first[spec[0]].append((spec, weight, f"{i}|{label}"))
-        self.gazetteer = gazetteer or Gazetteer.load()
+        self.hazard_topics: dict[str, list[str]] = defaultdict(list)
+        for slug, meta in sorted(self.topics.items()):
+            if meta["hazard"] and meta["hazard_type"]:
+                self.hazard_topics[meta["hazard_type"]].append(slug)
+        self.gazetteer = gazetteer or default_gazetteer()
         self.places = PlaceResolver(self.gazetteer)
         self.max_chars = max_chars
+        if model is False:
+            self.model: TextModel | None = None
+            self.classifier_version = RULES_VERSION
+        else:
+            self.model = (
+                model if isinstance(model, TextModel) else TextModel(None if model in (None, True) else model)
+            )
+            self.classifier_version = self.model.version
 
     # ------------------------------------------------------------------ features
     @staticmethod
@@ -279,17 +365,36 @@ class Analyzer:
         return feats, negated - plain
 
     # ------------------------------------------------------------------ analysis
-    def analyse(self, text: str, *, source_municipality: str | None = None) -> AnalysisResult:
-        """Analyse one post. ``source_municipality`` only breaks ties between same-named places."""
+    def prepare(self, text: str) -> Prepared:
+        """Truncate, clean, tokenise and build the features of one text (once per post)."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a string, not {type(text).__name__}")
         text, truncated = truncate(text, self.max_chars)
         tokens = tokenize(clean(text, morph.is_known))
         feats, negated_only = self._features(tokens, text)
+        prepared = Prepared(text, truncated, tokens, feats, negated_only)
+        rules = prepared.rules = self._rules(prepared)
+        # the rules' verdicts are features of the model too (high precision where they fire)
+        marks = prepared.feats
+        if rules.is_incident:
+            marks.add("~r:incident")
+        if rules.non_score > 0:
+            marks.add("~r:non" if rules.non_score < 3 else "~r:non3")
+        if rules.problem_score >= 3:
+            marks.add("~r:problem3")
+        if rules.hazard is not None:
+            marks.add("~r:hazard")
+            marks.add("~r:hazard:" + rules.hazard.name)
+        if rules.topic:
+            marks.add("~r:topic:" + rules.topic)
+        return prepared
 
+    def _rules(self, p: Prepared) -> RuleDecision:
+        """The rule engine's decision (high precision; also the human-readable explanation)."""
+        feats = p.feats
         problem_hits = self.problem.match(feats)
         # a negated word is no sign of news: «не отремонтировали» is not «отремонтировали»
-        non_hits = self.nonincident.match(feats - negated_only if negated_only else feats)
+        non_hits = self.nonincident.match(feats - p.negated_only if p.negated_only else feats)
         problem = sum(w for w, _ in problem_hits)
         non = sum(w for w, _ in non_hits)
 
@@ -311,68 +416,177 @@ class Analyzer:
                 or (best_score >= self.topic_alone and non <= 0 and "~clause" in feats)
             )
         )
-
         hazard, hazard_words = self._hazard(feats, non - problem)
+        topic = None
         if hazard is not None:
             is_incident = True
+            topic = hazard.topic
+            if hazard.housing_topic and hazard.housing_context & feats:
+                topic = hazard.housing_topic
+        elif is_incident:
+            topic = best_topic if best_score >= 1.0 else _FALLBACK_TOPIC
+        return RuleDecision(
+            is_incident=is_incident,
+            topic=topic,
+            hazard=hazard,
+            hazard_words=hazard_words,
+            problem_score=problem,
+            non_score=non,
+            problem_words=[w for _, w in sorted(problem_hits, reverse=True)[:3]],
+            non_words=[w for _, w in sorted(non_hits, reverse=True)[:3]],
+            topic_words=dict(topic_words),
+        )
 
+    def analyse(self, text: str, *, source_municipality: str | None = None) -> AnalysisResult:
+        """Analyse one post. ``source_municipality`` only breaks ties between same-named places."""
+        p = self.prepare(text)
+        r = p.rules
+        assert r is not None
         explanation: list[str] = []
-        confidence: dict[str, float] = {
-            "incident": round(min(0.99, 0.5 + abs(incident_score - self.threshold) / 8), 2),
-        }
-        category = topic = None
-        if is_incident:
-            if hazard is not None:
-                topic = hazard.topic
-                if hazard.housing_topic and hazard.housing_context & feats:
-                    topic = hazard.housing_topic
-                confidence["topic"] = confidence["category"] = 0.9
-            else:
-                topic = best_topic if best_score >= 1.0 else _FALLBACK_TOPIC
-                cat_scores: dict[str, float] = defaultdict(float)
-                for t, s in topic_scores.items():
-                    cat_scores[self.topics[t]["category"]] = max(cat_scores[self.topics[t]["category"]], s)
-                second = sorted(cat_scores.values(), reverse=True)[1] if len(cat_scores) > 1 else 0.0
-                confidence["category"] = round(
-                    min(0.95, 0.4 + (best_score - second) / 6 + best_score / 20), 2
-                )
-                t_second = sorted(topic_scores.values(), reverse=True)[1] if len(topic_scores) > 1 else 0.0
-                confidence["topic"] = round(
-                    min(0.95, 0.35 + (best_score - t_second) / 6 + best_score / 20), 2
-                )
-            category = self.topics[topic]["category"]
-            top = [w for _, w in sorted(problem_hits, reverse=True)[:3]]
-            explanation.append("incident: " + ", ".join(top or ["topic words"]))
-            if topic in topic_words:
-                explanation.append(f"{topic}: " + ", ".join(topic_words[topic][:4]))
+        confidence: dict[str, float] = {}
+        needs_review = False
+        hazard_type = r.hazard.name if r.hazard is not None else None
+        topic = r.topic
+        if self.model is None:
+            is_incident = r.is_incident
+            hazard = r.hazard is not None
+            confidence["incident"] = 0.8
+            confidence["hazard"] = 0.9 if hazard else 0.8
         else:
-            top = [w for _, w in sorted(non_hits, reverse=True)[:3]]
+            s = self.model.scores(p.words, p.feats)
+            th = self.model.thresholds
+            model_hazard = s.hazard >= th["hazard"]
+            hazard = r.hazard is not None or model_hazard
+            if hazard and r.hazard is None:
+                hazard_type = self.model.labels["hazard_type"][int(s.hazard_type.argmax())]
+            is_incident = hazard or s.incident >= th["incident"]
+            if (
+                is_incident
+                and not hazard
+                and r.non_score >= RULE_VETO
+                and r.problem_score < 2
+                and s.incident < 0.9
+            ):
+                # an advert, an announced outage, news: the rules' strongest negative cues win over
+                # a model that is not sure
+                is_incident = False
+            p_inc = max(s.incident, 0.9) if hazard and r.hazard is not None else s.incident
+            confidence["incident"] = round(p_inc if is_incident else 1.0 - p_inc, 3)
+            p_haz = max(s.hazard, 0.9) if r.hazard is not None else s.hazard
+            confidence["hazard"] = round(p_haz if hazard else 1.0 - p_haz, 3)
+            topic = None
+            if hazard:
+                topic = self._hazard_topic(hazard_type, r, s.topic)
+            elif is_incident:
+                topic, confidence["category"], confidence["topic"] = self._model_topic(s)
+            needs_review = (
+                (is_incident and confidence["incident"] < REVIEW_BELOW)
+                or (not is_incident and s.incident >= REVIEW_NEGATIVE_ABOVE)
+                or (hazard and r.hazard is None and s.hazard < REVIEW_BELOW)
+                or (not hazard and s.hazard >= th["hazard"] * REVIEW_HAZARD_NEAR)
+                or (is_incident and confidence.get("category", 1.0) < REVIEW_CATEGORY_BELOW)
+            )
+            if is_incident:
+                explanation.append(
+                    f"model: incident p={s.incident:.2f}"
+                    + (f" ({', '.join(self._top_words(p, 'incident'))})")
+                )
+        category = self.topics[topic]["category"] if is_incident and topic else None
+        if not is_incident:
+            topic = None
+            hazard_type = None
+        if is_incident:
+            confidence.setdefault("category", 0.9 if hazard else 0.8)
+            confidence.setdefault("topic", 0.9 if hazard else 0.7)
+            if r.is_incident:
+                explanation.append("rules: " + ", ".join(r.problem_words or ["topic words"]))
+            if topic in r.topic_words:
+                explanation.append(f"{topic}: " + ", ".join(r.topic_words[topic][:4]))
+        else:
+            top = r.non_words
             explanation.append("not an incident" + (": " + ", ".join(top) if top else ": no complaint words"))
-        confidence["hazard"] = 0.9 if hazard is not None else round(0.9 if not is_incident else 0.8, 2)
-        if hazard is not None:
-            explanation.append(f"hazard {hazard.name}: " + ", ".join(hazard_words))
+        if hazard:
+            if r.hazard is not None:
+                explanation.append(f"hazard {r.hazard.name} (rule): " + ", ".join(r.hazard_words))
+            else:
+                assert self.model is not None
+                explanation.append(
+                    f"hazard {hazard_type} (model p={s.hazard:.2f}): "
+                    + ", ".join(self._top_words(p, "hazard"))
+                )
 
-        place: PlaceResult = self.places.resolve(tokens, source_municipality)
+        place: PlaceResult = self.places.resolve(p.tokens, source_municipality)
         confidence["municipality"] = place.confidence
         if place.municipality is not None:
             explanation.append(
                 "place: " + ", ".join(place.words) + (f" ({place.note})" if place.note else "")
             )
-        if truncated:
+        elif place.note:
+            explanation.append("place: " + place.note)
+        if p.truncated:
             explanation.append(f"text truncated to {self.max_chars} characters")
+        if needs_review:
+            explanation.append("needs review: low confidence")
         return AnalysisResult(
             is_incident=is_incident,
             category=category,
             topic=topic,
-            hazard=hazard is not None,
-            hazard_type=hazard.name if hazard is not None else None,
+            hazard=hazard,
+            hazard_type=hazard_type if hazard else None,
             municipality=place.municipality.as_dict() if place.municipality else None,
             settlement=place.settlement.as_dict() if place.settlement else None,
             confidence=confidence,
             explanation="; ".join(explanation),
-            truncated=truncated,
+            truncated=p.truncated,
             place_weak=place.weak,
+            address=place.address,
+            needs_review=bool(needs_review),
+            place_key=self.places.result_key(place),
+            other_region=place.other_region,
         )
+
+    def _hazard_topic(self, hazard_type: str | None, r: RuleDecision, topic_p: Any) -> str:
+        """A hazard's topic: the rule's, else the likeliest topic of that hazard type."""
+        if r.hazard is not None and r.topic is not None and hazard_type == r.hazard.name:
+            return r.topic
+        candidates = self.hazard_topics.get(hazard_type or "", [])
+        assert self.model is not None
+        labels = self.model.labels["topic"]
+        best, best_p = candidates[0] if candidates else _FALLBACK_TOPIC, -1.0
+        for i, t in enumerate(labels):
+            if t in candidates and topic_p[i] > best_p:
+                best, best_p = t, float(topic_p[i])
+        return best
+
+    def _model_topic(self, s: Any) -> tuple[str, float, float]:
+        """(topic, category confidence, topic confidence): the likeliest category, then its
+        likeliest topic (``<category>_other`` when the topic head knows none of it)."""
+        assert self.model is not None
+        cats = self.model.labels["category"]
+        ci = int(s.category.argmax())
+        category = cats[ci]
+        labels = self.model.labels["topic"]
+        best, best_p, total = f"{category}_other", -1.0, 0.0
+        for i, t in enumerate(labels):
+            if self.topics.get(t, {}).get("category") == category and not self.topics[t]["hazard"]:
+                total += float(s.topic[i])
+                if s.topic[i] > best_p:
+                    best, best_p = t, float(s.topic[i])
+        if best not in self.topics:
+            best = _FALLBACK_TOPIC
+        topic_conf = best_p / total if total > 0 else 0.0
+        return best, round(float(s.category[ci]), 3), round(float(s.category[ci]) * topic_conf, 3)
+
+    def _top_words(self, p: Prepared, head: str, k: int = 3) -> list[str]:
+        """The lemmas that pushed ``head`` up most (the model's side of the explanation)."""
+        assert self.model is not None
+        col = self.model.slices[head].start
+        vocab = self.model.lemma_vocab
+        scored = sorted(
+            ((float(self.model.w_lemma[vocab[f], col]), f) for f in p.feats if f in vocab and f[0] != "~"),
+            reverse=True,
+        )
+        return [f for w, f in scored[:k] if w > 0]
 
     def analyse_many(
         self, texts: Iterable[str], *, source_municipalities: Iterable[str | None] | None = None

@@ -3,7 +3,9 @@
 Input lines: ``{"id", "network", "text"[, "source_municipality"]}``. Output, in input
 order: ``{"id", "is_incident", "category", "topic", "hazard", "hazard_type",
 "municipality": {"name", "oktmo", "code"} | null, "settlement": {"name", "type", "oktmo"} | null,
-"confidence", "explanation", "classifier_version"}``. A bad line (not JSON, not UTF-8, no
+"address", "needs_review", "confidence", "explanation", "truncated", "classifier_version"}``
+(``settlement`` is only ever an OKTMO settlement; streets, houses and landmarks are ``address``;
+``classifier_version`` is the model artifact's hash, so it changes with every retraining). A bad line (not JSON, not UTF-8, no
 text, wrong types, too long) yields ``{"id" or "line", "error"}`` and the run goes on;
 texts longer than the analysed limit are analysed on their beginning and say so.
 Streaming: constant memory whatever the input size.
@@ -17,7 +19,7 @@ import logging
 import sys
 from typing import IO, Any
 
-from incidents.analysis.classifier import CLASSIFIER_VERSION, Analyzer, default_analyzer, with_fallback
+from incidents.analysis.classifier import Analyzer, default_analyzer, with_fallback
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +81,12 @@ def classify_line(raw: bytes, line_no: int, analyzer: Analyzer) -> dict[str, Any
         "hazard_type": result.hazard_type,
         "municipality": result.municipality,
         "settlement": result.settlement,
+        "address": result.address,
+        "needs_review": result.needs_review,
         "confidence": result.confidence,
         "explanation": result.explanation,
         "truncated": result.truncated,
-        "classifier_version": CLASSIFIER_VERSION,
+        "classifier_version": getattr(analyzer, "classifier_version", "unknown"),
     }
 
 
@@ -117,5 +121,7 @@ def run(args: argparse.Namespace) -> int:
             src.close()
         if args.output:
             dst.close()
-    log.info("classified %d lines, %d errors (%s)", lines, errors, CLASSIFIER_VERSION)
+    log.info(
+        "classified %d lines, %d errors (%s)", lines, errors, getattr(analyzer, "classifier_version", "?")
+    )
     return 0

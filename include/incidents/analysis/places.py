@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from incidents.analysis import morph
-from incidents.analysis.normalize import Token
+from incidents.analysis.normalize import Token, clean, tokenize, truncate
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +272,10 @@ class PlaceResult:
     """The most specific place named, for duplicate detection: a curated Kirov place id
     («kirov-komintern»), a Kirov locality («kirov-filejka») or a village's OKTMO; None for a
     town or district only (too coarse to say two posts are about one spot)."""
+    address: str | None = None
+    """Street, house number or landmark (``ул. Ленина, 15``): never a settlement."""
+    other_region: bool = False
+    """The text names a city or region outside the Kirov region (and no Kirov place)."""
 
 
 def _fold(word: str) -> str:
@@ -495,7 +500,6 @@ class _Match:
 
 
 _KIND_RANK = {"street": 3, "landmark": 3, "microdistrict": 2}
-_KIND_TYPE = {"street": "ул", "landmark": "мкр", "microdistrict": "мкр"}
 _PLACE_PREPOSITIONS = frozenset(
     {"на", "в", "во", "у", "возле", "около", "напротив", "за", "рядом", "близ", "вдоль", "по", "до", "от"}
 )
@@ -788,6 +792,33 @@ class PlaceResolver:
         return bool(code) and (code == KIROV or self.gaz.city_district_parent(code) == KIROV)
 
     def resolve(self, tokens: Sequence[Token], source_municipality: str | None = None) -> PlaceResult:
+        """The most specific place the text names (see :meth:`_resolve_kirov`), its address, or an
+        empty result marked ``other_region`` when the text is about another region's city
+        (Москва, Казань, «Пермский край»…) and names nothing of the Kirov region explicitly —
+        even when its street names also exist in Kirov.
+        """
+        other = other_region_name(tokens)
+        if other is not None and not self._names_kirov(tokens):
+            return PlaceResult(
+                note=f"another region: {other}", other_region=True, address=street_address(tokens)
+            )
+        result = self._resolve_kirov(tokens, source_municipality)
+        result.address = street_address(tokens, result.words[0] if result.note.startswith("Kirov ") else None)
+        return result
+
+    def _names_kirov(self, tokens: Sequence[Token]) -> bool:
+        """The text names the city of Kirov, the region or one of its districts explicitly."""
+        for tok in tokens:
+            keys = _token_keys(tok.low)[0]
+            if keys & _KIROV_WORDS:
+                return True
+        return bool(self._districts(tokens)[0])
+
+    def result_key(self, result: PlaceResult) -> str | None:
+        """The place key of a resolved result (computed by :meth:`resolve`, no second pass)."""
+        return result.key
+
+    def _resolve_kirov(self, tokens: Sequence[Token], source_municipality: str | None = None) -> PlaceResult:
         """The most specific place the text names, or an empty result.
 
         ``source_municipality`` (a municipality code) only breaks ties between same-named
@@ -805,8 +836,7 @@ class PlaceResolver:
         named_kirov = result.municipality is not None and not result.weak
         weak = curated.kind == "street" and not named_kirov and not self._in_kirov(source_municipality)
         if weak:
-            # a street alone: the city (a source in Kirov makes it the street's district; a source
-            # elsewhere wins, as towns have a «Ленина» too)
+            # a street alone: the city (a source elsewhere wins, as towns have a «Ленина» too)
             return PlaceResult(
                 self.gaz.municipality(KIROV),
                 None,
@@ -818,18 +848,16 @@ class PlaceResolver:
             )
         settlement = result.settlement
         if settlement is None or settlement.municipality_code != curated.municipality_code:
-            settlement = Place(
-                oktmo=KIROV_CITY_OKTMO,
-                type=_KIND_TYPE[curated.kind],
-                name=curated.name,
-                poselenie="",
-                municipality_code=curated.municipality_code,
-                words=(_fold(curated.name),),
-                ordinary=curated.context,
-                major=True,
-            )
+            # a street, landmark or microdistrict is no OKTMO settlement: the settlement is the
+            # city itself (the curated name goes to the address)
+            settlement = self.gaz.by_oktmo.get(KIROV_CITY_OKTMO)
+        code = curated.municipality_code
+        if curated.kind == "street":
+            # a street crosses city districts: the district only when the text names it
+            named = result.municipality.code if named_kirov and result.municipality else ""
+            code = named if named.startswith(KIROV + "-") else KIROV
         return PlaceResult(
-            self.gaz.municipality(curated.municipality_code),
+            self.gaz.municipality(code),
             settlement,
             0.85,
             [curated.name],
@@ -861,7 +889,7 @@ class PlaceResolver:
             return None if place is None or place.major else settlement_oktmo
         if not self._in_kirov(municipality_code):
             return None
-        result = self.resolve(tokens, municipality_code)
+        result = self._resolve_kirov(tokens, municipality_code)
         if result.municipality is None or result.municipality.code != municipality_code:
             return None  # the labels say otherwise (an operator, or a source fallback): trust them
         return result.key
@@ -1009,12 +1037,186 @@ def post_place_key(text: str, municipality_code: str | None, settlement_oktmo: s
     Only posts in the city of Kirov without a more specific settlement are read again (for the
     curated street, microdistrict or landmark); a village's key is its OKTMO.
     """
-    from incidents.analysis.classifier import default_analyzer
-    from incidents.analysis.normalize import clean, tokenize, truncate
-
     tokens: list = []
     if (not settlement_oktmo or settlement_oktmo == KIROV_CITY_OKTMO) and (
         municipality_code or ""
     ).startswith(KIROV):
         tokens = tokenize(clean(truncate(text or "")[0], morph.is_known))
-    return default_analyzer().places.place_key(tokens, municipality_code, settlement_oktmo)
+    return default_resolver().place_key(tokens, municipality_code, settlement_oktmo)
+
+
+_default_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def default_gazetteer() -> Gazetteer:
+    """The project's gazetteer, loaded once per process (shared by the analyser and routing)."""
+    with _default_lock:
+        return Gazetteer.load()
+
+
+@lru_cache(maxsize=1)
+def default_resolver() -> PlaceResolver:
+    """A resolver over :func:`default_gazetteer` (for callers that have no analyser)."""
+    return PlaceResolver(default_gazetteer())
+
+
+# --------------------------------------------------------------------------- other regions, addresses
+
+_KIROV_WORDS = frozenset({"киров", "кирово-чепецк", "вятка"})
+_OTHER_CITIES = (
+    "москва", "мск", "санкт-петербург", "петербург", "питер", "спб", "казань", "пермь",
+    "нижний новгород", "екатеринбург", "екб", "ижевск", "йошкар-ола", "сыктывкар", "вологда",
+    "кострома", "ярославль", "новосибирск", "самара", "уфа", "челябинск", "омск",
+    "ростов-на-дону", "краснодар", "воронеж", "волгоград", "саратов", "тюмень", "тольятти",
+    "барнаул", "ульяновск", "иркутск", "хабаровск", "владивосток", "махачкала", "томск",
+    "оренбург", "кемерово", "новокузнецк", "рязань", "астрахань", "пенза", "липецк", "тула",
+    "чебоксары", "калининград", "курск", "улан-удэ", "ставрополь", "сочи", "тверь", "иваново",
+    "брянск", "белгород", "сургут", "архангельск", "чита", "смоленск", "калуга", "череповец",
+    "владикавказ", "мурманск", "тамбов", "петрозаводск", "нижневартовск", "новороссийск",
+    "набережные челны", "стерлитамак", "саранск", "глазов", "воткинск", "сарапул", "котлас",
+    "ухта", "великий новгород", "псков", "подольск", "балашиха", "химки", "мытищи", "красноярск",
+    "якутск", "магнитогорск", "нижний тагил", "дзержинск", "альметьевск", "нефтекамск", "минск",
+    "татарстан", "удмуртия", "башкирия", "башкортостан", "марий эл", "чувашия", "мордовия",
+    "подмосковье", "крым", "севастополь", "симферополь", "ростов", "великий устюг",
+    "сергиев посад", "люберцы", "красногорск", "одинцово", "зеленоград", "колпино",
+    "гатчина", "выборг", "обнинск", "дмитров", "коломна", "серпухов", "электросталь", "ногинск",
+    "домодедово", "щёлково", "реутов", "долгопрудный", "новомосковск", "старый оскол", "армавир",
+    "батайск", "таганрог", "новочеркасск", "волгодонск", "пятигорск", "кисловодск", "ессентуки",
+    "нальчик", "дербент", "элиста", "майкоп", "черкесск", "абакан", "кызыл", "бийск",
+    "рубцовск", "норильск", "братск", "ангарск", "комсомольск-на-амуре", "благовещенск",
+    "уссурийск", "петропавловск-камчатский", "магадан", "южно-сахалинск",
+    "ханты-мансийск", "новый уренгой", "ноябрьск", "салехард", "нефтеюганск", "тобольск",
+    "миасс", "копейск", "каменск-уральский", "первоуральск", "березники",
+    "соликамск", "кунгур", "воркута", "печора", "северодвинск", "великие луки",
+    "рыбинск", "кинешма", "муром", "арзамас", "саров", "выкса", "балахна", "елабуга",
+    "зеленодольск", "нижнекамск", "чистополь", "бугульма", "сызрань", "новочебоксарск",
+    "можга", "казахстан", "беларусь", "белоруссия", "новгород",
+)  # fmt: skip
+_REGION_ADJECTIVES = frozenset(
+    {
+        "московский", "ленинградский", "нижегородский", "свердловский", "пермский", "костромской",
+        "вологодский", "ярославский", "новосибирский", "самарский", "челябинский", "тюменский",
+        "архангельский", "краснодарский", "ростовский", "воронежский", "саратовский", "омский",
+        "томский", "иркутский", "красноярский", "оренбургский", "ульяновский", "пензенский",
+        "тульский", "тверской", "ивановский", "владимирский", "калужский", "рязанский", "курский",
+        "белгородский", "брянский", "смоленский", "псковский", "новгородский", "мурманский",
+        "калининградский", "алтайский", "ставропольский", "хабаровский", "приморский",
+    }
+)  # fmt: skip
+_REGION_NOUNS = frozenset({"область", "край", "обл"})
+
+
+@lru_cache(maxsize=1)
+def _other_city_index() -> dict[str, list[tuple[str, ...]]]:
+    index: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    for name in _OTHER_CITIES:
+        words = tuple(name.split())
+        index[words[0]].append(words)
+    return index
+
+
+def _word_is(low: str, name: str) -> bool:
+    if low == name:
+        return True
+    if "-" in name:  # «Йошкар-Оле», «Ростове-на-Дону»: the first part's case ending varies
+        first, _, rest = name.partition("-")
+        return low.endswith("-" + rest) and low.startswith(first[:-1] if len(first) > 4 else first)
+    return name in morph.lemmas(low)
+
+
+def other_region_name(tokens: Sequence[Token]) -> str | None:
+    """The first city or region outside the Kirov region the text names, or None.
+
+    The list holds no everyday words («Орёл», «Курган», «Владимир» are left out), so a name counts
+    in any case and letter case; after a settlement marker («д. Москва») it is a Kirov village. An
+    adjective counts only before «область»/«край» («Пермский край»), as a Kirov street may be
+    called «Московская».
+    """
+    index = _other_city_index()
+    n = len(tokens)
+    for i, tok in enumerate(tokens):
+        low = tok.low
+        keys = morph.lemmas(low) | {low}
+        for first in keys & index.keys() if "-" not in low else index.keys():
+            for words in index[first]:
+                end = i + len(words)
+                if end <= n and all(_word_is(tokens[i + k].low, words[k]) for k in range(len(words))):
+                    if i > 0 and _is_settlement_marker(tokens[i - 1]):
+                        break  # «д. Москва», «деревня Казань»: Kirov villages bear such names
+                    return " ".join(t.text for t in tokens[i:end])
+        if i + 1 < n and morph.lemmas(low) & _REGION_ADJECTIVES:
+            if morph.lemmas(tokens[i + 1].low) & _REGION_NOUNS:
+                return f"{tok.text} {tokens[i + 1].text}"
+    return None
+
+
+def _is_settlement_marker(tok: Token) -> bool:
+    """A village marker («д.», «деревня», «с.», «пос.»); «г.»/«город» mark cities, which it
+    is about (the Kirov region has no city named like another region's one)."""
+    if tok.low in _LETTER_MARKERS:
+        return tok.low != "г" and (tok.dot_after or tok.low in _LETTERS_WITHOUT_DOT)
+    kinds = {_MARKER_LEMMAS[k] for k in _token_keys(tok.low)[0] & _MARKER_LEMMAS.keys()}
+    return bool(kinds - {"г", "мкр"})
+
+
+_ADDRESS_MARKERS = frozenset(
+    {
+        "ул", "улица", "пр", "пр-т", "просп", "проспект", "пер", "переулок", "пл", "площадь",
+        "бульвар", "б-р", "наб", "набережная", "тракт", "шоссе", "проезд", "тупик",
+    }
+)  # fmt: skip
+_HOUSE_WORDS = frozenset({"д", "дом", "домом", "дома", "доме", "корп", "к", "кв"})
+_HOUSE_NUMBER = re.compile(r"^\d{1,4}[а-я]?$")
+MAX_ADDRESS_CHARS = 200
+
+
+def street_address(tokens: Sequence[Token], curated: str | None = None) -> str | None:
+    """Street, house number or landmark named by the text («ул. Ленина, д. 15»), or None.
+
+    A street marker («ул.», «проспект», «пер.»…) followed by its name (capitalised words or a
+    number: «ул. 8 Марта») and an optional house number; otherwise a curated Kirov street or
+    landmark (``curated``) with the number after it. At most :data:`MAX_ADDRESS_CHARS`.
+    """
+    n = len(tokens)
+    for i, tok in enumerate(tokens):
+        if tok.low not in _ADDRESS_MARKERS or i + 1 >= n:
+            continue
+        j = i + 1
+        name: list[str] = []
+        while j < n and len(name) < 4:
+            t = tokens[j]
+            if t.is_capitalized or (
+                t.low.isdigit() and not name and j + 1 < n and tokens[j + 1].is_capitalized
+            ):
+                name.append(t.text)
+                j += 1
+                if t.punct_after and not t.dot_after:
+                    break
+                continue
+            break
+        if not name:
+            continue
+        marker = tok.text + ("." if tok.dot_after else "")
+        parts = [f"{marker} {' '.join(name)}"]
+        house = _house_number(tokens, j)
+        if house:
+            parts.append(house)
+        return ", ".join(parts)[:MAX_ADDRESS_CHARS]
+    if curated:
+        words = curated.split()
+        for i in range(n - len(words) + 1):
+            if _fold(tokens[i].low)[:4] == _fold(words[0].lower())[:4]:
+                house = _house_number(tokens, i + len(words))
+                return (curated + (f", {house}" if house else ""))[:MAX_ADDRESS_CHARS]
+        return curated[:MAX_ADDRESS_CHARS]
+    return None
+
+
+def _house_number(tokens: Sequence[Token], j: int) -> str | None:
+    n = len(tokens)
+    if j < n and tokens[j].low in _HOUSE_WORDS and j + 1 < n and _HOUSE_NUMBER.match(tokens[j + 1].low):
+        return f"д. {tokens[j + 1].text}"
+    if j < n and _HOUSE_NUMBER.match(tokens[j].low):
+        return f"д. {tokens[j].text}"
+    return None

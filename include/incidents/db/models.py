@@ -478,6 +478,8 @@ LABEL_COLUMNS: tuple[str, ...] = (
     "analysed_at",
     "analysed_hash",
     "place_key",
+    "address",
+    "needs_review",
 )
 """The columns of ``posts`` written by the text analysis (cleared when a post's text changes)."""
 

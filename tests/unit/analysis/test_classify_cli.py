@@ -48,6 +48,11 @@ def test_classify_cli_end_to_end() -> None:
     assert len(out) == 9  # one line out per line in, in order
     assert out[0]["id"] == "p1" and out[0]["is_incident"] and out[0]["category"] == "power"
     assert out[0]["municipality"]["code"] == "33620" and out[0]["settlement"]["name"] == "Кумены"
+    from incidents.analysis.model import artifact_version
+
+    for record in (o for o in out if "error" not in o):
+        assert {"address", "needs_review", "classifier_version", "confidence"} <= set(record)
+        assert record["classifier_version"] == artifact_version()
     assert out[1] == {"line": 2, "error": out[1]["error"]} and "not JSON" in out[1]["error"]
     assert out[2]["id"] == "p2" and "text" in out[2]["error"]
     assert out[3]["id"] == "p3" and "string" in out[3]["error"]

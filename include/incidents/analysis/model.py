@@ -1,0 +1,201 @@
+"""The trained part of the analyser: linear heads over lemma, character n-gram and navec features.
+
+A post's feature vector has three blocks (built the same way by training and inference):
+
+* **lemmas**: the rule engine's feature set (every lemma of every parse, ``не+LEMMA`` after a
+  negation, discourse marks such as ``~q`` or ``~timerange``) restricted to the training
+  vocabulary, binary, scaled by ``1/sqrt(n)`` (``n`` known features);
+* **character n-grams**: 3- and 4-grams of every word (``<яма>`` → ``<ям``, ``ям``…), counted,
+  summed over the words and divided by the number of words;
+* **navec**: the mean of the words' pretrained 300-d navec vectors (``navec_news_v1_1B_250K_300d_100q``
+  from the pinned ``natasha`` wheel; unknown words count as zero vectors) times :data:`DENSE_SCALE`.
+
+Every head is a linear model, so a post's scores are a sum of per-word and per-lemma columns.
+:class:`TextModel` keeps, per distinct word form, the word's whole contribution (its n-grams
+plus its navec vector, projected onto every head) in a bounded cache, and projects navec's
+product-quantised codes directly (100 sub-spaces × 256 centroids), so a new word costs 100
+table look-ups instead of a 300-d unpack and product. A post then costs two small gathers.
+
+Heads: ``incident`` and ``hazard`` (binary, Platt-calibrated on out-of-fold scores),
+``category``, ``topic``, ``hazard_type`` (multinomial). The artifact is one ``.npz`` (no
+pickle); its SHA-256 is the classifier version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+ARTIFACT_PATH = Path(__file__).resolve().parent / "model" / "analyser.npz"
+ARTIFACT_FORMAT = 1
+NAVEC_FILE = "navec_news_v1_1B_250K_300d_100q.tar"
+DENSE_SCALE = 3.0
+"""Weight of the mean navec vector relative to the sparse blocks (a feature transform: training
+and inference apply it alike)."""
+NGRAM_SIZES = (3, 4)
+WORD_CACHE_SIZE = 120_000
+"""Distinct word forms whose projected contribution is kept (about 0.6 KB each)."""
+HEADS = ("incident", "hazard", "category", "topic", "hazard_type")
+
+
+def artifact_version(path: Path | str | None = None) -> str:
+    """``hybrid-<first 12 hex digits of the artifact's SHA-256>`` (``untrained`` without one)."""
+    p = Path(path or ARTIFACT_PATH)
+    if not p.exists():
+        return "untrained"
+    return "hybrid-" + _sha256(p)[:12]
+
+
+@lru_cache(maxsize=8)
+def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    st = path.stat()
+    return _sha256_cached(str(path), st.st_mtime_ns, st.st_size)
+
+
+def char_ngrams(word: str) -> list[str]:
+    """The character n-grams of one lower-case word (with ``<`` and ``>`` as its edges)."""
+    w = f"<{word}>"
+    out = []
+    for n in NGRAM_SIZES:
+        out.extend(w[i : i + n] for i in range(len(w) - n + 1))
+    return out
+
+
+@lru_cache(maxsize=1)
+def load_navec() -> Any:
+    """The navec embeddings shipped in the ``natasha`` wheel (no download)."""
+    import natasha
+    from navec import Navec
+
+    path = Path(natasha.__file__).resolve().parent / "data" / "emb" / NAVEC_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"navec embeddings not found at {path} (is natasha==1.6.0 installed?)")
+    return Navec.load(str(path))
+
+
+def navec_id(navec: Any, word: str) -> int | None:
+    """navec's row of a lower-case word form (``ё`` tried as itself, then as ``е``)."""
+    ids = navec.vocab.word_ids
+    i = ids.get(word)
+    if i is None and "ё" in word:
+        i = ids.get(word.replace("ё", "е"))
+    return i
+
+
+@dataclass(slots=True)
+class Scores:
+    """Calibrated probabilities of one post (label lists aligned with the heads' classes)."""
+
+    incident: float
+    hazard: float
+    category: np.ndarray
+    topic: np.ndarray
+    hazard_type: np.ndarray
+
+
+class TextModel:
+    """The loaded artifact; :meth:`scores` is thread-safe (the word cache tolerates races)."""
+
+    def __init__(self, path: Path | str | None = None, *, navec: Any = None) -> None:
+        self.path = Path(path or ARTIFACT_PATH)
+        if not self.path.exists():
+            raise FileNotFoundError(f"model artifact {self.path} is missing: run `python -m incidents train`")
+        self.version = artifact_version(self.path)
+        with np.load(self.path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("format") != ARTIFACT_FORMAT:
+                raise ValueError(f"{self.path}: artifact format {meta.get('format')} != {ARTIFACT_FORMAT}")
+            self.meta: dict[str, Any] = meta
+            self.lemma_vocab = {w: i for i, w in enumerate(z["lemma_vocab"].tolist())}
+            self.char_vocab = {w: i for i, w in enumerate(z["char_vocab"].tolist())}
+            self.w_lemma = z["w_lemma"].astype(np.float32)
+            self.w_char = z["w_char"].astype(np.float32)
+            w_dense = self.w_dense = z["w_dense"].astype(np.float32)
+            self.bias = z["bias"].astype(np.float32)
+        self.labels: dict[str, list[str]] = meta["labels"]
+        self.slices: dict[str, slice] = {k: slice(*v) for k, v in meta["slices"].items()}
+        self.platt: dict[str, tuple[float, float]] = {k: tuple(v) for k, v in meta["platt"].items()}
+        self.thresholds: dict[str, float] = meta["thresholds"]
+        self.navec = navec if navec is not None else load_navec()
+        pq = self.navec.pq
+        # table[s, c] = centroid c of sub-space s projected onto every head (× DENSE_SCALE)
+        qdim = pq.dim // pq.qdim
+        sub = w_dense.reshape(pq.qdim, qdim, -1)
+        self.table = np.einsum("scd,sdk->sck", pq.codes.astype(np.float32), sub) * DENSE_SCALE
+        self.table = np.ascontiguousarray(self.table, dtype=np.float32)
+        self._sub = np.arange(pq.qdim)
+        self.width = self.bias.shape[0]
+        self._cache_rows = np.zeros((WORD_CACHE_SIZE, self.width), dtype=np.float32)
+        self._cache: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ features
+    def _word_row(self, word: str) -> int:
+        row = self._cache.get(word)
+        if row is not None:
+            return row
+        vec = np.zeros(self.width, dtype=np.float32)
+        ids = [i for g in char_ngrams(word) if (i := self.char_vocab.get(g)) is not None]
+        if ids:
+            vec += self.w_char[ids].sum(axis=0)
+        nid = navec_id(self.navec, word)
+        if nid is not None:
+            vec += self.table[self._sub, self.navec.pq.indexes[nid]].sum(axis=0)
+        with self._lock:
+            if len(self._cache) >= WORD_CACHE_SIZE:
+                self._cache.clear()  # a new generation: rows are overwritten from 0
+            row = self._cache.setdefault(word, len(self._cache))
+            self._cache_rows[row] = vec
+        return row
+
+    def raw_scores(self, words: Sequence[str], feats: Iterable[str]) -> np.ndarray:
+        """The heads' decision values (before calibration/softmax) of one post."""
+        out = self.bias.copy()
+        vocab = self.lemma_vocab
+        ids = [vocab[f] for f in feats if f in vocab]
+        if ids:
+            out += self.w_lemma[ids].sum(axis=0) / math.sqrt(len(ids))
+        if words:
+            rows = [self._word_row(w) for w in words]
+            out += self._cache_rows[rows].sum(axis=0) / len(words)
+        return out
+
+    def scores(self, words: Sequence[str], feats: Iterable[str]) -> Scores:
+        raw = self.raw_scores(words, feats)
+        return Scores(
+            incident=self._platt("incident", float(raw[self.slices["incident"]][0])),
+            hazard=self._platt("hazard", float(raw[self.slices["hazard"]][0])),
+            category=_softmax(raw[self.slices["category"]]),
+            topic=_softmax(raw[self.slices["topic"]]),
+            hazard_type=_softmax(raw[self.slices["hazard_type"]]),
+        )
+
+    def _platt(self, head: str, value: float) -> float:
+        a, b = self.platt[head]
+        z = a * value + b
+        return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()

@@ -1,0 +1,413 @@
+"""Train the analyser's model from the training data in the repository (deterministic).
+
+    python -m incidents train [--data DIR] [--out PATH] [--folds 5] [--limit N]
+
+Training data: every ``*.jsonl`` file under ``analysis/data/train/`` (see ``data/DATASETS.md``),
+one labelled post per line: ``{"id", "text", "is_incident", "category", "topic", "hazard",
+"hazard_type", "municipality", "other_region"}`` (``topic`` may be null). Files are read in
+name order and rows keep their order, so the same files always give the same artifact.
+
+Steps: features (:mod:`incidents.analysis.model`) → out-of-fold decision values of the binary
+heads by stratified k-fold cross-validation (seeded) → Platt calibration and thresholds chosen
+on those out-of-fold values only:
+
+* ``hazard``: recall first. The threshold is the highest calibrated probability at which the
+  out-of-fold hazard recall of *model or hazard rule* still reaches :data:`HAZARD_RECALL_TARGET`,
+  never above 0.5 (the model alone is never less eager than an even-odds call);
+* ``incident``: the threshold that maximises out-of-fold F1 of *model or hazard*.
+
+Then every head is fit on all rows and one ``.npz`` artifact is written; its SHA-256 is the
+classifier version. The blind test set (``data/blind/``) is never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from incidents import CATEGORIES, HAZARD_TYPES
+from incidents.analysis.model import (
+    ARTIFACT_FORMAT,
+    ARTIFACT_PATH,
+    DENSE_SCALE,
+    HEADS,
+    artifact_version,
+    char_ngrams,
+    load_navec,
+    navec_id,
+)
+
+log = logging.getLogger(__name__)
+
+TRAIN_DIR = Path(__file__).resolve().parent / "data" / "train"
+SEED = 20261204
+HAZARD_RECALL_TARGET = 0.97
+MIN_DF = 2
+C_BINARY = 4.0
+C_MULTI = 4.0
+MAX_ITER = 300
+TOL = 1e-3
+REQUIRED_KEYS = ("id", "text", "is_incident", "category", "topic", "hazard", "hazard_type")
+
+
+@dataclass(slots=True)
+class Example:
+    id: str
+    text: str
+    is_incident: bool
+    category: str | None
+    topic: str | None
+    hazard: bool
+    hazard_type: str | None
+    municipality: str | None
+    other_region: bool
+    source: str
+
+
+def load_training_data(directory: Path | str | None = None) -> list[Example]:
+    """Every row of every ``*.jsonl`` under ``directory`` (name order), validated."""
+    root = Path(directory or TRAIN_DIR)
+    files = sorted(root.glob("*.jsonl"))
+    if not files:
+        raise FileNotFoundError(f"no training data (*.jsonl) under {root}")
+    out: list[Example] = []
+    seen: set[str] = set()
+    for path in files:
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path.name}:{n}: not JSON: {exc}") from exc
+                missing = [k for k in REQUIRED_KEYS if k not in row]
+                if missing:
+                    raise ValueError(f"{path.name}:{n}: missing keys {missing}")
+                ex = Example(
+                    id=str(row["id"]),
+                    text=str(row["text"]),
+                    is_incident=bool(row["is_incident"]) or bool(row["hazard"]),
+                    category=row["category"],
+                    topic=row["topic"],
+                    hazard=bool(row["hazard"]),
+                    hazard_type=row["hazard_type"],
+                    municipality=row.get("municipality"),
+                    other_region=bool(row.get("other_region")),
+                    source=path.name,
+                )
+                if ex.is_incident and ex.category not in CATEGORIES:
+                    raise ValueError(f"{path.name}:{n}: unknown category {ex.category!r}")
+                if ex.hazard and ex.hazard_type not in HAZARD_TYPES:
+                    raise ValueError(f"{path.name}:{n}: unknown hazard type {ex.hazard_type!r}")
+                key = f"{path.name}/{ex.id}"
+                if key in seen:
+                    raise ValueError(f"{path.name}:{n}: duplicate id {ex.id!r}")
+                seen.add(key)
+                out.append(ex)
+    return out
+
+
+def training_data_sha256(directory: Path | str | None = None) -> str:
+    """SHA-256 over the training files (names and bytes, in name order): recorded in the artifact."""
+    h = hashlib.sha256()
+    for path in sorted(Path(directory or TRAIN_DIR).glob("*.jsonl")):
+        h.update(path.name.encode() + b"\0")
+        h.update(path.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def rules_sha256() -> str:
+    """SHA-256 of the rules file the rule features and hazard votes come from."""
+    from incidents.analysis.classifier import RULES_PATH
+
+    return hashlib.sha256(RULES_PATH.read_bytes()).hexdigest()
+
+
+@dataclass(slots=True)
+class Prepared:
+    """Per-example features: rule feature set, word forms, rule hazard type."""
+
+    feats: list[frozenset[str]]
+    words: list[list[str]]
+    rule_hazard: list[str | None]
+
+
+def prepare(examples: Sequence[Example], analyzer: Any) -> Prepared:
+    feats, words, rule_hazard = [], [], []
+    for ex in examples:
+        p = analyzer.prepare(ex.text)
+        feats.append(frozenset(p.feats))
+        words.append(p.words)
+        rule_hazard.append(p.rule_hazard_type)
+    return Prepared(feats, words, rule_hazard)
+
+
+def _vocab(docs: Sequence[Sequence[str] | frozenset[str]], min_df: int) -> list[str]:
+    df: Counter[str] = Counter()
+    for d in docs:
+        df.update(set(d))
+    return sorted(w for w, c in df.items() if c >= min_df)
+
+
+def build_matrix(
+    prep: Prepared, lemma_vocab: dict[str, int], char_vocab: dict[str, int], navec: Any
+) -> sparse.csr_matrix:
+    """Rows of [lemmas/sqrt(n) | char n-gram counts/words | DENSE_SCALE * mean navec]."""
+    n_l, n_c = len(lemma_vocab), len(char_vocab)
+    dense_dim = navec.pq.dim
+    vec_cache: dict[str, np.ndarray | None] = {}
+    gram_cache: dict[str, list[int]] = {}
+    rows, cols, vals = [], [], []
+    dense = np.zeros((len(prep.feats), dense_dim), dtype=np.float64)
+    for r, (feats, words) in enumerate(zip(prep.feats, prep.words, strict=True)):
+        ids = sorted(lemma_vocab[f] for f in feats if f in lemma_vocab)
+        if ids:
+            v = 1.0 / math.sqrt(len(ids))
+            rows.extend([r] * len(ids))
+            cols.extend(ids)
+            vals.extend([v] * len(ids))
+        if words:
+            counts: Counter[int] = Counter()
+            for w in words:
+                g = gram_cache.get(w)
+                if g is None:
+                    g = gram_cache[w] = [char_vocab[x] for x in char_ngrams(w) if x in char_vocab]
+                counts.update(g)
+                if w not in vec_cache:
+                    nid = navec_id(navec, w)
+                    vec_cache[w] = navec.pq[nid] if nid is not None else None
+                vec = vec_cache[w]
+                if vec is not None:
+                    dense[r] += vec
+            dense[r] *= DENSE_SCALE / len(words)
+            for c in sorted(counts):
+                rows.append(r)
+                cols.append(n_l + c)
+                vals.append(counts[c] / len(words))
+    sp = sparse.csr_matrix((vals, (rows, cols)), shape=(len(prep.feats), n_l + n_c), dtype=np.float64)
+    return sparse.hstack([sp, sparse.csr_matrix(dense)], format="csr")
+
+
+def _fit(x: sparse.csr_matrix, y: Sequence[Any], c: float) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=c, max_iter=MAX_ITER, tol=TOL, solver="lbfgs", random_state=SEED)
+    model.fit(x, np.asarray(y))
+    return model
+
+
+def _platt(values: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=1e6, max_iter=1000, solver="lbfgs")
+    lr.fit(values.reshape(-1, 1), y)
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
+def cross_validate(
+    x: sparse.csr_matrix, examples: Sequence[Example], rule_hazard: Sequence[str | None], folds: int
+) -> dict[str, Any]:
+    """Out-of-fold decision values of the binary heads, Platt fits and the chosen thresholds."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y_inc = np.array([e.is_incident for e in examples])
+    y_haz = np.array([e.hazard for e in examples])
+    strata = np.array([2 * e.hazard + e.is_incident for e in examples])
+    oof = {"incident": np.zeros(len(examples)), "hazard": np.zeros(len(examples))}
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
+    for k, (tr, te) in enumerate(skf.split(np.zeros(len(examples)), strata)):
+        for head, y in (("incident", y_inc), ("hazard", y_haz)):
+            model = _fit(x[tr], y[tr], C_BINARY)
+            oof[head][te] = model.decision_function(x[te])
+        log.info("cross-validation fold %d/%d done", k + 1, folds)
+    platt = {head: _platt(oof[head], y) for head, y in (("incident", y_inc), ("hazard", y_haz))}
+    p_haz = _sigmoid(platt["hazard"][0] * oof["hazard"] + platt["hazard"][1])
+    p_inc = _sigmoid(platt["incident"][0] * oof["incident"] + platt["incident"][1])
+    rule = np.array([r is not None for r in rule_hazard])
+    # hazard: the highest threshold (<= 0.5) whose recall of model-or-rule reaches the target
+    hazard_t, curve = 0.5, []
+    for t in np.round(np.arange(0.5, 0.009, -0.01), 2):
+        pred = (p_haz >= t) | rule
+        tp = int((pred & y_haz).sum())
+        recall = tp / max(1, int(y_haz.sum()))
+        precision = tp / max(1, int(pred.sum()))
+        curve.append({"threshold": float(t), "recall": round(recall, 4), "precision": round(precision, 4)})
+        if recall >= HAZARD_RECALL_TARGET:
+            hazard_t = float(t)
+            break
+    else:
+        hazard_t = float(curve[-1]["threshold"])
+    haz_pred = (p_haz >= hazard_t) | rule
+    best = (0.0, 0.5)
+    for t in np.round(np.arange(0.05, 0.96, 0.01), 2):
+        pred = (p_inc >= t) | haz_pred
+        tp = int((pred & y_inc).sum())
+        prec = tp / max(1, int(pred.sum()))
+        rec = tp / max(1, int(y_inc.sum()))
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        if f1 > best[0] + 1e-9:
+            best = (f1, float(t))
+    tp = int((haz_pred & y_haz).sum())
+    report = {
+        "folds": folds,
+        "hazard_threshold": hazard_t,
+        "hazard_recall_oof": round(tp / max(1, int(y_haz.sum())), 4),
+        "hazard_precision_oof": round(tp / max(1, int(haz_pred.sum())), 4),
+        "incident_threshold": best[1],
+        "incident_f1_oof": round(best[0], 4),
+        "hazard_curve_tail": curve[-5:],
+    }
+    return {"platt": platt, "thresholds": {"incident": best[1], "hazard": hazard_t}, "report": report}
+
+
+def _label(ex: Example, attr: str, topics: dict[str, dict[str, Any]]) -> str | None:
+    """A head's label; a hazard's topic is its hazard type's rubricator topic (the one in the
+    row's category when there are several), whatever topic the writer chose."""
+    if attr == "topic" and ex.hazard:
+        cands = sorted(t for t, m in topics.items() if m["hazard"] and m["hazard_type"] == ex.hazard_type)
+        same = [t for t in cands if topics[t]["category"] == ex.category]
+        if same or cands:
+            return (same or cands)[0]
+    return getattr(ex, attr)
+
+
+def train(
+    data_dir: Path | str | None = None,
+    out: Path | str | None = None,
+    *,
+    folds: int = 5,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Train every head and write the artifact; returns the training report."""
+    from incidents.analysis.classifier import Analyzer, load_rubricator
+
+    examples = load_training_data(data_dir)
+    if limit:
+        examples = examples[:limit]
+    log.info("training on %d examples (%s)", len(examples), dict(Counter(e.source for e in examples)))
+    rules = Analyzer(model=False)
+    navec = load_navec()
+    prep = prepare(examples, rules)
+    lemma_vocab = {w: i for i, w in enumerate(_vocab(prep.feats, MIN_DF))}
+    grams = [[g for w in words for g in char_ngrams(w)] for words in prep.words]
+    char_vocab = {w: i for i, w in enumerate(_vocab(grams, MIN_DF))}
+    x = build_matrix(prep, lemma_vocab, char_vocab, navec)
+    log.info(
+        "features: %d lemmas, %d char n-grams, %d dense", len(lemma_vocab), len(char_vocab), navec.pq.dim
+    )
+
+    cv = cross_validate(x, examples, prep.rule_hazard, folds)
+    topics = load_rubricator()
+    incidents = [i for i, e in enumerate(examples) if e.is_incident]
+    with_topic = [i for i in incidents if examples[i].topic in topics or examples[i].hazard]
+    hazards = [i for i, e in enumerate(examples) if e.hazard]
+    fits: dict[str, tuple[Any, list[str]]] = {}
+    fits["incident"] = (_fit(x, [e.is_incident for e in examples], C_BINARY), ["yes"])
+    fits["hazard"] = (_fit(x, [e.hazard for e in examples], C_BINARY), ["yes"])
+    for head, idx, attr in (
+        ("category", incidents, "category"),
+        ("topic", with_topic, "topic"),
+        ("hazard_type", hazards, "hazard_type"),
+    ):
+        y = [_label(examples[i], attr, topics) for i in idx]
+        if head == "topic":
+            # 117 classes: the lemma and navec blocks only (the character block would triple the
+            # fitting time for little); its weights for the character block are zero
+            n_l, n_c = len(lemma_vocab), len(char_vocab)
+            keep = np.r_[0:n_l, n_l + n_c : x.shape[1]]
+            model = _fit(x[idx][:, keep], y, C_MULTI)
+            full = np.zeros((model.coef_.shape[0], x.shape[1]))
+            full[:, keep] = model.coef_
+            model.coef_ = full
+        else:
+            model = _fit(x[idx], y, C_MULTI)
+        fits[head] = (model, [str(c) for c in model.classes_])
+        log.info("head %s: %d rows, %d classes", head, len(idx), len(model.classes_))
+
+    coefs, biases, slices, labels = [], [], {}, {}
+    start = 0
+    for head in HEADS:
+        model, classes = fits[head]
+        coef, bias = model.coef_, model.intercept_
+        if len(classes) > 2 and coef.shape[0] == 1:
+            raise ValueError(f"head {head}: unexpected coefficient shape {coef.shape}")
+        if head not in ("incident", "hazard") and len(model.classes_) == 2:
+            # sklearn keeps one row for two classes: expand to two rows (softmax of ±z/2)
+            coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+            bias = np.array([-bias[0] / 2, bias[0] / 2])
+        coefs.append(coef)
+        biases.append(bias)
+        slices[head] = [start, start + coef.shape[0]]
+        labels[head] = classes
+        start += coef.shape[0]
+    w = np.vstack(coefs).T.astype(np.float32)  # features x outputs
+    n_l, n_c = len(lemma_vocab), len(char_vocab)
+    meta = {
+        "format": ARTIFACT_FORMAT,
+        "labels": labels,
+        "slices": slices,
+        "platt": {k: list(v) for k, v in cv["platt"].items()},
+        "thresholds": cv["thresholds"],
+        "cv": cv["report"],
+        "training_rows": len(examples),
+        "training_data_sha256": training_data_sha256(data_dir) if not limit else None,
+        "rules_sha256": rules_sha256(),
+        "training_files": dict(sorted(Counter(e.source for e in examples).items())),
+        "features": {
+            "lemmas": n_l,
+            "char_ngrams": n_c,
+            "dense": int(navec.pq.dim),
+            "dense_scale": DENSE_SCALE,
+        },
+        "seed": SEED,
+        "sklearn": __import__("sklearn").__version__,
+    }
+    path = Path(out or ARTIFACT_PATH)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(
+        tmp,
+        meta=np.array(json.dumps(meta, ensure_ascii=False, sort_keys=True)),
+        lemma_vocab=np.array(sorted(lemma_vocab, key=lemma_vocab.__getitem__)),
+        char_vocab=np.array(sorted(char_vocab, key=char_vocab.__getitem__)),
+        w_lemma=w[:n_l].astype(np.float16),
+        w_char=w[n_l : n_l + n_c].astype(np.float16),
+        w_dense=w[n_l + n_c :].astype(np.float32),
+        bias=np.concatenate(biases).astype(np.float32),
+    )
+    tmp.replace(path)
+    report = {"artifact": str(path), "version": artifact_version(path), "bytes": path.stat().st_size, **meta}
+    report.pop("labels")
+    report.pop("slices")
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=None, help=f"training data folder (default {TRAIN_DIR})")
+    parser.add_argument("--out", type=Path, default=None, help=f"artifact path (default {ARTIFACT_PATH})")
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds for the thresholds")
+    parser.add_argument("--limit", type=int, default=None, help="train on the first N rows only")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = train(args.data, args.out, folds=args.folds, limit=args.limit)
+    sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    return 0
