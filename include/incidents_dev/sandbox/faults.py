@@ -79,7 +79,7 @@ class FaultConfig:
     was accepted)."""
     gone_sources: dict[str, str] = field(default_factory=dict)
     """``"<network>:<source id>"`` -> ``deleted`` | ``banned`` | ``private``: the source is gone,
-    reported as that network's API reports it (VK 15/18/30, OK 300/160, Graph 100 subcode 33).
+    reported as that network's API reports it (VK 15/18/30, OK 300/160, Graph 803 or 100 subcode 33).
     Twitter/X sources are searches and cannot be gone."""
 
     @classmethod

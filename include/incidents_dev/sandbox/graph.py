@@ -5,10 +5,12 @@ A token lacking a permission (``FaultConfig.permission_errors``) gets, on every 
 Graph answers: 10 "(#10) This endpoint requires the 'pages_read_engagement' permission…" (HTTP
 403), 100 "(#100) Object does not exist, cannot be loaded due to missing permission or reviewable
 feature…" without a subcode (as recorded in ``tests/fixtures/api/facebook``), or 200-299
-"Permissions error" (HTTP 403). A gone object (deleted, banned or unpublished Page, deleted or
-private Instagram account: ``FaultConfig.gone_sources``) answers 100 subcode 33 "Unsupported get
-request. Object with ID '…' does not exist, cannot be loaded due to missing permissions, or does
-not support this operation", as the real API does for anything it cannot show.
+"Permissions error" (HTTP 403). A gone object (``FaultConfig.gone_sources``): a deleted Page or
+account answers 803 "Some of the aliases you requested do not exist"; a banned, unpublished or
+restricted one 100 subcode 33 "Unsupported get request. Object with ID '…' does not exist, cannot
+be loaded due to missing permissions, or does not support this operation", as the real API does
+for anything it cannot show to this token (the same answer a token without access gets: the API
+does not tell the two apart).
 """
 
 from __future__ import annotations
@@ -152,7 +154,10 @@ class GraphEmulator(Emulator):
         )  # fmt: skip
 
     def check_gone(self, source_id: str, object_id: str) -> None:
-        if self.gone(source_id) is not None:
+        state = self.gone(source_id)
+        if state == "deleted":
+            raise graph_error(400, 803, f"(#803) Some of the aliases you requested do not exist: {object_id}")
+        if state is not None:
             raise self.unsupported(object_id)
 
     def page(

@@ -11,7 +11,7 @@ A token lacking a permission (``FaultConfig.permission_errors``) gets 7 "Permiss
 this action is denied", 15 "Access denied: no access to call this method", 27/28 (group or
 service token where a user token is needed) or 30 "This profile is private" on every request.
 A gone wall (``FaultConfig.gone_sources``) answers as VK does: a banned community 15 "Access
-denied: group is blocked", a deleted one 15 "Access denied: group is deactivated", a closed one
+denied: group is blocked", a deleted one 15 "Access denied: group is deleted", a closed one
 15 "Access denied: this wall available only for community members"; a deleted or banned user 18
 "User was deleted or banned", a private profile 30 "This profile is private".
 """
@@ -32,7 +32,7 @@ PERMISSION_MESSAGES = {
     30: "This profile is private",
 }
 GONE_GROUP = {
-    "deleted": (15, "Access denied: group is deactivated"),
+    "deleted": (15, "Access denied: group is deleted"),
     "banned": (15, "Access denied: group is blocked"),
     "private": (15, "Access denied: this wall available only for community members"),
 }
