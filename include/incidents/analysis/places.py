@@ -636,6 +636,7 @@ class PlaceResolver:
     def __init__(self, gazetteer: Gazetteer, kirov: KirovPlaces | None = None) -> None:
         self.gaz = gazetteer
         self.kirov = kirov if kirov is not None else KirovPlaces.load()
+        self._groups_cache: dict[str, tuple[tuple[tuple[str, ...], tuple[Place, ...]], ...]] = {}
 
     # ------------------------------------------------------------------ evidence
     def _marker(self, tokens: Sequence[Token], i: int) -> str | None:
@@ -684,6 +685,12 @@ class PlaceResolver:
                 if i + 1 < n:
                     consumed.add(i + 1)
                 continue
+            if not any(
+                low[-cut:] in _ADJ_ENDINGS
+                and (low[:-cut] in self.gaz.district_stems or low[:-cut] in self.gaz.poselenie_stems)
+                for cut in (2, 3)
+            ):
+                continue  # most words: no district or poselenie stem, no need to look around
             nxt = tokens[i + 1].low if i + 1 < n else ""
             nxt2 = tokens[i + 2].low if i + 2 < n else ""
             next_keys = _token_keys(nxt)[0] if nxt else frozenset()
@@ -708,6 +715,25 @@ class PlaceResolver:
                     break
         return found, consumed, poselenies
 
+    def _name_groups(self, low: str) -> tuple[tuple[tuple[str, ...], tuple[Place, ...]], ...]:
+        """Gazetteer names a word form may start, longest first (cached per word form)."""
+        cached = self._groups_cache.get(low)
+        if cached is not None:
+            return cached
+        keys, stems = _token_keys(low)
+        groups: dict[tuple[str, ...], list[Place]] = {}
+        for key in keys:
+            for place in self.gaz.by_lemma.get(key, ()):
+                groups.setdefault(place.words, []).append(place)
+        for stem in stems:
+            for place in self.gaz.by_stem.get(stem, ()):
+                groups.setdefault(place.words, []).append(place)
+        result = tuple((w, tuple(p)) for w, p in sorted(groups.items(), key=lambda kv: -len(kv[0])))
+        if len(self._groups_cache) >= 200_000:
+            self._groups_cache.clear()
+        self._groups_cache[low] = result
+        return result
+
     def _settlement_matches(self, tokens: Sequence[Token], consumed: set[int]) -> list[_Match]:
         matches: list[_Match] = []
         n = len(tokens)
@@ -716,16 +742,8 @@ class PlaceResolver:
             if i in consumed or tokens[i].low.isdigit() or len(tokens[i].low) < 2:
                 i += 1
                 continue
-            keys, stems = _token_keys(tokens[i].low)
-            groups: dict[tuple[str, ...], list[Place]] = {}
-            for key in keys:
-                for place in self.gaz.by_lemma.get(key, ()):
-                    groups.setdefault(place.words, []).append(place)
-            for stem in stems:
-                for place in self.gaz.by_stem.get(stem, ()):
-                    groups.setdefault(place.words, []).append(place)
             best: _Match | None = None
-            for words, places in sorted(groups.items(), key=lambda kv: -len(kv[0])):
+            for words, places in self._name_groups(tokens[i].low):
                 end = i + len(words)
                 if end > n or any(k in consumed for k in range(i, end)):
                     continue
@@ -815,7 +833,14 @@ class PlaceResolver:
         return bool(self._districts(tokens)[0])
 
     def result_key(self, result: PlaceResult) -> str | None:
-        """The place key of a resolved result (computed by :meth:`resolve`, no second pass)."""
+        """The place key of a resolved result, by the rules of :meth:`place_key` (a village's
+        OKTMO; in Kirov the curated place :meth:`resolve` found), without reading the text again."""
+        settlement = result.settlement
+        if settlement is not None and settlement.oktmo != KIROV_CITY_OKTMO:
+            place = self.gaz.by_oktmo.get(settlement.oktmo)
+            return None if place is None or place.major else settlement.oktmo
+        if result.municipality is None or not self._in_kirov(result.municipality.code):
+            return None
         return result.key
 
     def _resolve_kirov(self, tokens: Sequence[Token], source_municipality: str | None = None) -> PlaceResult:
@@ -1125,6 +1150,18 @@ def _word_is(low: str, name: str) -> bool:
     return name in morph.lemmas(low)
 
 
+@lru_cache(maxsize=200_000)
+def _city_start(low: str) -> tuple[tuple[str, ...], ...] | None:
+    """Other-region names a word form may start (``()`` for a region adjective), None for none."""
+    index = _other_city_index()
+    keys = morph.lemmas(low) | {low}
+    starts = keys & index.keys() if "-" not in low else index.keys()
+    found = tuple(words for first in starts for words in index[first] if _word_is(low, words[0]))
+    if found:
+        return found
+    return () if keys & _REGION_ADJECTIVES else None
+
+
 def other_region_name(tokens: Sequence[Token]) -> str | None:
     """The first city or region outside the Kirov region the text names, or None.
 
@@ -1133,21 +1170,19 @@ def other_region_name(tokens: Sequence[Token]) -> str | None:
     adjective counts only before «область»/«край» («Пермский край»), as a Kirov street may be
     called «Московская».
     """
-    index = _other_city_index()
     n = len(tokens)
     for i, tok in enumerate(tokens):
-        low = tok.low
-        keys = morph.lemmas(low) | {low}
-        for first in keys & index.keys() if "-" not in low else index.keys():
-            for words in index[first]:
-                end = i + len(words)
-                if end <= n and all(_word_is(tokens[i + k].low, words[k]) for k in range(len(words))):
-                    if i > 0 and _is_settlement_marker(tokens[i - 1]):
-                        break  # «д. Москва», «деревня Казань»: Kirov villages bear such names
-                    return " ".join(t.text for t in tokens[i:end])
-        if i + 1 < n and morph.lemmas(low) & _REGION_ADJECTIVES:
-            if morph.lemmas(tokens[i + 1].low) & _REGION_NOUNS:
-                return f"{tok.text} {tokens[i + 1].text}"
+        found = _city_start(tok.low)
+        if found is None:
+            continue
+        for words in found:
+            end = i + len(words)
+            if end <= n and all(_word_is(tokens[i + k].low, words[k]) for k in range(1, len(words))):
+                if i > 0 and _is_settlement_marker(tokens[i - 1]):
+                    break  # «д. Москва», «деревня Казань»: Kirov villages bear such names
+                return " ".join(t.text for t in tokens[i:end])
+        if not found and i + 1 < n and morph.lemmas(tokens[i + 1].low) & _REGION_NOUNS:
+            return f"{tok.text} {tokens[i + 1].text}"
     return None
 
 

@@ -136,3 +136,21 @@ def test_blind_quality_floor(analyzer: Analyzer) -> None:
     for key, floor in BLIND_FLOOR.items():
         assert metrics[key] >= floor, (key, metrics[key], json.dumps(metrics))
     assert metrics["false_kirov_place_rate"] <= MAX_FALSE_KIROV
+
+
+def test_the_place_key_comes_with_the_result(analyzer: Analyzer) -> None:
+    """Processing stores the analyser's key; it equals the key routing derives from the labels."""
+    from incidents.analysis.classifier import with_fallback
+    from incidents.analysis.places import post_place_key
+
+    texts = [
+        "В деревне Бахта нет света третий день",
+        "Во дворе огромная яма, никто не чинит",
+        "Нововятск, ул. Советская: прорвало трубу",
+        "В Кумёнах нет воды",
+        "В Кирове на улице Ленина яма у дома 5",
+    ]
+    for text in texts:
+        res = with_fallback(analyzer.analyse(text, source_municipality="33710"), "33710")
+        expected = post_place_key(text, res.municipality_code, res.settlement_oktmo)
+        assert res.place_key == expected, text
