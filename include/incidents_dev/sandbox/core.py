@@ -10,13 +10,11 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from incidents_dev.sandbox.generator import SandboxItem
-
-if TYPE_CHECKING:
-    from incidents_dev.sandbox.server import SandboxServer
-    from incidents_dev.sandbox.stream import Stream
+from incidents_dev.sandbox.faults import FaultInjector, RateLimiter
+from incidents_dev.sandbox.generator import GeneratorConfig, SandboxItem
+from incidents_dev.sandbox.stream import Stream
 
 MSK = timedelta(hours=3)
 DAILY_SECONDS = 86400
@@ -104,6 +102,26 @@ def roots(comments: list[SandboxItem]) -> dict[str, str | None]:
     return out
 
 
+class Host(Protocol):
+    """What an emulator uses of the server that hosts it (:class:`~incidents_dev.sandbox.server.SandboxServer`)."""
+
+    config: GeneratorConfig
+    stream: Stream
+    faults: FaultInjector
+    limiter: RateLimiter
+    tokens: dict[str, str]
+    ok_application_key: str
+    ok_secret_key: str
+
+    def now(self) -> datetime: ...
+
+    def url_for(self, network: str) -> str: ...
+
+    def timeout_fault_seconds(self) -> float: ...
+
+    def next_rate_code(self, codes: tuple[Any, ...]) -> Any: ...
+
+
 class Emulator:
     """One network's API on top of the server's stream, faults and rate limiter.
 
@@ -113,7 +131,7 @@ class Emulator:
 
     network: str = ""
 
-    def __init__(self, server: SandboxServer) -> None:
+    def __init__(self, server: Host) -> None:
         self.server = server
 
     @property
@@ -121,11 +139,11 @@ class Emulator:
         return self.server.stream
 
     @property
-    def config(self) -> Any:
+    def config(self) -> GeneratorConfig:
         return self.server.config
 
     @property
-    def faults(self) -> Any:
+    def faults(self) -> FaultInjector:
         return self.server.faults
 
     def handle(self, path: str, params: dict[str, str], headers: dict[str, str]) -> Any:
