@@ -138,8 +138,18 @@ class SandboxServer:
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="sandbox-http", daemon=True)
         self._thread.start()
+        # a VK wall's ``count`` covers every post since the world's start: count them once in the
+        # background now, so that the first wall.get does not take long enough to look like a timeout
+        threading.Thread(target=self._count_walls, name="sandbox-wall-counts", daemon=True).start()
         log.info("sandbox serving at %s (seed %s)", self.base_url, self.config.seed)
         return self.base_url
+
+    def _count_walls(self) -> None:
+        for index, source in enumerate(self.config.sources):
+            if self._httpd is None:  # stopped meanwhile
+                return
+            if source.network == "vk" and not source.query:
+                self.stream.wall_total(index)
 
     def stop(self) -> None:
         if self._httpd is None:
