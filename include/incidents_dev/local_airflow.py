@@ -207,8 +207,6 @@ class LocalAirflow:
                     f"airflow {name} exited with {proc.returncode}:\n{self.component_log(name)}"
                 )
 
-    _check_alive = check_alive  # the name older callers use
-
     def wait_ready(self, timeout: float = 180) -> None:
         """Wait until the api-server answers and every DAG file of ``dags/`` has been parsed."""
         deadline = time.monotonic() + timeout
