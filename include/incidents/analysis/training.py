@@ -59,6 +59,11 @@ C_BINARY = 4.0
 C_MULTI = 4.0
 MAX_ITER = 300
 TOL = 1e-3
+SOURCE_WEIGHTS = {"sandbox.jsonl": 0.3}
+"""Sample weight of template-rendered rows (7,576 sandbox renderings would otherwise drown the
+hand-written posts). Chosen on training data only: trained without ``written_a.jsonl`` and
+measured on it, weight 0.3 against 1.0 gave incident F1 0.969 vs 0.963, category accuracy
+0.608 vs 0.597, hazard recall 0.798 vs 0.773 at precision 0.830 vs 0.802."""
 REQUIRED_KEYS = ("id", "text", "is_incident", "category", "topic", "hazard", "hazard_type")
 
 
@@ -202,12 +207,17 @@ def build_matrix(
     return sparse.hstack([sp, sparse.csr_matrix(dense)], format="csr")
 
 
-def _fit(x: sparse.csr_matrix, y: Sequence[Any], c: float) -> Any:
+def _fit(x: sparse.csr_matrix, y: Sequence[Any], c: float, weights: np.ndarray | None = None) -> Any:
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=c, max_iter=MAX_ITER, tol=TOL, solver="lbfgs", random_state=SEED)
-    model.fit(x, np.asarray(y))
+    model.fit(x, np.asarray(y), sample_weight=weights)
     return model
+
+
+def source_weights(examples: Sequence[Example]) -> np.ndarray:
+    """Per-row sample weights: rows of the files in :data:`SOURCE_WEIGHTS` count less."""
+    return np.array([SOURCE_WEIGHTS.get(e.source, 1.0) for e in examples])
 
 
 def _platt(values: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -223,7 +233,11 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def cross_validate(
-    x: sparse.csr_matrix, examples: Sequence[Example], rule_hazard: Sequence[str | None], folds: int
+    x: sparse.csr_matrix,
+    examples: Sequence[Example],
+    rule_hazard: Sequence[str | None],
+    folds: int,
+    weights: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Out-of-fold decision values of the binary heads, Platt fits and the chosen thresholds."""
     from sklearn.model_selection import StratifiedKFold
@@ -235,7 +249,7 @@ def cross_validate(
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
     for k, (tr, te) in enumerate(skf.split(np.zeros(len(examples)), strata)):
         for head, y in (("incident", y_inc), ("hazard", y_haz)):
-            model = _fit(x[tr], y[tr], C_BINARY)
+            model = _fit(x[tr], y[tr], C_BINARY, None if weights is None else weights[tr])
             oof[head][te] = model.decision_function(x[te])
         log.info("cross-validation fold %d/%d done", k + 1, folds)
     platt = {head: _platt(oof[head], y) for head, y in (("incident", y_inc), ("hazard", y_haz))}
@@ -314,14 +328,15 @@ def train(
         "features: %d lemmas, %d char n-grams, %d dense", len(lemma_vocab), len(char_vocab), navec.pq.dim
     )
 
-    cv = cross_validate(x, examples, prep.rule_hazard, folds)
+    weights = source_weights(examples)
+    cv = cross_validate(x, examples, prep.rule_hazard, folds, weights)
     topics = load_rubricator()
     incidents = [i for i, e in enumerate(examples) if e.is_incident]
     with_topic = [i for i in incidents if examples[i].topic in topics or examples[i].hazard]
     hazards = [i for i, e in enumerate(examples) if e.hazard]
     fits: dict[str, tuple[Any, list[str]]] = {}
-    fits["incident"] = (_fit(x, [e.is_incident for e in examples], C_BINARY), ["yes"])
-    fits["hazard"] = (_fit(x, [e.hazard for e in examples], C_BINARY), ["yes"])
+    fits["incident"] = (_fit(x, [e.is_incident for e in examples], C_BINARY, weights), ["yes"])
+    fits["hazard"] = (_fit(x, [e.hazard for e in examples], C_BINARY, weights), ["yes"])
     for head, idx, attr in (
         ("category", incidents, "category"),
         ("topic", with_topic, "topic"),
@@ -333,12 +348,12 @@ def train(
             # fitting time for little); its weights for the character block are zero
             n_l, n_c = len(lemma_vocab), len(char_vocab)
             keep = np.r_[0:n_l, n_l + n_c : x.shape[1]]
-            model = _fit(x[idx][:, keep], y, C_MULTI)
+            model = _fit(x[idx][:, keep], y, C_MULTI, weights[idx])
             full = np.zeros((model.coef_.shape[0], x.shape[1]))
             full[:, keep] = model.coef_
             model.coef_ = full
         else:
-            model = _fit(x[idx], y, C_MULTI)
+            model = _fit(x[idx], y, C_MULTI, weights[idx])
         fits[head] = (model, [str(c) for c in model.classes_])
         log.info("head %s: %d rows, %d classes", head, len(idx), len(model.classes_))
 
@@ -378,6 +393,7 @@ def train(
             "dense_scale": DENSE_SCALE,
         },
         "seed": SEED,
+        "source_weights": SOURCE_WEIGHTS,
         "sklearn": __import__("sklearn").__version__,
     }
     path = Path(out or ARTIFACT_PATH)
