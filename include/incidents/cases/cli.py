@@ -59,7 +59,7 @@ def engine_from(args: argparse.Namespace) -> Engine:
 def default_actor() -> str:
     try:
         return f"operator:{getpass.getuser()}"
-    except Exception:  # noqa: BLE001 - no login name in some containers
+    except Exception:  # no login name in some containers
         return "operator"
 
 

@@ -34,7 +34,7 @@ from incidents.cases.notify import compose, load_case_contexts, notification_row
 from incidents.cases.reference import RoutingReference
 from incidents.cases.sql import ROUTING_LOCK, begin_write, insert_ignore
 from incidents.cases.validate import case_fields
-from incidents.db.models import Case, CaseEvent, CasePost, Notification, Post
+from incidents.db.models import Case, CaseEvent, CasePost, Notification, Post, table_of
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +136,8 @@ def insert_cases(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     """Insert case rows in one statement; their ids in order."""
     if not rows:
         return []
-    result = conn.execute(
-        Case.__table__.insert().returning(Case.__table__.c.id, sort_by_parameter_order=True), rows
-    )
+    case_table = table_of(Case)
+    result = conn.execute(case_table.insert().returning(case_table.c.id, sort_by_parameter_order=True), rows)
     return list(result.scalars().all())
 
 
@@ -167,7 +166,7 @@ def enqueue_opened(conn: Connection, case_ids: Iterable[int], ref: RoutingRefere
                     now=now,
                 )
             )
-    insert_ignore(conn, Notification.__table__, rows)
+    insert_ignore(conn, table_of(Notification), rows)
     return len(rows)
 
 
@@ -218,7 +217,7 @@ def make_live(
             details["post_id"] = post_ids[row.id]
         events.append(event_row(row.id, "live", actor, now, details, f"live:{row.id}:{now.isoformat()}"))
         changed.append(row.id)
-    insert_ignore(conn, CaseEvent.__table__, events)
+    insert_ignore(conn, table_of(CaseEvent), events)
     hazards = [r.id for r in rows if r.id in changed and r.special_control]
     if hazards:
         enqueue_opened(conn, hazards, ref, now)
@@ -315,7 +314,7 @@ def split_post(engine: Engine, case_id: int, post_id: int, actor: str, *, at: da
             event_row(new_id, "assigned", actor, at, {"executor_code": f["executor_code"]}, None)
             | {"from_status": "new", "to_status": "assigned"},
         ]
-        conn.execute(CaseEvent.__table__.insert(), rows)
+        conn.execute(table_of(CaseEvent).insert(), rows)
     log.info("%s split post %s out of case %s into case %s", actor, post_id, case_id, new_id)
     return new_id
 

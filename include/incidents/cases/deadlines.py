@@ -47,11 +47,15 @@ _MAX_SCAN_DAYS = 366 * 3
 
 
 class DeadlineRuleLike(Protocol):
-    """Anything with the fields of a deadline rule (the ORM row or the reference dataclass)."""
+    """Anything with the fields of a deadline rule (the ORM row or the reference dataclass);
+    read-only members, so a frozen dataclass qualifies."""
 
-    first_response: int
-    resolution: int
-    unit: str
+    @property
+    def first_response(self) -> int: ...
+    @property
+    def resolution(self) -> int: ...
+    @property
+    def unit(self) -> str: ...
 
 
 def as_utc(value: datetime) -> datetime:

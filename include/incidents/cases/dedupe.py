@@ -174,6 +174,38 @@ class _Pool:
             self.long_owner.append(candidate)
 
 
+@dataclass(frozen=True)
+class _Query:
+    """The fields of the post being matched."""
+
+    fp: str
+    stem_text: str
+    category: str
+    topic: str | None
+    municipality_code: str | None
+    settlement_oktmo: str | None
+    published_at: datetime
+    place_key: str | None
+    hazard_type: str | None
+
+    def conflicts(self, cand: CaseCandidate, window: timedelta) -> bool:
+        """Rules that keep the post out of a case whatever the texts say."""
+        return (
+            self.fp in cand.blocked
+            or abs(self.published_at - cand.opened_at) > window
+            # two known, different settlements: two places, two incidents
+            or bool(
+                self.settlement_oktmo
+                and cand.settlement_oktmo
+                and self.settlement_oktmo != cand.settlement_oktmo
+            )
+            # two known, different streets or microdistricts
+            or bool(self.place_key and cand.place_keys and self.place_key not in cand.place_keys)
+            # two different hazards are never one case
+            or bool(self.hazard_type and cand.hazard_type and self.hazard_type != cand.hazard_type)
+        )
+
+
 class CandidateIndex:
     """In-memory index of candidate cases for one chunk of posts (no queries per post).
 
@@ -236,61 +268,77 @@ class CandidateIndex:
         hazard_type: str | None = None,
     ) -> Match | None:
         """The best case for a post, or None (open a new case)."""
-        cfg = self.config
-        for cand in self._by_fp.get(fp, ()):
-            if (
-                cand.category == category
-                and cand.municipality_code == municipality_code
-                and not (
-                    settlement_oktmo and cand.settlement_oktmo and settlement_oktmo != cand.settlement_oktmo
-                )
-                and fp not in cand.blocked
-                and abs(published_at - cand.opened_at) <= cfg.exact_window
-            ):
-                return Match(cand.key, "exact", "exact", 100.0)
-
-        def conflicts(cand: CaseCandidate, window: timedelta) -> bool:
-            """Rules that keep a post out of a case whatever the texts say."""
-            return (
-                fp in cand.blocked
-                or abs(published_at - cand.opened_at) > window
-                # two known, different settlements: two places, two incidents
-                or bool(
-                    settlement_oktmo and cand.settlement_oktmo and settlement_oktmo != cand.settlement_oktmo
-                )
-                # two known, different streets or microdistricts
-                or bool(place_key and cand.place_keys and place_key not in cand.place_keys)
-                # two different hazards are never one case
-                or bool(hazard_type and cand.hazard_type and hazard_type != cand.hazard_type)
-            )
-
-        # rule 5: the same place key (no text threshold)
-        keyed: dict[int, CaseCandidate] = {}
-        if place_key is not None:
-            for cand in self._by_key.get((municipality_code, category, place_key), ()):
-                if (
-                    cand.topic == topic
-                    and (hazard_type or None) == (cand.hazard_type or None)
-                    and not conflicts(cand, cfg.place_window)
-                ):
-                    keyed[id(cand)] = cand
+        q = _Query(
+            fp=fp,
+            stem_text=stem_text,
+            category=category,
+            topic=topic,
+            municipality_code=municipality_code,
+            settlement_oktmo=settlement_oktmo,
+            published_at=published_at,
+            place_key=place_key,
+            hazard_type=hazard_type,
+        )
+        exact = self._match_exact(q)
+        if exact is not None:
+            return exact
+        keyed = self._same_place_key(q)
         if not stem_text:
             if not keyed:
                 return None
             first = min(keyed.values(), key=lambda c: self._order[id(c)])
             return Match(first.key, "near_duplicate", "same_place", 0.0)
+        scores, owners = self._scores(q, keyed)
+        return self._best(q, keyed, scores, owners)
 
-        # rules 3 and 4: one scorer call per pool, then the rules for the texts that scored enough
-        pool = self._pools.get((municipality_code, category))
+    def _match_exact(self, q: _Query) -> Match | None:
+        """Rule 2: the same fingerprint in the same category and municipality."""
+        cfg = self.config
+        for cand in self._by_fp.get(q.fp, ()):
+            if (
+                cand.category == q.category
+                and cand.municipality_code == q.municipality_code
+                and not (
+                    q.settlement_oktmo
+                    and cand.settlement_oktmo
+                    and q.settlement_oktmo != cand.settlement_oktmo
+                )
+                and q.fp not in cand.blocked
+                and abs(q.published_at - cand.opened_at) <= cfg.exact_window
+            ):
+                return Match(cand.key, "exact", "exact", 100.0)
+        return None
+
+    def _same_place_key(self, q: _Query) -> dict[int, CaseCandidate]:
+        """Rule 5: the candidates with the same place key (no text threshold), by ``id()``."""
+        keyed: dict[int, CaseCandidate] = {}
+        if q.place_key is None:
+            return keyed
+        for cand in self._by_key.get((q.municipality_code, q.category, q.place_key), ()):
+            if (
+                cand.topic == q.topic
+                and (q.hazard_type or None) == (cand.hazard_type or None)
+                and not q.conflicts(cand, self.config.place_window)
+            ):
+                keyed[id(cand)] = cand
+        return keyed
+
+    def _scores(
+        self, q: _Query, keyed: dict[int, CaseCandidate]
+    ) -> tuple[dict[int, float], dict[int, CaseCandidate]]:
+        """Rules 3 and 4: one scorer call per pool; the best score of each candidate that scored
+        enough, and of every same-key candidate (scored exactly when below the pool's cutoff)."""
+        cfg = self.config
+        pool = self._pools.get((q.municipality_code, q.category))
         scores: dict[int, float] = {}
         owners: dict[int, CaseCandidate] = {}
         if pool is not None:
             cutoff = (
                 min(cfg.place_threshold, cfg.near_threshold)
-                if settlement_oktmo is not None
+                if q.settlement_oktmo is not None
                 else cfg.near_threshold
             )
-            short_query = _is_short(stem_text)
+            short_query = _is_short(q.stem_text)
             batches = [(pool.short, pool.short_owner, fuzz.token_sort_ratio)]
             batches.append(
                 (pool.long, pool.long_owner, fuzz.token_sort_ratio if short_query else fuzz.token_set_ratio)
@@ -299,7 +347,7 @@ class CandidateIndex:
                 if not texts:
                     continue
                 for _choice, score, idx in process.extract(
-                    stem_text, texts, scorer=scorer, score_cutoff=cutoff, limit=None
+                    q.stem_text, texts, scorer=scorer, score_cutoff=cutoff, limit=None
                 ):
                     cand = text_owners[idx]
                     if float(score) > scores.get(id(cand), -1.0):
@@ -308,32 +356,49 @@ class CandidateIndex:
         for cand in keyed.values():
             if id(cand) not in scores:  # below the pool's cutoff: score it exactly
                 owners[id(cand)] = cand
-                scores[id(cand)] = max((similarity(stem_text, t) for t in cand.texts), default=0.0)
+                scores[id(cand)] = max((similarity(q.stem_text, t) for t in cand.texts), default=0.0)
+        return scores, owners
 
-        window = max(cfg.near_window, cfg.place_window)
+    def _bar(self, q: _Query, cand: CaseCandidate) -> tuple[float, bool] | None:
+        """The score a candidate without the post's place key must reach and whether the near
+        window holds; None when a rule keeps the post out of it."""
+        cfg = self.config
+        if q.conflicts(cand, max(cfg.near_window, cfg.place_window)):
+            return None
+        same_place = (
+            q.settlement_oktmo is not None
+            and cand.settlement_oktmo == q.settlement_oktmo
+            and cand.topic == q.topic
+            and abs(q.published_at - cand.opened_at) <= cfg.place_window
+        )
+        near_ok = abs(q.published_at - cand.opened_at) <= cfg.near_window
+        if not (same_place or near_ok):
+            return None
+        return (cfg.place_threshold if same_place else cfg.near_threshold), near_ok
+
+    def _best(
+        self,
+        q: _Query,
+        keyed: dict[int, CaseCandidate],
+        scores: dict[int, float],
+        owners: dict[int, CaseCandidate],
+    ) -> Match | None:
+        """The highest-scoring candidate that passes its bar (ties: the earlier candidate)."""
         best: tuple[float, int, CaseCandidate, str] | None = None
         for ident, cand in owners.items():
             score = scores[ident]
             if ident in keyed:
                 bar, near_ok = 0.0, False
             else:
-                if conflicts(cand, window):
+                rule = self._bar(q, cand)
+                if rule is None:
                     continue
-                same_place = (
-                    settlement_oktmo is not None
-                    and cand.settlement_oktmo == settlement_oktmo
-                    and cand.topic == topic
-                    and abs(published_at - cand.opened_at) <= cfg.place_window
-                )
-                near_ok = abs(published_at - cand.opened_at) <= cfg.near_window
-                if not (same_place or near_ok):
-                    continue
-                bar = cfg.place_threshold if same_place else cfg.near_threshold
+                bar, near_ok = rule
             if score < bar:
                 continue
             order = self._order[ident]
             if best is None or score > best[0] or (score == best[0] and order < best[1]):
-                method = "near_duplicate" if score >= cfg.near_threshold and near_ok else "same_place"
+                method = "near_duplicate" if score >= self.config.near_threshold and near_ok else "same_place"
                 best = (score, order, cand, method)
         if best is None:
             return None

@@ -47,7 +47,7 @@ from incidents.cases.deadlines import as_utc
 from incidents.cases.notify import compose, load_case_contexts, notification_row
 from incidents.cases.reference import RoutingReference
 from incidents.cases.sql import begin_write, insert_ignore
-from incidents.db.models import Case, CaseEvent, Notification
+from incidents.db.models import Case, CaseEvent, Notification, table_of
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def escalate(
         summary.candidates = len(cases)
         if not cases:
             return summary
-        last_at: dict[tuple[int, int], datetime] = {}
+        last_at: dict[tuple[int, int | None], datetime] = {}
         ids = [c.id for c in cases]
         for i in range(0, len(ids), 1000):
             for case_id, level, at in conn.execute(
@@ -221,16 +221,15 @@ def escalate(
             }
             for s in steps
         ]
-        won = set(insert_ignore(conn, CaseEvent.__table__, rows, returning="idempotency_key"))
+        won = set(insert_ignore(conn, table_of(CaseEvent), rows, returning="idempotency_key"))
         winners = [s for s in steps if f"escalate:{s.case_id}:{s.level}" in won]
         summary.lost_races = len(steps) - len(winners)
         if not winners:
             return summary
+        case_table = table_of(Case)
         conn.execute(
-            update(Case.__table__)
-            .where(
-                Case.__table__.c.id == bindparam("cid"), Case.__table__.c.escalation_level < bindparam("lvl")
-            )
+            update(case_table)
+            .where(case_table.c.id == bindparam("cid"), case_table.c.escalation_level < bindparam("lvl"))
             .values(escalation_level=bindparam("lvl"), updated_at=now),
             [{"cid": s.case_id, "lvl": s.level} for s in winners],
         )
@@ -250,7 +249,7 @@ def escalate(
                     )
                 )
             summary.by_level[s.level] = summary.by_level.get(s.level, 0) + 1
-        insert_ignore(conn, Notification.__table__, notes)
+        insert_ignore(conn, table_of(Notification), notes)
         summary.escalated = len(winners)
         summary.notifications = len(notes)
     log.info(

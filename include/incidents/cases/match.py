@@ -251,7 +251,8 @@ def match_posts(
         plan.keys[p.id] = stored_place_key(p.place_key, p.text, f["municipality_code"], f["settlement_oktmo"])
     index = CandidateIndex(config)
     load_candidates(conn, index, valid, {p.id: plan.texts[p.id][0] for p in valid}, cache)
-    parents = parent_cases(conn, valid)
+    # comments' parents join the chunk's new cases (temporary str keys) as they are opened
+    parents: dict[tuple[str, str], int | str] = dict(parent_cases(conn, valid))
     for post in valid:
         _match_one(post, fields_by_post[post.id], plan, index, parents)
     return plan
@@ -322,6 +323,7 @@ def _match_one(
             if not f["historical"]:
                 plan.live_joins.setdefault(match.key, post)
     key_of_case = plan.links[-1][0]
-    if plan.keys[post.id] and key_of_case in index.cases:
-        index.add_place_key(key_of_case, plan.keys[post.id])  # type: ignore[arg-type]
+    place_key = plan.keys[post.id]
+    if place_key and key_of_case in index.cases:
+        index.add_place_key(key_of_case, place_key)
     parents[(post.network, post.external_id)] = key_of_case

@@ -32,7 +32,17 @@ from sqlalchemy.orm import Session
 
 from incidents.cases.deadlines import TZ, as_utc
 from incidents.cases.sql import begin_write, insert_ignore
-from incidents.db.models import Case, CaseEvent, CasePost, Executor, Municipality, Notification, Post, Topic
+from incidents.db.models import (
+    Case,
+    CaseEvent,
+    CasePost,
+    Executor,
+    Municipality,
+    Notification,
+    Post,
+    Topic,
+    table_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +263,7 @@ def deliver_pending(
                 attempts = (note.attempts or 0) + 1
                 try:
                     send(note)
-                except Exception as exc:  # noqa: BLE001 - any failure of the transport is recorded
+                except Exception as exc:  # any failure of the transport is recorded
                     error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
                     summary.failed_now += 1
                     summary.errors.append(f"#{note.id} {note.recipient}: {error}")
@@ -281,7 +291,7 @@ def deliver_pending(
                         if note.case_id is not None:
                             insert_ignore(
                                 conn,
-                                CaseEvent.__table__,
+                                table_of(CaseEvent),
                                 [
                                     {
                                         "case_id": note.case_id,
@@ -307,7 +317,7 @@ def deliver_pending(
                 if note.case_id is not None:
                     insert_ignore(
                         conn,
-                        CaseEvent.__table__,
+                        table_of(CaseEvent),
                         [
                             {
                                 "case_id": note.case_id,

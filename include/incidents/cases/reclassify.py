@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, Row, and_, or_, select, update
 
 from incidents.cases.create import LABEL_FIELDS, POST_COLUMNS, event_row
 from incidents.cases.deadlines import as_utc
@@ -19,7 +20,7 @@ from incidents.cases.errors import RoutingError
 from incidents.cases.reference import RoutingReference
 from incidents.cases.sql import ROUTING_LOCK, begin_write, insert_ignore
 from incidents.cases.validate import case_fields
-from incidents.db.models import Case, CaseEvent, CasePost, Post
+from incidents.db.models import Case, CaseEvent, CasePost, Post, table_of
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,11 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-class _PostView:
+class _PostView(SimpleNamespace):
     """Attribute access to a post's columns read under prefixed labels."""
 
     def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
+        super().__init__(**values)
 
 
 def apply_reclassification(
@@ -90,7 +91,7 @@ def apply_reclassification(
             if post_ids is not None
             else [None]
         )
-        rows = []
+        rows: list[Row[Any]] = []
         for part in parts:
             q = query if part is None else query.where(Post.id.in_(part))
             rows.extend(conn.execute(q).all())
@@ -142,7 +143,7 @@ def apply_reclassification(
                 event_row(m["id"], "relabelled", actor, now, details, f"relabel:{m['id']}:{version}")
             )
             relabelled += 1
-        insert_ignore(conn, CaseEvent.__table__, events)
+        insert_ignore(conn, table_of(CaseEvent), events)
     if relabelled or suggestions:
         log.info(
             "reprocessing: %d case(s) relabelled, %d suggestion(s) for operators", relabelled, suggestions

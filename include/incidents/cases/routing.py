@@ -74,7 +74,7 @@ from incidents.cases.reclassify import apply_reclassification, post_filters
 from incidents.cases.reference import RoutingReference
 from incidents.cases.sql import ROUTING_LOCK, begin_write, insert_ignore
 from incidents.cases.validate import DEFAULT_LIVE_HORIZON, case_fields, validate_posts
-from incidents.db.models import Batch, Case, CaseEvent, CasePost, Post, Quarantine
+from incidents.db.models import Batch, Case, CaseEvent, CasePost, Post, Quarantine, table_of
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +171,7 @@ def _read_chunk(conn: Connection, ids: Sequence[int]) -> list[Any]:
         .outerjoin(Batch, Batch.id == Post.batch_id)
         .where(Post.id.in_(list(ids)), Post.is_incident == true(), _unlinked)
     ).all()
-    posts.sort(key=lambda p: (as_utc(p.published_at), p.id))
-    return posts
+    return sorted(posts, key=lambda p: (as_utc(p.published_at), p.id))
 
 
 def _route_chunk(engine: Engine, ids: Sequence[int], run: _Run, total: RoutingSummary) -> None:
@@ -189,7 +188,7 @@ def _route_chunk(engine: Engine, ids: Sequence[int], run: _Run, total: RoutingSu
                 posts, run.ref, registered_at=run.now, horizon=run.horizon, window_end=run.window_end
             )
             if quarantine:
-                insert_ignore(conn, Quarantine.__table__, quarantine)
+                insert_ignore(conn, table_of(Quarantine), quarantine)
                 summary.quarantined += len(quarantine)
                 log.warning(
                     "routing: %d post(s) quarantined, e.g. %s", len(quarantine), quarantine[0]["reason"]
@@ -234,6 +233,7 @@ def write_plan(
         case_opened = plan.new_cases[key].fields["opened_at"] if isinstance(key, str) else None
         pending.append((case_id, case_opened or f["opened_at"], *plan.texts[post.id], plan.keys[post.id]))
         if match is None:
+            assert isinstance(key, str)  # the origin of a case opened in this chunk (temporary key)
             link_rows.append(
                 {"case_id": case_id, "post_id": post.id, "link": "origin", "score": None, "linked_at": now}
             )
@@ -269,8 +269,8 @@ def write_plan(
         summary.joined += 1
         summary.by_method[match.method] = summary.by_method.get(match.method, 0) + 1
     for i in range(0, len(link_rows), 1000):
-        conn.execute(CasePost.__table__.insert(), link_rows[i : i + 1000])
-    insert_ignore(conn, CaseEvent.__table__, events)
+        conn.execute(table_of(CasePost).insert(), link_rows[i : i + 1000])
+    insert_ignore(conn, table_of(CaseEvent), events)
     if joined_cases:
         ids_joined = sorted(joined_cases)
         for i in range(0, len(ids_joined), 1000):
@@ -330,7 +330,7 @@ def _hazard_joined(
         )
         events.append(event_row(case_id, "relabelled", actor, now, details, f"hazard:{case_id}:{post.id}"))
         raised.append(case_id)
-    insert_ignore(conn, CaseEvent.__table__, events)
+    insert_ignore(conn, table_of(CaseEvent), events)
     return raised
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, text
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 ROUTING_LOCK = 727201
 """PostgreSQL advisory lock key taken by routing transactions (one router at a time)."""
@@ -26,14 +29,18 @@ def begin_write(conn: Connection, lock_key: int | None = None) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
 
 
-def _dialect_insert(conn: Connection, table: Table):
+def _dialect_insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - only the two supported databases
-        raise RuntimeError(f"unsupported database {conn.dialect.name!r}")
-    return insert(table)
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    raise RuntimeError(
+        f"unsupported database {conn.dialect.name!r}"
+    )  # pragma: no cover - only the two supported databases
 
 
 def insert_ignore(

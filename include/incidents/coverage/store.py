@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 
 from incidents.cases.sql import insert_ignore
 from incidents.coverage.windows import Gap, GapHistory, Window, utc
-from incidents.db.models import CoverageAction
+from incidents.db.models import CoverageAction, table_of
 
 ACTIONS = ("detected", "backfill_requested", "caught_up", "alerted", "skipped_paused")
 
@@ -66,7 +66,7 @@ def record(engine: Engine, actions: Sequence[Action], *, run_id: str | None) -> 
         for key, a in by_key.items()
     ]
     with engine.begin() as conn:
-        won = insert_ignore(conn, CoverageAction.__table__, rows, returning="idempotency_key")
+        won = insert_ignore(conn, table_of(CoverageAction), rows, returning="idempotency_key")
     return [by_key[k] for k in won]
 
 
@@ -113,7 +113,7 @@ def release_alert(
         return
     with engine.begin() as conn:
         conn.execute(
-            CoverageAction.__table__.delete().where(CoverageAction.__table__.c.idempotency_key.in_(keys))
+            table_of(CoverageAction).delete().where(table_of(CoverageAction).c.idempotency_key.in_(keys))
         )
 
 

@@ -17,11 +17,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
 COVERED_STATES = frozenset({"success", "running", "queued"})
 """Run states of a window that needs no catch-up (a running or queued run may still succeed)."""
 
 
+@overload
+def utc(value: datetime | str) -> datetime: ...
+@overload
+def utc(value: None) -> None: ...
+@overload
+def utc(value: datetime | str | None) -> datetime | None: ...
 def utc(value: datetime | str | None) -> datetime | None:
     """An aware UTC datetime (naive values, as SQLite returns them, are taken as UTC)."""
     if value is None:

@@ -257,7 +257,7 @@ def pipeline_health(
             )
         ).all()
         lag_rows = conn.execute(
-            select(Post.batch_id, Case.id, Case.opened_at, Case.registered_at)
+            select(Batch.id, Case.id, Case.opened_at, Case.registered_at)
             .join(CasePost, CasePost.case_id == Case.id)
             .join(Post, Post.id == CasePost.post_id)
             .join(Batch, Batch.id == Post.batch_id)
@@ -303,6 +303,7 @@ def pipeline_health(
     by_network = {n: Figures(network=n, start=start, end=end) for n in networks}
     total = Figures(network="*", start=start, end=end)
     for fig in per_batch.values():
+        assert fig.start is not None  # a batch's figures always have its window
         b_start = bucket_start(fig.start, granularity)
         key = (fig.network, b_start)
         if key not in buckets:
@@ -320,7 +321,7 @@ def pipeline_health(
         ),
         networks=by_network,
         total=total,
-        classifier_versions={v: int(n) for v, n in sorted(version_rows)},
+        classifier_versions={v: int(n) for v, n in sorted(version_rows) if v is not None},
     )
 
 

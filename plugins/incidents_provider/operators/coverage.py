@@ -225,6 +225,7 @@ class CoverageOperator(BaseOperator):
             alerted = won
         if plan.alerted:
             log.info("%s: %d gap(s) alerted earlier (no second alert)", dag_id, len(plan.alerted))
+        backfilled_range = backfill_range(plan.backfill)
         return {
             "cron": cron,
             "paused": bool(details.get("is_paused")),
@@ -236,7 +237,7 @@ class CoverageOperator(BaseOperator):
             "waiting": len(plan.waiting),
             "alerted_now": [g.window.start.isoformat() for g in alerted],
             "caught_up": [w.start.isoformat() for w in plan.caught_up],
-            "range": [x.isoformat() for x in backfill_range(plan.backfill)] if plan.backfill else None,
+            "range": [x.isoformat() for x in backfilled_range] if backfilled_range else None,
         }
 
     def _backfill(self, dag_id, api, engine, gaps, history, details, run_id) -> int | None:
@@ -246,7 +247,10 @@ class CoverageOperator(BaseOperator):
         from incidents.coverage.store import Action
         from incidents.coverage.windows import backfill_range, utc
 
-        first, last = backfill_range(gaps)
+        gap_range = backfill_range(gaps)
+        if gap_range is None:
+            return None
+        first, last = gap_range
         max_active = int(details.get("max_active_runs") or 1)
         dry = api.create_backfill(dag_id, first, last, max_active_runs=max_active, dry_run=True)
         planned = {utc(b["logical_date"]) for b in dry.get("backfills", []) if b.get("logical_date")}
@@ -312,5 +316,5 @@ def _seen(history: Any, window: Any) -> Any:
 def _runs_url(api: AirflowApiHook, dag_id: str) -> str | None:
     try:
         return f"{api.base_url()}/dags/{dag_id}/runs"
-    except Exception:  # noqa: BLE001 - a link is a nicety
+    except Exception:  # a link is a nicety
         return None

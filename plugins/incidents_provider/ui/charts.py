@@ -106,12 +106,10 @@ def share_lines(
         f'<text x="{left}" y="16" class="chart-title">{escape(title)}</text>',
     ]
     for k in range(5):
-        value = top_value * k / 4
+        tick = top_value * k / 4
         y = top + plot_h - plot_h * k / 4
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        parts.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">{value:.0%}</text>'
-        )
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">{tick:.0%}</text>')
     n = max(len(labels), 1)
     slot = plot_w / n
     label_every = max(1, round(n / 12))

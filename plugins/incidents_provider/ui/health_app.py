@@ -123,7 +123,7 @@ def _coverage(request: Request, start: datetime, now: datetime) -> list[Any]:
                 }
                 for g in gaps
             ]
-        except Exception as exc:  # noqa: BLE001 - one DAG's state must not hide the others
+        except Exception as exc:  # one DAG's state must not hide the others
             log.warning("%s: could not read its runs: %s", dag_id, exc)
             item.error = f"could not read the runs of {dag_id}: {exc}"
         out.append(item)
@@ -143,7 +143,7 @@ def _gather(request: Request, days: float, granularity: str, end: datetime | Non
     try:
         actions = store.recent_actions(engine, since=start)
         open_gaps = store.open_gaps(engine)
-    except Exception as exc:  # noqa: BLE001 - a case database not migrated to 0004 yet
+    except Exception as exc:  # a case database not migrated to 0004 yet
         log.warning("coverage actions unavailable: %s", exc)
         notes.append("Coverage actions unavailable: the case database is not migrated yet (runs migrate it).")
         actions, open_gaps = [], []

@@ -82,8 +82,23 @@ def render(
     notes: Sequence[str] = (),
 ) -> str:
     """The whole page."""
-    total = report.total
-    fmt = "%d.%m %H:%M" if report.granularity == "hour" else "%d.%m"
+    out = _header(report, self_url, days, notes)
+    out += _cards(report, coverage, quality)
+    out += _networks(report, coverage, base_url)
+    out += _charts(report)
+    out += _gaps(coverage, open_gaps, base_url)
+    out += _actions(actions, base_url)
+    out += _reasons(report)
+    out += _skipped(report)
+    out += _buckets(report, base_url)
+    if quality.get("source"):
+        out.append(f"<p class='muted'>Classifier quality from {escape(quality['source'])}.</p>")
+    out.append("</body></html>")
+    return "".join(out)
+
+
+def _header(report: Any, self_url: str, days: float, notes: Sequence[str]) -> list[str]:
+    """The title, the period and its links, the notes."""
     out: list[str] = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
@@ -102,8 +117,13 @@ def render(
     out.append(f"<a href='{escape(self_url)}health.json?{urlencode({'days': days})}'>JSON</a></nav>")
     for note in notes:
         out.append(f"<p class='bad'>{escape(note)}</p>")
+    return out
 
-    # ------------------------------------------------------------------ cards
+
+def _cards(report: Any, coverage: Sequence[DagCoverage], quality: Mapping[str, Any]) -> list[str]:
+    """The headline figures of the period."""
+    total = report.total
+    out: list[str] = []
     versions = ", ".join(f"{v} ({n})" for v, n in report.classifier_versions.items()) or "none yet"
     if quality.get("figures"):
         qual = ", ".join(f"{k.removeprefix('quality_')}: {v}" for k, v in quality["figures"].items())
@@ -131,8 +151,12 @@ def render(
         f"{escape(versions)}</div><div class='k'>blind-set quality</div><div data-testid='classifier-quality'>"
         f"{escape(qual)}</div></div></div>"
     )
+    return out
 
-    # ------------------------------------------------------------------ per network
+
+def _networks(report: Any, coverage: Sequence[DagCoverage], base_url: str) -> list[str]:
+    """The per-network table."""
+    out: list[str] = []
     out.append("<h2>Per network</h2><table data-testid='networks'><tr><th>network</th><th>windows</th>")
     out.append(
         "<th>last complete window</th><th>posts</th><th>comments</th><th>quarantined</th><th>share</th>"
@@ -168,8 +192,13 @@ def render(
             + f"<td><a href='{escape(run_url(base_url, dag_id, None))}' target='_top'>{dag_id}</a></td></tr>"
         )
     out.append("</table>")
+    return out
 
-    # ------------------------------------------------------------------ charts
+
+def _charts(report: Any) -> list[str]:
+    """The charts over the period's buckets."""
+    fmt = "%d.%m %H:%M" if report.granularity == "hour" else "%d.%m"
+    out: list[str] = []
     buckets = sorted({b.start for b in report.buckets})
     labels = [b.strftime(fmt) for b in buckets]
     networks = list(report.networks)
@@ -207,8 +236,14 @@ def render(
         )
     )
     out.append("</div>")
+    return out
 
-    # ------------------------------------------------------------------ gaps and coverage
+
+def _gaps(
+    coverage: Sequence[DagCoverage], open_gaps: Sequence[Mapping[str, Any]], base_url: str
+) -> list[str]:
+    """The missing or failed windows and what coverage did about them."""
+    out: list[str] = []
     out.append("<h2>Missing or failed windows</h2>")
     any_gap = False
     out.append(
@@ -249,7 +284,12 @@ def render(
             "<tr><td colspan='5' class='ok'>none: every window of the period is collected or running</td></tr>"
         )
     out.append("</table>")
+    return out
 
+
+def _actions(actions: Sequence[Mapping[str, Any]], base_url: str) -> list[str]:
+    """The coverage DAG's actions."""
+    out: list[str] = []
     out.append("<h2>Coverage actions</h2><div class='scroll'><table data-testid='coverage-actions'>")
     out.append(
         "<tr><th>at (UTC)</th><th>DAG</th><th>window</th><th>action</th><th>backfill</th><th>run</th></tr>"
@@ -265,8 +305,12 @@ def render(
     if not actions:
         out.append("<tr><td colspan='6' class='muted'>no actions yet</td></tr>")
     out.append("</table></div>")
+    return out
 
-    # ------------------------------------------------------------------ reasons, skipped sources
+
+def _reasons(report: Any) -> list[str]:
+    """The top quarantine reasons per network."""
+    out: list[str] = []
     out.append(
         "<h2>Quarantine: top reasons</h2><table data-testid='reasons'><tr><th>network</th><th>reason</th>"
     )
@@ -279,7 +323,12 @@ def render(
     if not rows:
         out.append("<tr><td colspan='3' class='muted'>nothing quarantined</td></tr>")
     out.append("</table>")
+    return out
 
+
+def _skipped(report: Any) -> list[str]:
+    """The sources skipped per network."""
+    out: list[str] = []
     out.append("<h2>Sources skipped</h2><table data-testid='skipped'><tr><th>network</th><th>source</th>")
     out.append("<th>reason</th><th>windows</th></tr>")
     rows = 0
@@ -293,8 +342,12 @@ def render(
     if not rows:
         out.append("<tr><td colspan='4' class='muted'>no source skipped</td></tr>")
     out.append("</table>")
+    return out
 
-    # ------------------------------------------------------------------ per window
+
+def _buckets(report: Any, base_url: str) -> list[str]:
+    """Every bucket of the period, with its runs."""
+    out: list[str] = []
     out.append(f"<details><summary>Every {escape(report.granularity)} ({len(report.buckets)} rows)</summary>")
     out.append(
         "<table data-testid='buckets'><tr><th>start</th><th>network</th><th>windows</th><th>collected</th>"
@@ -309,10 +362,7 @@ def render(
             f"{_td(_hours(b.lag_p90_h))}<td>{runs}</td></tr>"
         )
     out.append("</table></details>")
-    if quality.get("source"):
-        out.append(f"<p class='muted'>Classifier quality from {escape(quality['source'])}.</p>")
-    out.append("</body></html>")
-    return "".join(out)
+    return out
 
 
 def _run_link(base_url: str, dag_id: str, run_id: str | None, label: str | None = None) -> str:
