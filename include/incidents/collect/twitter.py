@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from incidents.collect.base import (
     BaseClient,
@@ -88,6 +88,42 @@ def _reset_wait(headers: Mapping[str, str], now: float) -> float | None:
     return parse_retry_after(headers.get("Retry-After"), now)
 
 
+def _ok_answer(data: Any) -> dict:
+    """A 200 answer: the JSON object, unless it holds only errors (a gone or forbidden source)."""
+    if not isinstance(data, dict):
+        raise MalformedResponse(NETWORK, "malformed", "expected a JSON object")
+    if "data" not in data and data.get("errors"):
+        first = data["errors"][0]
+        kind = str(first.get("type", ""))
+        message = first.get("detail") or first.get("message") or first.get("title") or "error"
+        if "resource-not-found" in kind or "not-authorized-for-resource" in kind:
+            raise SourceUnavailable(NETWORK, kind.rsplit("/", 1)[-1], message)
+        raise ApiError(NETWORK, kind.rsplit("/", 1)[-1] or 200, message)
+    return data
+
+
+def _raise_error_answer(status: int, data: Any) -> NoReturn:
+    """A 4xx answer with a JSON body: the error it stands for."""
+    detail = ""
+    if isinstance(data, dict):
+        detail = str(data.get("detail") or data.get("title") or "")
+        for err in data.get("errors") or []:
+            detail += f" {err.get('message', '')}"
+    detail = detail.strip() or f"HTTP {status}"
+    kind = str(data.get("type", "")) if isinstance(data, dict) else ""
+    if status == 401:
+        raise AuthError(NETWORK, 401, detail)
+    if status == 403:
+        if "unsupported-authentication" in kind:
+            raise AuthError(NETWORK, 403, detail)
+        if "client-forbidden" in kind:
+            raise PermissionMissing(NETWORK, 403, detail, permission=ACCESS_NEEDED)
+        raise SourceUnavailable(NETWORK, 403, detail)
+    if status == 400 and "start_time" in detail and ("on or after" in detail or "must be" in detail):
+        raise WindowNotAvailable(NETWORK, 400, detail)
+    raise ApiError(NETWORK, status, detail)
+
+
 def make_interpret(clock: Callable[[], float] = time.time) -> Callable[[int, Mapping[str, str], Any], Any]:
     """The answer mapping, with the clock used to turn ``x-rate-limit-reset`` into a wait."""
 
@@ -107,34 +143,8 @@ def make_interpret(clock: Callable[[], float] = time.time) -> Callable[[int, Map
                 raise ApiError(NETWORK, status, f"HTTP {status} with a non-JSON body") from None
             raise
         if status == 200:
-            if not isinstance(data, dict):
-                raise MalformedResponse(NETWORK, "malformed", "expected a JSON object")
-            if "data" not in data and data.get("errors"):
-                first = data["errors"][0]
-                kind = str(first.get("type", ""))
-                message = first.get("detail") or first.get("message") or first.get("title") or "error"
-                if "resource-not-found" in kind or "not-authorized-for-resource" in kind:
-                    raise SourceUnavailable(NETWORK, kind.rsplit("/", 1)[-1], message)
-                raise ApiError(NETWORK, kind.rsplit("/", 1)[-1] or 200, message)
-            return data
-        detail = ""
-        if isinstance(data, dict):
-            detail = str(data.get("detail") or data.get("title") or "")
-            for err in data.get("errors") or []:
-                detail += f" {err.get('message', '')}"
-        detail = detail.strip() or f"HTTP {status}"
-        kind = str(data.get("type", "")) if isinstance(data, dict) else ""
-        if status == 401:
-            raise AuthError(NETWORK, 401, detail)
-        if status == 403:
-            if "unsupported-authentication" in kind:
-                raise AuthError(NETWORK, 403, detail)
-            if "client-forbidden" in kind:
-                raise PermissionMissing(NETWORK, 403, detail, permission=ACCESS_NEEDED)
-            raise SourceUnavailable(NETWORK, 403, detail)
-        if status == 400 and "start_time" in detail and ("on or after" in detail or "must be" in detail):
-            raise WindowNotAvailable(NETWORK, 400, detail)
-        raise ApiError(NETWORK, status, detail)
+            return _ok_answer(data)
+        _raise_error_answer(status, data)
 
     return interpret
 
