@@ -50,7 +50,7 @@ import json
 import logging
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeGuard, overload
@@ -674,7 +674,7 @@ class MonthSummary:
                 return clean(value.item())
             return value
 
-        def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+        def records(df: pd.DataFrame) -> list[dict[Hashable, Any]]:
             return [{k: clean(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
 
         trend = self.trend.copy()
@@ -706,7 +706,7 @@ def reference_names(engine: Engine) -> dict[str, dict[str, str]]:
         }
     try:
         names["hazard_types"] = dict(load_rubricator().hazard_types)
-    except Exception as exc:  # noqa: BLE001 - names are cosmetic; the figures stand without them
+    except Exception as exc:  # names are cosmetic; the figures stand without them
         log.warning("hazard type names unavailable: %s", exc)
         names["hazard_types"] = {}
     return names

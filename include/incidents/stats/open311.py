@@ -156,7 +156,7 @@ def open311_services(engine: Engine) -> list[dict[str, Any]]:
 
     try:
         hazard_names = load_rubricator().hazard_types
-    except Exception as exc:  # noqa: BLE001 - descriptions are cosmetic
+    except Exception as exc:  # descriptions are cosmetic
         log.warning("hazard type names unavailable: %s", exc)
         hazard_names = {}
     with engine.connect() as conn:
@@ -260,7 +260,7 @@ def open311_requests(engine: Engine, month: date | str) -> list[dict[str, Any]]:
 
     try:
         hazard_names = load_rubricator().hazard_types
-    except Exception:  # noqa: BLE001 - cosmetic
+    except Exception:  # cosmetic
         hazard_names = {}
     return [_request(r, posts.get(r.origin_post_id), hazard_names) for r in rows]
 

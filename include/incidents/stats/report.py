@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 import matplotlib
@@ -289,8 +289,9 @@ def _dimension_rows(summary: MonthSummary, dimension: str, kind: str) -> list[li
     table = summary.by(dimension, (*TABLE_METRICS, "share_resolved_on_time"))
     if dimension == "network":
         table = table.reindex([n for n in NETWORKS if n in table.index])
-    rows = []
-    for code, row in table.iterrows():
+    rows: list[list[str]] = []
+    for index, row in table.iterrows():
+        code = cast(str, index)  # the index holds the dimension's codes
         cells = [code, _label(summary, kind, code)]
         cells += [_fmt(row[m]) for m in TABLE_METRICS]
         share = summary.value("share_resolved_on_time", **{_arg(dimension): code})
@@ -318,7 +319,8 @@ def _matrix(summary: MonthSummary) -> tuple[list[str], list[list[str]]]:
     cats = [c for c in summary.names.get("categories", {}) if c in matrix.columns] or list(matrix.columns)
     headers = ["Муниципальное образование", *(summary.name("categories", c) for c in cats), "Всего"]
     rows = []
-    for code, row in matrix.iterrows():
+    for index, row in matrix.iterrows():
+        code = cast(str, index)  # municipality codes
         total = summary.value("incidents_found", municipality=code) or 0.0
         rows.append(
             [summary.name("municipalities", code), *(_fmt(row.get(c, 0.0)) for c in cats), _fmt(total)]
@@ -332,7 +334,7 @@ def _executor_rows(summary: MonthSummary) -> list[list[str]]:
         rows.append(
             [
                 _fmt(e["rank"]),
-                e["executor_name"],
+                cast(str, e["executor_name"]),
                 _fmt(e["cases"]),
                 _fmt(e["resolved"]),
                 _fmt(e["resolved_on_time"]),
@@ -345,7 +347,7 @@ def _executor_rows(summary: MonthSummary) -> list[list[str]]:
 
 
 def _hazard_rows(summary: MonthSummary) -> list[list[str]]:
-    return [[h.name, _fmt(h.found), _fmt(h.removed)] for h in summary.hazards().itertuples()]
+    return [[cast(str, h.name), _fmt(h.found), _fmt(h.removed)] for h in summary.hazards().itertuples()]
 
 
 def _topic_rows(summary: MonthSummary) -> list[list[str]]:
@@ -481,16 +483,18 @@ def render_csv(summary: MonthSummary) -> str:
         ]
     )
     for row in summary.stats.itertuples(index=False):
+        municipality, category = cast(str, row.municipality_code), cast(str, row.category)
+        value = cast(float, row.value)
         writer.writerow(
             [
                 f"{summary.month:%Y-%m}",
-                row.municipality_code,
-                summary.name("municipalities", row.municipality_code),
-                row.category,
-                summary.name("categories", row.category),
+                municipality,
+                summary.name("municipalities", municipality),
+                category,
+                summary.name("categories", category),
                 row.network,
                 row.metric,
-                repr(float(row.value)) if row.value == row.value else "",
+                repr(float(value)) if value == value else "",
             ]
         )
     return buf.getvalue()
@@ -518,7 +522,8 @@ def _num(value: Any) -> float | None:
 def render_xlsx(summary: MonthSummary) -> bytes:
     """The workbook: Summary, Municipalities, Categories, Networks, Executors, Hazards, Topics, Sources."""
     wb = Workbook()
-    wb.remove(wb.active)
+    if wb.active is not None:  # a new workbook's empty default sheet
+        wb.remove(wb.active)
     region = summary.region()
     summary_rows: list[list[str | float | None]] = [["Месяц", f"{summary.month:%Y-%m}", None]]
     for metric, label in METRIC_LABELS.items():
@@ -534,7 +539,7 @@ def render_xlsx(summary: MonthSummary) -> bytes:
         table = summary.by(dimension, metrics)
         rows = [
             [code, _label(summary, kind, code), *(_num(row[m]) for m in metrics)]
-            for code, row in table.iterrows()
+            for code, row in ((cast(str, index), row) for index, row in table.iterrows())
         ]
         for row, code in zip(rows, table.index, strict=True):
             row[-1] = summary.value("share_resolved_on_time", **{_arg(dimension): code})
@@ -632,7 +637,7 @@ def report_email(summary: MonthSummary, files: ReportFiles) -> tuple[str, str]:
         "incidents_found", ascending=False
     )
     leaders = ", ".join(
-        f"{html.escape(summary.name('municipalities', code))} ({_fmt(n)})"
+        f"{html.escape(summary.name('municipalities', cast(str, code)))} ({_fmt(n)})"
         for code, n in top["incidents_found"].head(3).items()
         if n > 0
     )

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         docs_dir=Path(args.docs) if args.docs else None,
         run_id=args.run_id,
     )
-    out: IO[str] = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+    out: IO[str] = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
     try:
         for rec in report.valid_records:
             out.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")

@@ -286,7 +286,7 @@ def _short(value: Any, limit: int = 60) -> str:
 class _Reason(string.Formatter):
     """``str.format`` that leaves unknown fields visible instead of raising."""
 
-    def get_value(self, key, args, kwargs):  # noqa: D401 - Formatter API
+    def get_value(self, key, args, kwargs):  # Formatter API
         if isinstance(key, str):
             return kwargs.get(key, "{" + key + "}")
         return super().get_value(key, args, kwargs)
