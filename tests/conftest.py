@@ -62,7 +62,7 @@ def pg_admin_url() -> str:
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+    except Exception as exc:  # any failure to reach the server
         postgres_unavailable(str(exc).splitlines()[0])
     finally:
         engine.dispose()
@@ -77,7 +77,7 @@ def pg_database_url() -> Iterator[str]:
         admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+    except Exception as exc:  # any failure to reach the server
         postgres_unavailable(str(exc).splitlines()[0])
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     yield url

@@ -99,6 +99,7 @@ def _run(args: argparse.Namespace, home: Path) -> int:
         env["INCIDENTS_LANDING_URI"] = f"file://{home / 'landing'}"
         env["INCIDENTS_REPORTS_URI"] = f"file://{home / 'reports'}"
         case_db_url = services.case_db_url
+        assert case_db_url is not None  # created above
         engine = make_engine(case_db_url)
         migrate.upgrade(engine)
         load_reference(engine)

@@ -18,9 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from incidents.config import local_home
 from incidents_dev.ports import free_port
+
+if TYPE_CHECKING:
+    from aiosmtpd.controller import Controller
+
+    from incidents_dev.sandbox.server import SandboxServer
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +39,11 @@ class SmtpSink:
         self.maildir.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.port = port
-        self._controller = None
+        self._controller: Controller | None = None
         self._lock = threading.Lock()
         self._counter = 0
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd hook name
+    async def handle_DATA(self, server, session, envelope) -> str:  # aiosmtpd hook name
         with self._lock:
             self._counter += 1
             name = (
@@ -105,7 +111,7 @@ class LocalServices:
     def __post_init__(self) -> None:
         self.home = Path(self.home or local_home())
         self.smtp = SmtpSink(self.home / "mail")
-        self.server = None
+        self.server: SandboxServer | None = None
         self.pseudonym_key = secrets.token_hex(16)
 
     def start(self) -> LocalServices:
@@ -113,7 +119,7 @@ class LocalServices:
         if self.sandbox:
             from incidents_dev.sandbox.server import SandboxServer
 
-            kwargs = {}
+            kwargs: dict[str, Any] = {}
             if self.rate_per_source_per_day is not None:
                 kwargs["rate_per_source_per_day"] = self.rate_per_source_per_day
             read_timeout = (self.client_extra or {}).get("read_timeout")
@@ -146,6 +152,7 @@ class LocalServices:
             env["INCIDENTS_CASE_DB_URL"] = self.case_db_url
             env["AIRFLOW_CONN_CASE_DB"] = case_db_connection(self.case_db_url)
         else:
+            assert self.home is not None  # set in __post_init__
             env["AIRFLOW_CONN_CASE_DB"] = case_db_connection(f"sqlite:///{self.home / 'cases.sqlite'}")
         if self.server is not None:
             extra = {k: v for k, v in (self.client_extra or {}).items() if k != "read_timeout"}

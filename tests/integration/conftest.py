@@ -49,7 +49,7 @@ def _machine_postgres() -> str | None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return None
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+    except Exception as exc:  # any failure to reach the server
         return str(exc).splitlines()[0]
     finally:
         engine.dispose()

@@ -36,7 +36,7 @@ class FakeApi(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return json.loads(self.rfile.read(length) or b"{}")
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
+    def do_POST(self) -> None:  # http.server API
         body = self._body()
         FakeApi.requests.append(("POST", self.path, body))
         if self.path == "/auth/token":
@@ -53,7 +53,7 @@ class FakeApi(BaseHTTPRequestHandler):
             return self._send(200, {"backfills": [{"logical_date": body["from_date"]}], "total_entries": 1})
         return self._send(404, {"detail": "no such route"})
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
+    def do_GET(self) -> None:  # http.server API
         url = urlsplit(self.path)
         params = {k: v[0] for k, v in parse_qs(url.query).items()}
         FakeApi.requests.append(("GET", url.path, params))

@@ -49,7 +49,7 @@ class FakeApi(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
+    def do_GET(self) -> None:  # http.server API
         url = urlsplit(self.path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         if url.path == "/api/v2/dags/collect_vk/details":
@@ -86,7 +86,7 @@ class FakeApi(BaseHTTPRequestHandler):
             return self._send(200, {"backfills": Dag.backfills, "total_entries": len(Dag.backfills)})
         return self._send(404, {"detail": f"no route {url.path}"})
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
+    def do_POST(self) -> None:  # http.server API
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if self.path == "/auth/token":
             return self._send(201, {"access_token": "t"})

@@ -75,7 +75,7 @@ def run_concurrently(n: int, fn) -> list:
         try:
             barrier.wait()
             results.append(fn())
-        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+        except BaseException as exc:  # handed back to the test
             errors.append(exc)
 
     threads = [threading.Thread(target=target) for _ in range(n)]

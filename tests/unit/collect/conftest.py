@@ -64,8 +64,8 @@ def server() -> Iterator[ScriptedServer]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = _serve  # noqa: N815
-        do_POST = _serve  # noqa: N815
+        do_GET = _serve
+        do_POST = _serve
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.daemon_threads = True

@@ -36,7 +36,7 @@ def _fresh_postgres() -> Iterator[Engine]:
         admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+    except Exception as exc:  # any failure to reach the server
         message = f"PostgreSQL is required but unavailable: {str(exc).splitlines()[0]}"
         if IN_CI:
             pytest.fail(message, pytrace=False)
