@@ -160,6 +160,19 @@ class RuleDecision:
 
 
 @dataclass(slots=True)
+class _Decision:
+    """The labels of a post before its place is resolved."""
+
+    is_incident: bool
+    hazard: bool
+    hazard_type: str | None
+    topic: str | None
+    confidence: dict[str, float]
+    needs_review: bool = False
+    scores: Any = None
+
+
+@dataclass(slots=True)
 class Prepared:
     """A text after truncation, cleaning, tokenisation and feature extraction (done once)."""
 
@@ -445,83 +458,10 @@ class Analyzer:
     def analyse(self, text: str, *, source_municipality: str | None = None) -> AnalysisResult:
         """Analyse one post. ``source_municipality`` only breaks ties between same-named places."""
         p = self.prepare(text)
-        r = p.rules
-        assert r is not None
-        explanation: list[str] = []
-        confidence: dict[str, float] = {}
-        needs_review = False
-        hazard_type = r.hazard.name if r.hazard is not None else None
-        topic = r.topic
-        if self.model is None:
-            is_incident = r.is_incident
-            hazard = r.hazard is not None
-            confidence["incident"] = 0.8
-            confidence["hazard"] = 0.9 if hazard else 0.8
-        else:
-            s = self.model.scores(p.words, p.feats)
-            th = self.model.thresholds
-            model_hazard = s.hazard >= th["hazard"]
-            hazard = r.hazard is not None or model_hazard
-            if hazard and r.hazard is None:
-                hazard_type = self.model.labels["hazard_type"][int(s.hazard_type.argmax())]
-            is_incident = hazard or s.incident >= th["incident"]
-            if (
-                is_incident
-                and not hazard
-                and r.non_score >= RULE_VETO
-                and r.problem_score < 2
-                and s.incident < 0.9
-            ):
-                # an advert, an announced outage, news: the rules' strongest negative cues win over
-                # a model that is not sure
-                is_incident = False
-            p_inc = max(s.incident, 0.9) if hazard and r.hazard is not None else s.incident
-            confidence["incident"] = round(p_inc if is_incident else 1.0 - p_inc, 3)
-            p_haz = max(s.hazard, 0.9) if r.hazard is not None else s.hazard
-            confidence["hazard"] = round(p_haz if hazard else 1.0 - p_haz, 3)
-            topic = None
-            if hazard:
-                topic = self._hazard_topic(hazard_type, r, s.topic)
-            elif is_incident:
-                topic, confidence["category"], confidence["topic"] = self._model_topic(s)
-            needs_review = (
-                (is_incident and confidence["incident"] < REVIEW_BELOW)
-                or (not is_incident and s.incident >= REVIEW_NEGATIVE_ABOVE)
-                or (hazard and r.hazard is None and s.hazard < REVIEW_BELOW)
-                or (not hazard and s.hazard >= th["hazard"] * REVIEW_HAZARD_NEAR)
-                or (is_incident and confidence.get("category", 1.0) < REVIEW_CATEGORY_BELOW)
-            )
-            if is_incident:
-                explanation.append(
-                    f"model: incident p={s.incident:.2f}"
-                    + (f" ({', '.join(self._top_words(p, 'incident'))})")
-                )
-        category = self.topics[topic]["category"] if is_incident and topic else None
-        if not is_incident:
-            topic = None
-            hazard_type = None
-        if is_incident:
-            confidence.setdefault("category", 0.9 if hazard else 0.8)
-            confidence.setdefault("topic", 0.9 if hazard else 0.7)
-            if r.is_incident:
-                explanation.append("rules: " + ", ".join(r.problem_words or ["topic words"]))
-            if topic in r.topic_words:
-                explanation.append(f"{topic}: " + ", ".join(r.topic_words[topic][:4]))
-        else:
-            top = r.non_words
-            explanation.append("not an incident" + (": " + ", ".join(top) if top else ": no complaint words"))
-        if hazard:
-            if r.hazard is not None:
-                explanation.append(f"hazard {r.hazard.name} (rule): " + ", ".join(r.hazard_words))
-            else:
-                assert self.model is not None
-                explanation.append(
-                    f"hazard {hazard_type} (model p={s.hazard:.2f}): "
-                    + ", ".join(self._top_words(p, "hazard"))
-                )
-
+        d = self._decide(p)
+        explanation = self._explain(p, d)
         place: PlaceResult = self.places.resolve(p.tokens, source_municipality)
-        confidence["municipality"] = place.confidence
+        d.confidence["municipality"] = place.confidence
         if place.municipality is not None:
             explanation.append(
                 "place: " + ", ".join(place.words) + (f" ({place.note})" if place.note else "")
@@ -530,25 +470,105 @@ class Analyzer:
             explanation.append("place: " + place.note)
         if p.truncated:
             explanation.append(f"text truncated to {self.max_chars} characters")
-        if needs_review:
+        if d.needs_review:
             explanation.append("needs review: low confidence")
         return AnalysisResult(
-            is_incident=is_incident,
-            category=category,
-            topic=topic,
-            hazard=hazard,
-            hazard_type=hazard_type if hazard else None,
+            is_incident=d.is_incident,
+            category=self.topics[d.topic]["category"] if d.is_incident and d.topic else None,
+            topic=d.topic if d.is_incident else None,
+            hazard=d.hazard,
+            hazard_type=d.hazard_type if d.hazard else None,
             municipality=place.municipality.as_dict() if place.municipality else None,
             settlement=place.settlement.as_dict() if place.settlement else None,
-            confidence=confidence,
+            confidence=d.confidence,
             explanation="; ".join(explanation),
             truncated=p.truncated,
             place_weak=place.weak,
             address=place.address,
-            needs_review=bool(needs_review),
+            needs_review=d.needs_review,
             place_key=self.places.result_key(place),
             other_region=place.other_region,
         )
+
+    def _decide(self, p: Prepared) -> _Decision:
+        """Incident, hazard, topic, confidences and needs_review from the rules and the model."""
+        r = p.rules
+        assert r is not None
+        d = _Decision(
+            is_incident=r.is_incident,
+            hazard=r.hazard is not None,
+            hazard_type=r.hazard.name if r.hazard is not None else None,
+            topic=r.topic,
+            confidence={"incident": 0.8, "hazard": 0.9 if r.hazard is not None else 0.8},
+        )
+        if self.model is None:
+            return self._defaults(d)
+        s = d.scores = self.model.scores(p.words, p.feats)
+        th = self.model.thresholds
+        d.hazard = r.hazard is not None or s.hazard >= th["hazard"]
+        if d.hazard and r.hazard is None:
+            d.hazard_type = self.model.labels["hazard_type"][int(s.hazard_type.argmax())]
+        d.is_incident = d.hazard or s.incident >= th["incident"]
+        if (
+            d.is_incident
+            and not d.hazard
+            and r.non_score >= RULE_VETO
+            and r.problem_score < 2
+            and s.incident < 0.9
+        ):
+            # an advert, an announced outage, news: the rules' strongest negative cues win over
+            # a model that is not sure
+            d.is_incident = False
+        p_inc = max(s.incident, 0.9) if r.hazard is not None else s.incident
+        p_haz = max(s.hazard, 0.9) if r.hazard is not None else s.hazard
+        d.confidence = {
+            "incident": round(p_inc if d.is_incident else 1.0 - p_inc, 3),
+            "hazard": round(p_haz if d.hazard else 1.0 - p_haz, 3),
+        }
+        d.topic = None
+        if d.hazard:
+            d.topic = self._hazard_topic(d.hazard_type, r, s.topic)
+        elif d.is_incident:
+            d.topic, d.confidence["category"], d.confidence["topic"] = self._model_topic(s)
+        d.needs_review = bool(
+            (d.is_incident and d.confidence["incident"] < REVIEW_BELOW)
+            or (not d.is_incident and s.incident >= REVIEW_NEGATIVE_ABOVE)
+            or (d.hazard and r.hazard is None and s.hazard < REVIEW_BELOW)
+            or (not d.hazard and s.hazard >= th["hazard"] * REVIEW_HAZARD_NEAR)
+            or (d.is_incident and d.confidence.get("category", 1.0) < REVIEW_CATEGORY_BELOW)
+        )
+        return self._defaults(d)
+
+    @staticmethod
+    def _defaults(d: _Decision) -> _Decision:
+        if d.is_incident:
+            d.confidence.setdefault("category", 0.9 if d.hazard else 0.8)
+            d.confidence.setdefault("topic", 0.9 if d.hazard else 0.7)
+        return d
+
+    def _explain(self, p: Prepared, d: _Decision) -> list[str]:
+        """The human-readable explanation: the model's probability and words, the rules' words."""
+        r = p.rules
+        assert r is not None
+        out: list[str] = []
+        s = d.scores
+        if s is not None and d.is_incident:
+            out.append(f"model: incident p={s.incident:.2f} ({', '.join(self._top_words(p, 'incident'))})")
+        if d.is_incident:
+            if r.is_incident:
+                out.append("rules: " + ", ".join(r.problem_words or ["topic words"]))
+            if d.topic in r.topic_words:
+                out.append(f"{d.topic}: " + ", ".join(r.topic_words[d.topic][:4]))
+        else:
+            top = r.non_words
+            out.append("not an incident" + (": " + ", ".join(top) if top else ": no complaint words"))
+        if d.hazard and r.hazard is not None:
+            out.append(f"hazard {r.hazard.name} (rule): " + ", ".join(r.hazard_words))
+        elif d.hazard and s is not None:
+            out.append(
+                f"hazard {d.hazard_type} (model p={s.hazard:.2f}): " + ", ".join(self._top_words(p, "hazard"))
+            )
+        return out
 
     def _hazard_topic(self, hazard_type: str | None, r: RuleDecision, topic_p: Any) -> str:
         """A hazard's topic: the rule's, else the likeliest topic of that hazard type."""

@@ -112,8 +112,8 @@ def classify_stream(src: IO[bytes], dst: IO[str], analyzer: Analyzer | None = No
 
 def run(args: argparse.Namespace) -> int:
     analyzer = default_analyzer()
-    src = open(args.input, "rb") if args.input else sys.stdin.buffer  # noqa: SIM115
-    dst = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    src = open(args.input, "rb") if args.input else sys.stdin.buffer
+    dst = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         lines, errors = classify_stream(src, dst, analyzer)
     finally:

@@ -973,41 +973,9 @@ class PlaceResolver:
                 best = (score, match.start, chosen, pool, match)
 
         if best is not None:
-            score, _, chosen, pool, match = best
-            words = [match.surface]
-            if chosen is not None:
-                code = chosen.municipality_code
-                # «Ленинский район» + «Киров»: the city district is more specific
-                kirov_districts = [c for c in district_codes if c.startswith(KIROV + "-")]
-                if code == KIROV and kirov_districts:
-                    code = kirov_districts[0]
-                municipality = self.gaz.municipality(code)
-                if district_codes and not (
-                    code in district_set or self.gaz.city_district_parent(code) in district_parents
-                ):
-                    # the text names a district and a settlement elsewhere: the district wins
-                    municipality = self.gaz.municipality(district_codes[0])
-                    return PlaceResult(
-                        municipality,
-                        None,
-                        0.8,
-                        words + [tokens[i].text for _, i in districts[:1]],
-                        note="district named; settlement elsewhere ignored",
-                    )
-                conf = min(0.99, 0.55 + score * 0.05)
-                return PlaceResult(municipality, chosen, round(conf, 2), words)
-            munis = {p.municipality_code for p in pool}
-            if district_codes:
-                return PlaceResult(
-                    self.gaz.municipality(district_codes[0]),
-                    None,
-                    0.85,
-                    [tokens[i].text for _, i in districts[:1]],
-                )
-            if len(munis) == 1:
-                return PlaceResult(
-                    self.gaz.municipality(munis.pop()), None, 0.6, words, note="ambiguous settlement"
-                )
+            found = self._best_result(tokens, best, districts, district_set, district_parents)
+            if found is not None:
+                return found
         if district_codes:
             # a Kirov city district outranks «город Киров»; otherwise the first named
             return PlaceResult(
@@ -1026,6 +994,53 @@ class PlaceResolver:
                 self.gaz.municipality(KIROV), None, 0.4, [street], weak=True, note="Kirov street"
             )
         return PlaceResult()
+
+    def _best_result(
+        self,
+        tokens: Sequence[Token],
+        best: tuple[float, int, Place | None, list[Place], _Match],
+        districts: list[tuple[str, int]],
+        district_set: set[str],
+        district_parents: set[str],
+    ) -> PlaceResult | None:
+        """The result of the best settlement match (None: no settlement decides the place)."""
+        district_codes = [c for c, _ in districts]
+        score, _, chosen, pool, match = best
+        words = [match.surface]
+        if chosen is not None:
+            code = chosen.municipality_code
+            # «Ленинский район» + «Киров»: the city district is more specific
+            kirov_districts = [c for c in district_codes if c.startswith(KIROV + "-")]
+            if code == KIROV and kirov_districts:
+                code = kirov_districts[0]
+            municipality = self.gaz.municipality(code)
+            if district_codes and not (
+                code in district_set or self.gaz.city_district_parent(code) in district_parents
+            ):
+                # the text names a district and a settlement elsewhere: the district wins
+                municipality = self.gaz.municipality(district_codes[0])
+                return PlaceResult(
+                    municipality,
+                    None,
+                    0.8,
+                    words + [tokens[i].text for _, i in districts[:1]],
+                    note="district named; settlement elsewhere ignored",
+                )
+            conf = min(0.99, 0.55 + score * 0.05)
+            return PlaceResult(municipality, chosen, round(conf, 2), words)
+        munis = {p.municipality_code for p in pool}
+        if district_codes:
+            return PlaceResult(
+                self.gaz.municipality(district_codes[0]),
+                None,
+                0.85,
+                [tokens[i].text for _, i in districts[:1]],
+            )
+        if len(munis) == 1:
+            return PlaceResult(
+                self.gaz.municipality(munis.pop()), None, 0.6, words, note="ambiguous settlement"
+            )
+        return None
 
     def _kirov_street(self, tokens: Sequence[Token]) -> str | None:
         n = len(tokens)
