@@ -105,6 +105,7 @@ class Sizes:
 FULL = Sizes()
 QUICK = FULL.scaled(10)
 
+# quality_false_kirov_place_rate is written too, but it may rightly be 0
 REQUIRED_KEYS = (
     "classify_posts_per_s",
     "routing_posts_per_s",
@@ -125,7 +126,6 @@ REQUIRED_KEYS = (
     "quality_hazard_recall",
     "quality_hazard_precision",
     "quality_municipality_accuracy",
-    "quality_false_kirov_place_rate",
     "collect_read_ratio",
     "load_read_ratio",
     "validate_read_ratio",

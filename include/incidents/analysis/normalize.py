@@ -28,6 +28,8 @@ _VK_PERSON = re.compile(r"\[(?:id|u)\d+\|([^\]\[]{0,80})\]", re.IGNORECASE)
 _VK_GROUP = re.compile(r"\[(?:club|public|event|group)\d+\|([^\]\[]{0,120})\]", re.IGNORECASE)
 _VK_BARE = re.compile(r"\[(?:id|club|public|event)\d+\]", re.IGNORECASE)
 _MENTION = re.compile(r"(?<![\w@])@[\w.]+")
+_MAY_BE_URL = re.compile(r"https?:|www\.|\.(?:ru|рф|com|net|org|su|me|info|online)", re.IGNORECASE)
+"""Cheap pre-check: only texts with a scheme, ``www.`` or a known domain ending can hold a link."""
 _OK_MARKUP = re.compile(r"#u\d+(?:ob|pb)?|\{[a-z]+:\d+\}", re.IGNORECASE)
 _HASHTAG = re.compile(r"#(\w+)")
 _EMOJI = re.compile(
@@ -84,6 +86,8 @@ _LATIN_TO_CYR = str.maketrans(
 _CYR = "а-яёА-ЯЁ"
 _WORD_WITH_MIX = re.compile(rf"[{_CYR}A-Za-z0-9]*[{_CYR}][{_CYR}A-Za-z0-9]*")
 _HAS_LATIN = re.compile(r"[A-Za-z]")
+_MAY_NEED_FIX = re.compile(rf"[A-Za-z]|[{_CYR}][03]|[03][{_CYR}]")
+"""A Latin letter, or a 0/3 next to a Cyrillic letter: only then can :func:`fix_homoglyphs` change a word."""
 _STRETCH = re.compile(rf"([{_CYR}])\1{{2,}}", re.IGNORECASE)
 _WORD = re.compile(rf"[{_CYR}A-Za-z0-9]+(?:-[{_CYR}A-Za-z0-9]+)*")
 _PUNCT_AFTER = frozenset(".:,;—–-!?()")
@@ -165,25 +169,30 @@ def clean(text: str, is_known: Callable[[str], bool] | None = None) -> str:
     if not text:
         return ""
     text = _CONTROL.sub(" ", text)
-    text = _URL.sub(" ", text)
+    if _MAY_BE_URL.search(text):
+        text = _URL.sub(" ", text)
     text = _VK_PERSON.sub(" ", text)
     text = _VK_GROUP.sub(r" \1 ", text)
     text = _VK_BARE.sub(" ", text)
     text = _OK_MARKUP.sub(" ", text)
-    text = _MENTION.sub(" ", text)
+    if "@" in text:
+        text = _MENTION.sub(" ", text)
     text = _HASHTAG.sub(lambda m: " " + m.group(1).replace("_", " ") + " ", text)
     text = _EMOJI.sub(" ", text)
     text = text.replace("ё", "е").replace("Ё", "Е")
-    text = _WORD_WITH_MIX.sub(lambda m: fix_homoglyphs(m.group(0)), text)
+    if _HAS_LATIN.search(text) or (("0" in text or "3" in text) and _MAY_NEED_FIX.search(text)):
+        # most posts have no Latin letter and no 0/3 inside a word
+        text = _WORD_WITH_MIX.sub(lambda m: fix_homoglyphs(m.group(0)), text)
     text = squeeze_stretched(text, is_known)
     text = _PUNCT_RUN.sub(r"\1", text)
     text = _SPACES.sub(" ", text)
     return text.strip()
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Token:
-    """One word of a cleaned text.
+    """One word of a cleaned text (treat as read-only; not frozen only because a frozen
+    dataclass's constructor costs 2.5x more, and every post makes dozens of tokens).
 
     ``text`` keeps the case, ``low`` is lower case; ``sent_start`` is true for the first
     word of a sentence (its capital letter then says nothing about a proper name);
