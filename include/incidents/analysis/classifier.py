@@ -318,7 +318,9 @@ class Analyzer:
             self.classifier_version = RULES_VERSION
         else:
             self.model = (
-                model if isinstance(model, TextModel) else TextModel(None if model in (None, True) else model)
+                model
+                if isinstance(model, TextModel)
+                else TextModel(None if model is None or model is True else model)
             )
             self.classifier_version = self.model.version
 
@@ -435,17 +437,17 @@ class Analyzer:
             )
         )
         hazard, hazard_words = self._hazard(feats, non - problem)
-        topic = None
+        chosen: str | None = None
         if hazard is not None:
             is_incident = True
-            topic = hazard.topic
+            chosen = hazard.topic
             if hazard.housing_topic and hazard.housing_context & feats:
-                topic = hazard.housing_topic
+                chosen = hazard.housing_topic
         elif is_incident:
-            topic = best_topic if best_score >= 1.0 else _FALLBACK_TOPIC
+            chosen = best_topic if best_score >= 1.0 else _FALLBACK_TOPIC
         return RuleDecision(
             is_incident=is_incident,
-            topic=topic,
+            topic=chosen,
             hazard=hazard,
             hazard_words=hazard_words,
             problem_score=problem,
@@ -628,8 +630,8 @@ class Analyzer:
         best: tuple[float, _Hazard, list[str]] | None = None
         triggered: dict[int, list[tuple[float, str]]] = defaultdict(list)
         for weight, label in self.hazard_index.match(feats):
-            index, _, words = label.partition("|")
-            triggered[int(index)].append((weight, words))
+            position, _, words = label.partition("|")
+            triggered[int(position)].append((weight, words))
         for index, trig in sorted(triggered.items()):
             h = self.hazards[index]
             ctx = h.context.match(feats)

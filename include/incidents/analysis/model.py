@@ -75,7 +75,7 @@ def _sha256(path: Path) -> str:
 def char_ngrams(word: str) -> list[str]:
     """The character n-grams of one lower-case word (with ``<`` and ``>`` as its edges)."""
     w = f"<{word}>"
-    out = []
+    out: list[str] = []
     for n in NGRAM_SIZES:
         out.extend(w[i : i + n] for i in range(len(w) - n + 1))
     return out

@@ -300,7 +300,7 @@ def _token_keys(low: str) -> tuple[frozenset[str], tuple[str, ...]]:
     if not morph.is_known(low) and len(low) >= 3:
         stems = tuple(low[:k] for k in range(len(low), max(3, len(low) - 4), -1))
         # short names: «унях» → «уни», «тужe» → «тужа»
-        rebuilt = set()
+        rebuilt: set[str] = set()
         for ending in _CASE_ENDINGS:
             if low.endswith(ending) and len(low) - len(ending) >= 2:
                 base = low[: len(low) - len(ending)]
@@ -807,7 +807,7 @@ class PlaceResolver:
 
     # ------------------------------------------------------------------ resolution
     def _in_kirov(self, code: str | None) -> bool:
-        return bool(code) and (code == KIROV or self.gaz.city_district_parent(code) == KIROV)
+        return bool(code) and (code == KIROV or self.gaz.city_district_parent(code or "") == KIROV)
 
     def resolve(self, tokens: Sequence[Token], source_municipality: str | None = None) -> PlaceResult:
         """The most specific place the text names (see :meth:`_resolve_kirov`), its address, or an

@@ -109,7 +109,9 @@ def build() -> list[dict[str, Any]]:
             n_variants = 2 if has_slot else (2 if rng.random() < 0.5 else 1)
             places = rng.sample(PLACES, n_variants)
             for v in range(n_variants):
-                in_phrase, nom_phrase, muni, settle = places[v]
+                in_phrase, nom_phrase, muni_name, settle_name = places[v]
+                muni: str | None = muni_name
+                settle: str | None = settle_name
                 text = base.replace("{in}", in_phrase).replace("{nom}", nom_phrase)
                 if not has_slot:
                     muni = settle = None
