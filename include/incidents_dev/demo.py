@@ -18,11 +18,16 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from incidents import NETWORKS
 from incidents.config import local_home
+
+if TYPE_CHECKING:
+    from incidents_dev.local_airflow import LocalAirflow
+    from incidents_dev.runtime import LocalServices
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +162,7 @@ def _run(args: argparse.Namespace, home: Path) -> int:
     return 0
 
 
-def _wait_quiet(airflow, dag_id: str, timeout: float = 900) -> None:
+def _wait_quiet(airflow: LocalAirflow, dag_id: str, timeout: float = 900) -> None:
     """Wait until the asset-triggered DAG has no queued or running runs left."""
     deadline = time.monotonic() + timeout
     quiet_since = None
@@ -174,7 +179,7 @@ def _wait_quiet(airflow, dag_id: str, timeout: float = 900) -> None:
     raise TimeoutError(f"{dag_id} still busy after {timeout}s")
 
 
-def summary(engine, services, airflow, home: Path, month: date) -> str:
+def summary(engine: Engine, services: LocalServices, airflow: LocalAirflow, home: Path, month: date) -> str:
     """The demo's closing summary, read from the case database and the mailbox."""
     from incidents.db.models import Case, CaseEvent, MonthlyReport, Municipality, Post, Quarantine
 

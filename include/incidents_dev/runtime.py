@@ -25,6 +25,7 @@ from incidents_dev.ports import free_port
 
 if TYPE_CHECKING:
     from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP, Envelope, Session
 
     from incidents_dev.sandbox.server import SandboxServer
 
@@ -43,14 +44,18 @@ class SmtpSink:
         self._lock = threading.Lock()
         self._counter = 0
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # aiosmtpd hook name
+    async def handle_DATA(
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:  # aiosmtpd hook name
         with self._lock:
             self._counter += 1
             name = (
                 f"{datetime.now().strftime('%Y%m%dT%H%M%S')}-{self._counter:06d}-{secrets.token_hex(3)}.eml"
             )
         tmp = self.maildir / f".{name}.tmp"
-        tmp.write_bytes(envelope.original_content or envelope.content)
+        content = envelope.original_content or envelope.content
+        assert isinstance(content, bytes)  # the controller does not decode_data: the message's bytes
+        tmp.write_bytes(content)
         tmp.rename(self.maildir / name)
         return "250 Message accepted for delivery"
 
@@ -138,7 +143,7 @@ class LocalServices:
     def __enter__(self) -> LocalServices:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def env(self) -> dict[str, str]:

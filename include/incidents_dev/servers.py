@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from incidents_dev.ports import free_port
 
@@ -63,7 +64,7 @@ class ServerError(RuntimeError):
 # ---------------------------------------------------------------------- process groups
 
 
-def start_group(args: list[str], *, log_file: Path, **kwargs) -> subprocess.Popen:
+def start_group(args: list[str], *, log_file: Path, **kwargs: Any) -> subprocess.Popen:
     """Start ``args`` as the leader of a new session and process group (its children included),
     out of reach of the terminal's Ctrl-C and SIGHUP: the starting process stops it."""
     out = Path(log_file).open("ab")

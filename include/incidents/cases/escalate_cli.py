@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from incidents.cases.cli import add_common, engine_from, write_json, write_table
 from incidents.cases.route_cli import parse_time
+
+if TYPE_CHECKING:
+    from incidents.db.models import Notification
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +33,7 @@ def _truthy(value: object) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
-def sender_from_connection():
+def sender_from_connection() -> Callable[[Notification], None]:
     """``send(notification)`` over SMTP, configured by the ``smtp_default`` connection."""
     from incidents.cases.notify import smtp_sender
     from incidents.config import get_connection, settings

@@ -27,7 +27,7 @@ from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from incidents.cases.deadlines import TZ, as_utc
@@ -222,7 +222,7 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(minutes=min(2 ** max(attempts - 1, 0), 60))
 
 
-def _claim_one(conn: Connection, now: datetime, exclude: set[int]):
+def _claim_one(conn: Connection, now: datetime, exclude: set[int]) -> Row[Any] | None:
     due = or_(Notification.next_attempt_at.is_(None), Notification.next_attempt_at <= now)
     query = (
         select(Notification.__table__)

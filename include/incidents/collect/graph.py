@@ -217,7 +217,9 @@ class GraphClient(BaseClient):
             interpret=make_interpret(self.network),
         )
 
-    def parse(self, source: Source, path: str, params: Mapping[str, Any], data: Any, url: str | None):
+    def parse(
+        self, source: Source, path: str, params: Mapping[str, Any], data: Any, url: str | None
+    ) -> tuple[list[NormalizedPost], list[Reject]]:
         """``(posts, rejects)`` of an edge answer (the network's parser)."""
         raise NotImplementedError
 

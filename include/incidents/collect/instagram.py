@@ -169,7 +169,9 @@ class Client(graph.GraphClient):
 
     network = NETWORK
 
-    def parse(self, source: Source, path: str, params: Mapping[str, Any], data: Any, url: str | None):
+    def parse(
+        self, source: Source, path: str, params: Mapping[str, Any], data: Any, url: str | None
+    ) -> tuple[list[NormalizedPost], list[Reject]]:
         return parse_response(path, params, data, source_id=source.id, key=self.pseudonym_key, url=url)
 
     def iter_pages(self, source: Source, start: datetime, end: datetime) -> Iterator[Page]:

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Table, and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from incidents.db.models import LABEL_COLUMNS, Batch, Post, Quarantine
+from incidents.db.models import LABEL_COLUMNS, Batch, Post, Quarantine, table_of
 from incidents.schema import NormalizedPost
 
 CHUNK_SIZE = 1000
@@ -72,7 +72,7 @@ class UpsertStats:
         return self.inserted + self.updated + self.unchanged
 
 
-def _insert(session: Session):
+def _insert(session: Session) -> Callable[[Table], postgresql.Insert | sqlite.Insert]:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert
@@ -89,7 +89,7 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 def _row(
     post: NormalizedPost | Mapping[str, Any], batch_id: int | None, run_id: str | None, collected_at: datetime
-):
+) -> dict[str, Any]:
     if not isinstance(post, NormalizedPost):
         post = NormalizedPost.from_json_dict(dict(post))
     if post.published_at.tzinfo is None:
@@ -134,7 +134,7 @@ def upsert_posts(
     collected_at = collected_at.astimezone(UTC)
     insert = _insert(session)
     stats = UpsertStats()
-    table = Post.__table__
+    table = table_of(Post)
     for chunk in _chunks(posts, chunk_size):
         rows: dict[tuple[str, str], dict[str, Any]] = {}
         for post in chunk:
@@ -165,7 +165,7 @@ def upsert_posts(
                 stats.unchanged += 1
         statement = insert(table)
         excluded = statement.excluded
-        update = {name: excluded[name] for name in DATA_COLUMNS}
+        update: dict[str, Any] = {name: excluded[name] for name in DATA_COLUMNS}
         update.update({name: None for name in LABEL_COLUMNS})
         statement = statement.on_conflict_do_update(
             index_elements=[table.c.network, table.c.external_id],
@@ -211,7 +211,7 @@ def get_or_create_batch(
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     now = datetime.now(UTC)
     insert = _insert(session)
-    table = Batch.__table__
+    table = table_of(Batch)
     values: dict[str, Any] = {
         "network": network,
         "window_start": start,
@@ -268,7 +268,7 @@ def quarantine(
     and ``record_key``. Returns the number of records written (inserted or refreshed).
     """
     insert = _insert(session)
-    table = Quarantine.__table__
+    table = table_of(Quarantine)
     now = datetime.now(UTC)
     written = 0
     for chunk in _chunks(records, chunk_size):

@@ -298,7 +298,13 @@ class Client(BaseClient):
         return self.request("POST", f"{self.base_url}/{method}", data=data, interpret=interpret)
 
     def _page(
-        self, source: Source, method: str, params: dict[str, Any], response: Any, posts, rejects
+        self,
+        source: Source,
+        method: str,
+        params: dict[str, Any],
+        response: Any,
+        posts: list[NormalizedPost],
+        rejects: list[Reject],
     ) -> Page:
         return self.page(source, method, {**params, "v": self.version}, response, posts, rejects)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from alembic import command
 from alembic.config import Config
@@ -22,7 +23,7 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def _with_connection(engine: Engine, fn) -> None:
+def _with_connection(engine: Engine, fn: Callable[[Config], object]) -> None:
     cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn

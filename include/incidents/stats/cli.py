@@ -16,6 +16,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from datetime import date
+
+from sqlalchemy import Engine
 
 from incidents.config import local_home
 from incidents.db.engine import make_engine
@@ -38,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", help="recorded with the report (e.g. an Airflow run id)")
 
 
-def _summary(engine, month, recompute: bool) -> MonthSummary:
+def _summary(engine: Engine, month: date, recompute: bool) -> MonthSummary:
     if not recompute:
         try:
             return load_month(engine, month)

@@ -57,7 +57,21 @@ from typing import Any, TypeGuard, overload
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Engine, and_, case, delete, func, insert, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    ScalarSelect,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import InstrumentedAttribute
 
 from incidents import REGION_TZ
 from incidents.db.models import (
@@ -236,7 +250,7 @@ class _Figures:
     executors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _post_counts(conn, start: datetime, end: datetime) -> dict[tuple[str, str, str], Counter]:
+def _post_counts(conn: Connection, start: datetime, end: datetime) -> dict[tuple[str, str, str], Counter]:
     """posts_collected / incidents_found rolled up over the cube, from one GROUP BY in SQL."""
     in_month = and_(Post.published_at >= start, Post.published_at < end)
     incident = func.sum(case((Post.is_incident == true(), 1), else_=0))
@@ -253,7 +267,7 @@ def _post_counts(conn, start: datetime, end: datetime) -> dict[tuple[str, str, s
     return out
 
 
-def _top_lists(conn, start: datetime, end: datetime) -> dict[tuple[str, str, str, str], float]:
+def _top_lists(conn: Connection, start: datetime, end: datetime) -> dict[tuple[str, str, str, str], float]:
     """top_topic and top_source figures (incident posts of the month), top ``TOP_N`` per scope."""
     in_month = and_(Post.published_at >= start, Post.published_at < end, Post.is_incident == true())
     stmt = (
@@ -280,14 +294,14 @@ def _top_lists(conn, start: datetime, end: datetime) -> dict[tuple[str, str, str
             sources[(mun, WILDCARD, WILDCARD)][name] += int(n)
     out: dict[tuple[str, str, str, str], float] = {}
     for prefix, table in (("top_topic", topics), ("top_source", sources)):
-        for (m, c, n), counter in table.items():
+        for (m, c, net), counter in table.items():
             ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_N]
             for name, count in ranked:
-                out[(m, c, n, f"{prefix}:{name}")] = float(count)
+                out[(m, c, net, f"{prefix}:{name}")] = float(count)
     return out
 
 
-def _origin_network():
+def _origin_network() -> ScalarSelect[str]:
     """Correlated subquery: the network of a case's origin (else first linked) post."""
     return (
         select(Post.network)
@@ -299,10 +313,10 @@ def _origin_network():
     )
 
 
-def _month_cases(conn, start: datetime, end: datetime, cutoff: datetime) -> list[_CaseRow]:
+def _month_cases(conn: Connection, start: datetime, end: datetime, cutoff: datetime) -> list[_CaseRow]:
     """The cases with anything happening in the month, or open and past due at its end."""
 
-    def within(col):
+    def within(col: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
         return and_(col >= start, col < end)
 
     still_open = or_(
@@ -468,7 +482,7 @@ def _case_figures(
     return counts, timing, executors
 
 
-def _main_counts(conn, month: date, cutoff: datetime) -> dict[tuple[str, str, str], Counter]:
+def _main_counts(conn: Connection, month: date, cutoff: datetime) -> dict[tuple[str, str, str], Counter]:
     """The main counts of ``month`` per scope (posts and cases)."""
     start, end = month_bounds(month)
     cutoff = min(cutoff, end)
@@ -479,7 +493,7 @@ def _main_counts(conn, month: date, cutoff: datetime) -> dict[tuple[str, str, st
     return out
 
 
-def _figures(conn, month: date, now: datetime) -> _Figures:
+def _figures(conn: Connection, month: date, now: datetime) -> _Figures:
     start, end = month_bounds(month)
     cutoff = min(end, now)
     figures = _Figures()

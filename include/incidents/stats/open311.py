@@ -23,8 +23,8 @@ from datetime import date, datetime
 from typing import Any
 
 import jsonschema
-from sqlalchemy import Engine, case, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Engine, ScalarSelect, case, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from incidents.db.models import Case, CasePost, Category, Executor, Municipality, Post, Settlement, Topic
 from incidents.stats.compute import TZ, as_utc, month_bounds, month_start
@@ -203,7 +203,7 @@ def open311_services(engine: Engine) -> list[dict[str, Any]]:
     return services
 
 
-def _origin_post_id():
+def _origin_post_id() -> ScalarSelect[int]:
     return (
         select(CasePost.post_id)
         .where(CasePost.case_id == Case.id)
@@ -217,7 +217,7 @@ def open311_requests(engine: Engine, month: date | str) -> list[dict[str, Any]]:
     """The service requests: cases opened or updated in the month (ordered by id)."""
     start, end = month_bounds(month_start(month))
 
-    def within(col):
+    def within(col: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
         return (col >= start) & (col < end)
 
     stmt = (

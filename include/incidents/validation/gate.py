@@ -33,7 +33,7 @@ import re
 import string
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -144,7 +144,7 @@ _gx_lock = threading.RLock()
 _gx_state: dict[str, Any] = {}
 
 
-def _gx():
+def _gx() -> tuple[Any, Any]:
     """The GX module and a batch definition over an in-memory dataframe asset, built once."""
     if "batch_definition" in _gx_state:
         return _gx_state["gx"], _gx_state["batch_definition"]
@@ -286,7 +286,9 @@ def _short(value: Any, limit: int = 60) -> str:
 class _Reason(string.Formatter):
     """``str.format`` that leaves unknown fields visible instead of raising."""
 
-    def get_value(self, key, args, kwargs):  # Formatter API
+    def get_value(
+        self, key: int | str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Any:  # Formatter API
         if isinstance(key, str):
             return kwargs.get(key, "{" + key + "}")
         return super().get_value(key, args, kwargs)

@@ -14,9 +14,12 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class AirflowApiHook(BaseHook):
             self._base_url = _base_url(conn.host or "", conn.schema or "", conn.port)
         return self._base_url
 
-    def get_conn(self):
+    def get_conn(self) -> requests.Session:
         """A ``requests.Session`` carrying a bearer token."""
         if self._session is not None:
             return self._session

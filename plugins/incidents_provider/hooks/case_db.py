@@ -9,12 +9,15 @@ the scheduler tests) sets together with the connection (see :class:`incidents.co
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from incidents.config import ConnectionInfo, settings, sqlalchemy_url_from_connection
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class CaseDbHook(BaseHook):
             ) from None
         return sqlalchemy_url_from_connection(connection_info(conn))
 
-    def get_conn(self):
+    def get_conn(self) -> Engine:
         """A cached engine whose schema is at the latest migration (the pipeline migrates itself)."""
         from incidents.db import migrate
         from incidents.db.engine import get_engine

@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
+from incidents.config import ConnectionInfo
 from incidents_provider.hooks.case_db import connection_info
 
 
@@ -28,7 +29,7 @@ class NetworkHook(BaseHook):
         super().__init__()
         self.conn_id = conn_id or self.default_conn_name
 
-    def connection_info(self):
+    def connection_info(self) -> ConnectionInfo:
         """The Connection as the domain package's ``ConnectionInfo`` (secrets stay inside it)."""
         return connection_info(self.get_connection(self.conn_id))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
@@ -21,7 +21,7 @@ def posts_asset(network: str) -> Asset:
     return Asset(name=f"posts_{network}", uri=f"incidents://posts/{network}", group="incidents")
 
 
-def _window(context: Context):
+def _window(context: Context) -> tuple[datetime, datetime]:
     start, end = context["data_interval_start"], context["data_interval_end"]
     if start is None or end is None or start >= end:
         raise ValueError(f"collection needs a real data interval, got [{start}, {end})")

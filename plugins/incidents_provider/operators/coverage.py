@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 
 from incidents_provider.hooks.airflow_api import AirflowApiError, AirflowApiHook
 from incidents_provider.hooks.case_db import CaseDbHook
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from incidents.coverage.windows import Gap, GapHistory
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +245,16 @@ class CoverageOperator(BaseOperator):
             "range": [x.isoformat() for x in backfilled_range] if backfilled_range else None,
         }
 
-    def _backfill(self, dag_id, api, engine, gaps, history, details, run_id) -> int | None:
+    def _backfill(
+        self,
+        dag_id: str,
+        api: AirflowApiHook,
+        engine: Engine,
+        gaps: Sequence[Gap],
+        history: Mapping[datetime, GapHistory],
+        details: Mapping[str, Any],
+        run_id: str | None,
+    ) -> int | None:
         """One backfill over the gaps' range, reprocessing failed runs only; checked by a dry run
         to create runs for exactly the gap windows."""
         from incidents.coverage import store

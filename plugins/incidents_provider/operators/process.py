@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 
 from incidents.config import settings
 from incidents_provider.hooks.case_db import CaseDbHook
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +25,7 @@ class _CaseDbOperator(BaseOperator):
         super().__init__(**kwargs)
         self.case_db_conn_id = case_db_conn_id
 
-    def engine(self):
+    def engine(self) -> Engine:
         return CaseDbHook(self.case_db_conn_id).get_conn()
 
 

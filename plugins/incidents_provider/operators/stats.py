@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Context
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 MONTHLY_STATS_ASSET = Asset(name="monthly_stats", uri="incidents://stats/monthly", group="incidents")
 
 
-def month_of(context: Context):
+def month_of(context: Context) -> date:
     """The calendar month (in Europe/Kirov) of the run's data interval."""
     import pendulum
 

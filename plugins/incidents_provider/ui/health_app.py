@@ -65,7 +65,7 @@ def _period(days: float, granularity: str, end: datetime | None) -> tuple[dateti
 
 def case_db_url() -> str:
     """The case database of connection ``case_db`` (``INCIDENTS_CASE_DB_URL`` when undefined)."""
-    from airflow.exceptions import AirflowNotFoundException
+    from airflow.sdk.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
 
     from incidents.config import settings, sqlalchemy_url_from_connection
