@@ -19,6 +19,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 lint: install
 	$(VENV)/bin/ruff check dags plugins include tests
 	$(VENV)/bin/ruff format --check dags plugins include tests
+	$(VENV)/bin/mypy
 
 # two pytest workers (2 cores): the Airflow tests mostly wait on schedulers and APIs;
 # each test file stays on one worker (module-scoped stacks are started once)
@@ -37,4 +38,4 @@ airflow: install
 	$(PY) -m incidents_dev airflow
 
 clean:
-	rm -rf .local .bench .pytest_cache .ruff_cache
+	rm -rf .local .bench .pytest_cache .ruff_cache .mypy_cache

@@ -65,8 +65,8 @@ def _period(days: float, granularity: str, end: datetime | None) -> tuple[dateti
 
 def case_db_url() -> str:
     """The case database of connection ``case_db`` (``INCIDENTS_CASE_DB_URL`` when undefined)."""
-    from airflow.sdk.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     from incidents.config import settings, sqlalchemy_url_from_connection
     from incidents_provider.hooks.case_db import connection_info
