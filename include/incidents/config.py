@@ -168,7 +168,7 @@ class ConnectionInfo:
     login: str = ""
     password: str = field(default="", repr=False)
     port: int | None = None
-    extra: dict = field(default_factory=dict, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:  # never print secrets
         return f"ConnectionInfo(conn_id={self.conn_id!r}, conn_type={self.conn_type!r}, host={self.host!r})"

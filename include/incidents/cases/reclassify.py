@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, or_, select, update
+from sqlalchemy import ColumnElement, Engine, Row, and_, or_, select, update
 
 from incidents.cases.create import LABEL_FIELDS, POST_COLUMNS, event_row
 from incidents.cases.deadlines import as_utc
@@ -25,9 +25,11 @@ from incidents.db.models import Case, CaseEvent, CasePost, Post, table_of
 log = logging.getLogger(__name__)
 
 
-def post_filters(post_ids: Sequence[int] | None, batch_id: int | None, since: datetime | None) -> list:
+def post_filters(
+    post_ids: Sequence[int] | None, batch_id: int | None, since: datetime | None
+) -> list[ColumnElement[bool]]:
     """WHERE clauses on ``posts`` for a selection by ids, batch and publication time."""
-    where = []
+    where: list[ColumnElement[bool]] = []
     if batch_id is not None:
         where.append(Post.batch_id == batch_id)
     if since is not None:

@@ -78,7 +78,7 @@ class Figures:
     hazards: int = 0
     cases: int = 0
     lags_h: list[float] = field(default_factory=list, repr=False)
-    reasons: Counter = field(default_factory=Counter, repr=False)
+    reasons: Counter[str] = field(default_factory=Counter, repr=False)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     """The windows of the bucket: start, end, run id, status."""
@@ -110,7 +110,7 @@ class Figures:
 
     def skipped_by_source(self) -> list[dict[str, Any]]:
         """Skipped sources with their reasons and how many windows skipped them."""
-        counts: Counter = Counter((s["source_id"], s["reason"]) for s in self.skipped)
+        counts: Counter[tuple[str, str]] = Counter((s["source_id"], s["reason"]) for s in self.skipped)
         return [
             {"source_id": sid, "reason": reason, "windows": n}
             for (sid, reason), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
