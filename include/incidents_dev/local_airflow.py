@@ -78,7 +78,7 @@ class LocalAirflow:
     parallelism: int = 4
     extra_env: dict[str, str] = field(default_factory=dict)
     broker_url: str = "redis://127.0.0.1:6379/0"
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict[str, Any])
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
@@ -151,7 +151,7 @@ class LocalAirflow:
 
     # ------------------------------------------------------------------ processes
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run ``airflow <args>`` against this installation."""
         proc = subprocess.run(
             [str(VENV_BIN / "airflow"), *args],
@@ -289,7 +289,7 @@ class LocalAirflow:
             raise AirflowApiError(method, path, response.status_code, detail)
         return response.json() if response.content else None
 
-    def _paged(self, path: str, key: str, **params: Any) -> Iterator[dict]:
+    def _paged(self, path: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
         offset = 0
         while True:
             page = self.api("GET", path, params={**params, "limit": 100, "offset": offset})
@@ -303,7 +303,7 @@ class LocalAirflow:
         """The DAGs the dag-processor has parsed (stale ones excluded)."""
         return {d["dag_id"] for d in self._paged("/api/v2/dags", "dags")}
 
-    def runs(self, dag_id: str) -> list[dict]:
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
         """The DAG's runs, oldest window first: ``run_id``, ``state``, ``run_type``,
         ``data_interval_start``, ``data_interval_end``, ``end_date`` (aware UTC datetimes)."""
         out = []
@@ -321,7 +321,7 @@ class LocalAirflow:
         epoch = datetime.min.replace(tzinfo=UTC)
         return sorted(out, key=lambda r: (r["data_interval_start"] or epoch, r["run_id"]))
 
-    def task_states(self, dag_id: str) -> list[dict]:
+    def task_states(self, dag_id: str) -> list[dict[str, Any]]:
         """Every task instance of the DAG: ``run_id``, ``task_id``, ``state``, ``try_number``."""
         return [
             {
@@ -341,14 +341,14 @@ class LocalAirflow:
         for dag_id in dag_ids:
             self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": True})
 
-    def trigger(self, dag_id: str, conf: dict | None = None) -> str:
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         """Trigger a manual run now; its run id."""
         run = self.api(
             "POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}
         )
         return str(run["dag_run_id"])
 
-    def backfills(self, dag_id: str) -> list[dict]:
+    def backfills(self, dag_id: str) -> list[dict[str, Any]]:
         """The DAG's backfills (``id``, ``from_date``, ``to_date``, ``completed_at``, ...)."""
         return list(self._paged("/api/v2/backfills", "backfills", dag_id=dag_id))
 
@@ -406,7 +406,7 @@ class LocalAirflow:
         finished_after: datetime | None = None,
         timeout: float = 600,
         progress: Callable[[str, int, int], None] | None = None,
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
         """Wait until ``count`` runs (of ``run_type``) reached a final state after ``finished_after``.
 
         A rerun (a backfill with ``reprocess="completed"``) clears and re-runs the same run ids,

@@ -109,7 +109,7 @@ class LocalServices:
     sandbox_now: datetime | None = None
     rate_per_source_per_day: float | None = None
     """Sandbox volume (items per source per day); the generator's default when None."""
-    client_extra: dict | None = None
+    client_extra: dict[str, Any] | None = None
     """Client options put into the network connections' extra (e.g. a short ``backoff_base`` and
     ``read_timeout`` for tests)."""
 

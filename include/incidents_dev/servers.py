@@ -64,7 +64,7 @@ class ServerError(RuntimeError):
 # ---------------------------------------------------------------------- process groups
 
 
-def start_group(args: list[str], *, log_file: Path, **kwargs: Any) -> subprocess.Popen:
+def start_group(args: list[str], *, log_file: Path, **kwargs: Any) -> subprocess.Popen[bytes]:
     """Start ``args`` as the leader of a new session and process group (its children included),
     out of reach of the terminal's Ctrl-C and SIGHUP: the starting process stops it."""
     out = Path(log_file).open("ab")
@@ -74,7 +74,9 @@ def start_group(args: list[str], *, log_file: Path, **kwargs: Any) -> subprocess
         out.close()
 
 
-def stop_group(proc: subprocess.Popen, name: str, *, sig: int = signal.SIGTERM, grace: float = 15) -> None:
+def stop_group(
+    proc: subprocess.Popen[bytes], name: str, *, sig: int = signal.SIGTERM, grace: float = 15
+) -> None:
     """Send ``sig`` to the process group of ``proc``, SIGKILL to whatever is left after ``grace``
     seconds (the group may outlive its leader), and reap the leader."""
     if proc.poll() is None:
@@ -148,7 +150,7 @@ def _pg_bin() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
-def _run_as() -> dict:
+def _run_as() -> dict[str, Any]:
     """Popen arguments that drop root to :data:`SYSTEM_USER` (nothing when not root)."""
     if os.geteuid() != 0:
         return {}
@@ -184,7 +186,7 @@ class EmbeddedPostgres:
     def __init__(self, data_dir: Path, port: int = 0) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.log_file = self.data_dir.parent / f"{self.data_dir.name}.log"
 
     # -- lifecycle
@@ -358,7 +360,7 @@ class EmbeddedRedis:
     def __init__(self, work_dir: Path, port: int = 0) -> None:
         self.work_dir = Path(work_dir)
         self.port = port
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20) -> EmbeddedRedis:
         import redis

@@ -46,7 +46,7 @@ class Page:
     endpoint: str
     params: dict[str, Any]
     """Request parameters without secrets."""
-    raw: dict | list | str
+    raw: dict[str, Any] | list[Any] | str
     posts: list[NormalizedPost] = field(default_factory=list)
     """Parsed items inside the window (posts, and comments of the window's posts)."""
     rejects: list[Reject] = field(default_factory=list)
@@ -153,7 +153,7 @@ def in_window(published: datetime, start: datetime, end: datetime) -> bool:
 # --------------------------------------------------------------------------- JSON
 
 
-def decode_json(network: str, body: bytes | str | dict | list) -> Any:
+def decode_json(network: str, body: bytes | str | dict[str, Any] | list[Any]) -> Any:
     """Decode a JSON body (a UTF-8 BOM is tolerated); MalformedResponse when it is not JSON."""
     if isinstance(body, dict | list):
         return body
@@ -187,7 +187,7 @@ class BaseClient:
         base_url: str,
         token: str,
         *,
-        extra: dict | None = None,
+        extra: dict[str, Any] | None = None,
         pseudonym_key: str,
         session: requests.Session | None = None,
         conn_id: str | None = None,
@@ -265,7 +265,13 @@ class BaseClient:
         return pseudonymize(self.network, None if author_id is None else str(author_id), self.pseudonym_key)
 
     def page(
-        self, source: Source, endpoint: str, params: dict[str, Any], raw: Any, posts: list, rejects: list
+        self,
+        source: Source,
+        endpoint: str,
+        params: dict[str, Any],
+        raw: Any,
+        posts: list[Any],
+        rejects: list[Any],
     ) -> Page:
         return Page(
             network=self.network,

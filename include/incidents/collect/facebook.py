@@ -51,7 +51,7 @@ def _geo(item: Mapping[str, Any]) -> dict[str, float] | None:
         return None
 
 
-def parse_post(item: dict, *, source_id: str, key: str) -> NormalizedPost:
+def parse_post(item: dict[str, Any], *, source_id: str, key: str) -> NormalizedPost:
     """One feed/post object → NormalizedPost (KeyError/ValueError/TypeError when unusable)."""
     post_id = str(item["id"])
     author = (item.get("from") or {}).get("id") or post_id.split("_", 1)[0]
@@ -69,7 +69,9 @@ def parse_post(item: dict, *, source_id: str, key: str) -> NormalizedPost:
     )
 
 
-def parse_comment(item: dict, *, post_id: str | None, source_id: str, key: str) -> NormalizedPost | Reject:
+def parse_comment(
+    item: dict[str, Any], *, post_id: str | None, source_id: str, key: str
+) -> NormalizedPost | Reject:
     """One comment object → NormalizedPost or ``(item, reason)``."""
     permalink = item.get("permalink_url") or ""
     comment_id = item.get("id")

@@ -149,7 +149,7 @@ def error_for(network: str, error: Mapping[str, Any], headers: Mapping[str, str]
 def make_interpret(network: str) -> Callable[[int, Mapping[str, str], Any], Any]:
     """The answer mapping of one Graph network (one function per network)."""
 
-    def interpret(status: int, headers: Mapping[str, str], body: bytes | str | dict) -> Any:
+    def interpret(status: int, headers: Mapping[str, str], body: bytes | str | dict[str, Any]) -> Any:
         try:
             data = decode_json(network, body)
         except MalformedResponse:
@@ -182,7 +182,7 @@ def next_params(data: Mapping[str, Any]) -> dict[str, str] | None:
     return {k: v for k, v in query.items() if k not in SECRET_PARAMS and k != "pretty"}
 
 
-def edge_items(data: Any) -> list:
+def edge_items(data: Any) -> list[Any]:
     """The ``data`` list of an edge answer; MalformedResponse when absent."""
     items = data.get("data") if isinstance(data, Mapping) else None
     if not isinstance(items, list):
@@ -195,7 +195,7 @@ class EdgePage:
     """One answer of an edge: the body, what was parsed from it, and which items are new."""
 
     params: dict[str, Any]
-    data: dict
+    data: dict[str, Any]
     posts: list[NormalizedPost]
     new: list[NormalizedPost]
     rejects: list[Reject]
@@ -209,7 +209,7 @@ class GraphClient(BaseClient):
     def throttle_hint(self) -> Throttle:
         return throttle
 
-    def call(self, path: str, params: dict[str, Any]) -> dict:
+    def call(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         return self.request(
             "GET",
             f"{self.base_url}/{path}",

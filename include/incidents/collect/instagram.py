@@ -43,7 +43,9 @@ COMMENT_FIELDS = f"id,text,timestamp,username,replies{{{REPLY_FIELDS}}}"
 interpret = graph.make_interpret(NETWORK)
 
 
-def parse_media(item: dict, *, source_id: str, key: str, owner: str | None = None) -> NormalizedPost:
+def parse_media(
+    item: dict[str, Any], *, source_id: str, key: str, owner: str | None = None
+) -> NormalizedPost:
     """One media object → NormalizedPost (KeyError/ValueError/TypeError when unusable)."""
     media_id = str(item["id"])
     author = (item.get("owner") or {}).get("id") or item.get("username") or owner
@@ -61,7 +63,7 @@ def parse_media(item: dict, *, source_id: str, key: str, owner: str | None = Non
 
 
 def parse_comment(
-    item: dict, *, parent_id: str | None, source_id: str, key: str, url: str | None = None
+    item: dict[str, Any], *, parent_id: str | None, source_id: str, key: str, url: str | None = None
 ) -> NormalizedPost | Reject:
     """One comment or reply → NormalizedPost or ``(item, reason)``."""
     parent = parent_id or item.get("parent_id") or (item.get("media") or {}).get("id")
@@ -91,7 +93,7 @@ def parse_comment(
 
 
 def parse_comments(
-    items: list, *, parent_id: str | None, source_id: str, key: str, url: str | None = None
+    items: list[Any], *, parent_id: str | None, source_id: str, key: str, url: str | None = None
 ) -> tuple[list[NormalizedPost], list[Reject]]:
     """Comments with their nested ``replies`` (a reply's parent is its comment)."""
     posts: list[NormalizedPost] = []
@@ -149,7 +151,7 @@ def parse_response(
 
 
 def _media_list(
-    items: list, *, source_id: str, key: str, owner: str | None = None
+    items: list[Any], *, source_id: str, key: str, owner: str | None = None
 ) -> tuple[list[NormalizedPost], list[Reject]]:
     posts: list[NormalizedPost] = []
     rejects: list[Reject] = []

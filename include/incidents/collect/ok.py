@@ -99,7 +99,7 @@ def error_for(code: Any, message: str) -> ApiError:
     return ERRORS.error(code, message)
 
 
-def interpret(status: int, headers: Mapping[str, str], body: bytes | str | dict) -> Any:
+def interpret(status: int, headers: Mapping[str, str], body: bytes | str | dict[str, Any]) -> Any:
     """Map one HTTP answer to the decoded body or raise the typed error."""
     if status == 429:
         raise RateLimited(NETWORK, 429, "HTTP 429 Too Many Requests")
@@ -163,7 +163,7 @@ def topic_text(title: Any, media: Any) -> str:
     return "\n".join(kept)
 
 
-def parse_topic(item: dict, *, group_id: str, source_id: str, key: str) -> NormalizedPost:
+def parse_topic(item: dict[str, Any], *, group_id: str, source_id: str, key: str) -> NormalizedPost:
     """One ``media_topics[]`` element → NormalizedPost (KeyError/ValueError/TypeError when unusable)."""
     topic_id = str(item["id"])
     author = _ref_id(item.get("author_ref")) or _ref_id(item.get("owner_ref")) or group_id
@@ -180,7 +180,9 @@ def parse_topic(item: dict, *, group_id: str, source_id: str, key: str) -> Norma
     )
 
 
-def parse_discussion(data: dict, *, group_id: str | None, source_id: str, key: str) -> NormalizedPost:
+def parse_discussion(
+    data: dict[str, Any], *, group_id: str | None, source_id: str, key: str
+) -> NormalizedPost:
     """A ``discussions.get`` answer (``discussion`` + ``entities``) → NormalizedPost."""
     disc = data["discussion"]
     if group_id is None:
@@ -204,7 +206,7 @@ def parse_discussion(data: dict, *, group_id: str | None, source_id: str, key: s
     )
 
 
-def _topic_media(data: Mapping[str, Any], topic_id: str) -> list:
+def _topic_media(data: Mapping[str, Any], topic_id: str) -> list[Any]:
     """The text blocks of the topic's ``media_topics`` entity in a ``discussions.get`` answer, if any."""
     for topic in (data.get("entities") or {}).get("media_topics") or []:
         if isinstance(topic, dict) and str(topic.get("id")) == topic_id:
@@ -213,7 +215,7 @@ def _topic_media(data: Mapping[str, Any], topic_id: str) -> list:
 
 
 def parse_comment(
-    item: dict, *, group_id: str, topic_id: str, source_id: str, key: str
+    item: dict[str, Any], *, group_id: str, topic_id: str, source_id: str, key: str
 ) -> NormalizedPost | Reject:
     """One ``discussions.getComments`` element → NormalizedPost or ``(item, reason)``."""
     if str(item.get("type", "")).upper() == "DELETED" or item.get("deleted"):
@@ -293,7 +295,7 @@ class Client(BaseClient):
                 f"ok: connection {self.conn_id!r} needs extra.application_key and extra.application_secret_key"
             )
 
-    def call(self, method: str, params: dict[str, Any]) -> dict:
+    def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         signed = {**params, "application_key": self.application_key, "method": method, "format": "json"}
         signed = {k: str(v) for k, v in signed.items()}
         signed["sig"] = signature(signed, self.token, self.secret_key)

@@ -27,7 +27,7 @@ INTERPRETERS: dict[str, Callable[[int, Mapping[str, str], Any], Any]] = {
     "facebook": facebook.interpret,
     "instagram": instagram.interpret,
 }
-PARSERS: dict[str, Callable[..., tuple[list, list]]] = {
+PARSERS: dict[str, Callable[..., tuple[list[Any], list[Any]]]] = {
     "vk": vk.parse_response,
     "ok": ok.parse_response,
     "twitter": twitter.parse_response,
@@ -42,7 +42,7 @@ def parse_exchange(
     params: Mapping[str, Any],
     status: int,
     headers: Mapping[str, str],
-    body: bytes | str | dict | list,
+    body: bytes | str | dict[str, Any] | list[Any],
     *,
     source_id: str,
     pseudonym_key: str,

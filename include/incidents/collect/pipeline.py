@@ -81,7 +81,7 @@ def _truthy(value: Any) -> bool:
 class LandingArea:
     """The raw landing area under ``root`` (a local path or an object-storage path)."""
 
-    def __init__(self, root: str | os.PathLike | StoragePath) -> None:
+    def __init__(self, root: str | os.PathLike[str] | StoragePath) -> None:
         self.root: Any = (
             Path(root) if isinstance(root, str | os.PathLike) and not hasattr(root, "fs") else root
         )
@@ -350,7 +350,7 @@ def skipped_sources_of(manifest: dict[str, Any]) -> list[dict[str, str]]:
     return [{"source_id": str(k), "reason": str(v)} for k, v in (manifest.get("skipped") or {}).items()]
 
 
-def read_posts(path: str | os.PathLike | StoragePath) -> Iterator[dict[str, Any]]:
+def read_posts(path: str | os.PathLike[str] | StoragePath) -> Iterator[dict[str, Any]]:
     """Stream the JSON objects of a ``posts.jsonl`` written by :func:`collect_window`."""
     target: Any = Path(path) if isinstance(path, str | os.PathLike) and not hasattr(path, "fs") else path
     with target.open("r") as handle:

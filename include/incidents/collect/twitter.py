@@ -88,7 +88,7 @@ def _reset_wait(headers: Mapping[str, str], now: float) -> float | None:
     return parse_retry_after(headers.get("Retry-After"), now)
 
 
-def _ok_answer(data: Any) -> dict:
+def _ok_answer(data: Any) -> dict[str, Any]:
     """A 200 answer: the JSON object, unless it holds only errors (a gone or forbidden source)."""
     if not isinstance(data, dict):
         raise MalformedResponse(NETWORK, "malformed", "expected a JSON object")
@@ -127,7 +127,7 @@ def _raise_error_answer(status: int, data: Any) -> NoReturn:
 def make_interpret(clock: Callable[[], float] = time.time) -> Callable[[int, Mapping[str, str], Any], Any]:
     """The answer mapping, with the clock used to turn ``x-rate-limit-reset`` into a wait."""
 
-    def interpret(status: int, headers: Mapping[str, str], body: bytes | str | dict) -> Any:
+    def interpret(status: int, headers: Mapping[str, str], body: bytes | str | dict[str, Any]) -> Any:
         if status == 429:
             if b"usage-capped" in (body if isinstance(body, bytes) else str(body).encode()):
                 raise DailyLimitReached(
@@ -153,7 +153,7 @@ interpret = make_interpret()
 """The answer mapping with the wall clock (for fixtures)."""
 
 
-def _geo(tweet: dict) -> dict[str, float] | None:
+def _geo(tweet: dict[str, Any]) -> dict[str, float] | None:
     coords = ((tweet.get("geo") or {}).get("coordinates") or {}).get("coordinates")
     if isinstance(coords, list) and len(coords) >= 2:
         try:
@@ -163,7 +163,7 @@ def _geo(tweet: dict) -> dict[str, float] | None:
     return None
 
 
-def parse_tweet(tweet: dict, *, source_id: str, key: str) -> NormalizedPost:
+def parse_tweet(tweet: dict[str, Any], *, source_id: str, key: str) -> NormalizedPost:
     """One tweet object → NormalizedPost (KeyError/ValueError/TypeError when unusable)."""
     tweet_id = str(tweet["id"])
     int(tweet_id)  # ids are numeric strings
@@ -230,7 +230,7 @@ class Client(BaseClient):
         value = self.extra.get("full_archive", False)
         return value is True or str(value).lower() in ("1", "true", "yes")
 
-    def call(self, path: str, params: dict[str, Any]) -> dict:
+    def call(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         return self.request(
             "GET",
             self.base_url + path,

@@ -83,7 +83,7 @@ def error_for(code: Any, message: str) -> ApiError:
     return ERRORS.error(code, message)
 
 
-def interpret(status: int, headers: Mapping[str, str], body: bytes | str | dict) -> Any:
+def interpret(status: int, headers: Mapping[str, str], body: bytes | str | dict[str, Any]) -> Any:
     """Map one HTTP answer to the ``response`` value or raise the typed error."""
     if status == 429:
         raise RateLimited(
@@ -108,7 +108,7 @@ def interpret(status: int, headers: Mapping[str, str], body: bytes | str | dict)
     return data["response"]
 
 
-def _items(response: Any) -> list:
+def _items(response: Any) -> list[Any]:
     if isinstance(response, list):  # wall.getById without extended: a bare array
         return response
     if isinstance(response, dict):
@@ -118,7 +118,7 @@ def _items(response: Any) -> list:
     raise MalformedResponse(NETWORK, "malformed", "no 'items' list in the response")
 
 
-def _geo(item: dict) -> dict[str, float] | None:
+def _geo(item: dict[str, Any]) -> dict[str, float] | None:
     geo = item.get("geo")
     if not isinstance(geo, dict):
         return None
@@ -143,7 +143,7 @@ def comment_external_id(owner_id: Any, post_id: Any, comment_id: Any) -> str:
     return f"{int(owner_id)}_{int(post_id)}_{int(comment_id)}"
 
 
-def parse_post(item: dict, *, source_id: str, key: str, owner_id: Any = None) -> NormalizedPost:
+def parse_post(item: dict[str, Any], *, source_id: str, key: str, owner_id: Any = None) -> NormalizedPost:
     """One wall/newsfeed item → NormalizedPost (KeyError/ValueError/TypeError when unusable)."""
     owner = item.get("owner_id", item.get("source_id", owner_id))
     if owner is None:
@@ -171,7 +171,7 @@ def parse_post(item: dict, *, source_id: str, key: str, owner_id: Any = None) ->
 
 def parse_posts(
     response: Any, *, source_id: str, key: str, owner_id: Any = None
-) -> tuple[list, list[Reject]]:
+) -> tuple[list[Any], list[Reject]]:
     """Posts of a ``wall.get``/``wall.getById``/``newsfeed.search`` response."""
     posts: list[NormalizedPost] = []
     rejects: list[Reject] = []
@@ -187,7 +187,7 @@ def parse_posts(
 
 
 def parse_comment(
-    item: dict,
+    item: dict[str, Any],
     *,
     source_id: str,
     key: str,
@@ -319,7 +319,9 @@ class Client(BaseClient):
         for owner, post_id in window_posts:
             yield from self._comments(source, owner, post_id)
 
-    def _wall(self, source: Source, start: datetime, end: datetime, window_posts: list) -> Iterator[Page]:
+    def _wall(
+        self, source: Source, start: datetime, end: datetime, window_posts: list[Any]
+    ) -> Iterator[Page]:
         paging, seen = OffsetPaging(NETWORK, f"wall.get of {source.id}"), set[Any]()
         while True:
             params = {"owner_id": source.id, "count": WALL_PAGE, "offset": paging.offset, "extended": 0}
@@ -343,7 +345,9 @@ class Client(BaseClient):
             if not paging.advance(returned=len(items), fresh=fresh, total=total):
                 break
 
-    def _search(self, source: Source, start: datetime, end: datetime, window_posts: list) -> Iterator[Page]:
+    def _search(
+        self, source: Source, start: datetime, end: datetime, window_posts: list[Any]
+    ) -> Iterator[Page]:
         paging, seen = CursorPaging(NETWORK, f"newsfeed.search {source.query!r}"), set[Any]()
         end_time = max(int(start.timestamp()), int(end.timestamp()) - 1)
         while True:

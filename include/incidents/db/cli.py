@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import sys
+from typing import Any
 
 from sqlalchemy import Engine, func, inspect, select
 
@@ -54,7 +55,7 @@ def table_counts(engine: Engine) -> dict[str, int | None]:
     return counts
 
 
-def status(engine: Engine) -> dict:
+def status(engine: Engine) -> dict[str, Any]:
     """Current and head revision plus row counts."""
     current = migrate.current_revision(engine)
     head = migrate.head_revision()

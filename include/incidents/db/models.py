@@ -20,6 +20,7 @@ because NULLs never collide in a unique constraint.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -130,7 +131,7 @@ class Topic(Base):
     priority: Mapped[bool] = mapped_column(Boolean, default=False)
     hazard: Mapped[bool] = mapped_column(Boolean, default=False)
     hazard_type: Mapped[str | None] = mapped_column(String(40))
-    source_topics: Mapped[list | None] = mapped_column(JSON)
+    source_topics: Mapped[list[Any] | None] = mapped_column(JSON)
     """The real rubricator's topics this one was informed by (★ kept)."""
 
 
@@ -190,8 +191,8 @@ class Batch(Base):
     landing_uri: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="collected")
     """``collected``, ``validated``, ``analysed``, ``routed``."""
-    counts: Mapped[dict | None] = mapped_column(JSON)
-    skipped_sources: Mapped[list | None] = mapped_column(JSON)
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    skipped_sources: Mapped[list[Any] | None] = mapped_column(JSON)
     """Sources the window skipped, each ``{"source_id", "reason"}`` (gone, banned, private)."""
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
@@ -224,7 +225,7 @@ class Post(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     collect_run_id: Mapped[str | None] = mapped_column(String(250))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
-    raw: Mapped[dict | None] = mapped_column(JSON)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # labels of the text analysis (issue: analysis); NULL until analysed
     is_incident: Mapped[bool | None] = mapped_column(Boolean)
     category: Mapped[str | None] = mapped_column(String(32))
@@ -233,7 +234,7 @@ class Post(Base):
     hazard_type: Mapped[str | None] = mapped_column(String(40))
     municipality_code: Mapped[str | None] = mapped_column(String(32))
     settlement_oktmo: Mapped[str | None] = mapped_column(String(11))
-    confidence: Mapped[dict | None] = mapped_column(JSON)
+    confidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     explanation: Mapped[str | None] = mapped_column(Text)
     classifier_version: Mapped[str | None] = mapped_column(String(64))
     analysed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -313,7 +314,7 @@ class Case(Base):
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     operator_touched: Mapped[bool] = mapped_column(Boolean, default=False)
     """Set by any operator action; reprocessing then only records suggestions."""
-    suggestion: Mapped[dict | None] = mapped_column(JSON)
+    suggestion: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     classifier_version: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
@@ -353,7 +354,7 @@ class CaseEvent(Base):
     level: Mapped[int | None] = mapped_column(Integer)
     actor: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
-    details: Mapped[dict | None] = mapped_column(JSON)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
 
     case: Mapped[Case] = relationship(back_populates="events")
@@ -409,7 +410,7 @@ class CoverageAction(Base):
     run_id: Mapped[str | None] = mapped_column(String(250))
     """The coverage run that acted."""
     at: Mapped[datetime] = mapped_column(UtcDateTime)
-    details: Mapped[dict | None] = mapped_column(JSON)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
 
 

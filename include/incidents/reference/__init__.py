@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -195,7 +196,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def _read_yaml(path: Path) -> dict:
+def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ReferenceError(f"reference file not found: {path}")
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -209,7 +210,7 @@ def _none(value: str | None) -> str | None:
     return value or None
 
 
-def _require(row: dict, key: str, where: str) -> str:
+def _require(row: dict[str, Any], key: str, where: str) -> str:
     value = row.get(key)
     if value is None or str(value).strip() == "":
         raise ReferenceError(f"{where}: missing {key!r}")
@@ -476,7 +477,7 @@ def resolve_executor(
     return index[(category, WILDCARD, WILDCARD)]
 
 
-def _rule(category: str, topic: str, item: dict, where: str) -> DeadlineRuleRef:
+def _rule(category: str, topic: str, item: dict[str, Any], where: str) -> DeadlineRuleRef:
     unit = _require(item, "unit", where)
     if unit not in DEADLINE_UNITS:
         raise ReferenceError(f"{where}: unknown unit {unit!r}")

@@ -60,7 +60,7 @@ def _sync(
     has_id = "id" in table.c and "id" not in key
     selected = [table.c[c] for c in columns] + ([table.c.id] if has_id else [])
     norm = normalise or (lambda _c, v: v)
-    existing: dict[tuple, dict[str, Any]] = {}
+    existing: dict[tuple[Any, ...], dict[str, Any]] = {}
     for rec in conn.execute(select(*selected)).mappings():
         existing[tuple(rec[k] for k in key)] = dict(rec)
 

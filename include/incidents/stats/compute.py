@@ -250,7 +250,9 @@ class _Figures:
     executors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _post_counts(conn: Connection, start: datetime, end: datetime) -> dict[tuple[str, str, str], Counter]:
+def _post_counts(
+    conn: Connection, start: datetime, end: datetime
+) -> dict[tuple[str, str, str], Counter[str]]:
     """posts_collected / incidents_found rolled up over the cube, from one GROUP BY in SQL."""
     in_month = and_(Post.published_at >= start, Post.published_at < end)
     incident = func.sum(case((Post.is_incident == true(), 1), else_=0))
@@ -259,7 +261,7 @@ def _post_counts(conn: Connection, start: datetime, end: datetime) -> dict[tuple
         .where(in_month)
         .group_by(Post.municipality_code, Post.category, Post.network)
     )
-    out: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
+    out: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
     for mun, cat, net, n, n_inc in conn.execute(stmt):
         for key in _scopes(mun, cat, net):
             out[key]["posts_collected"] += int(n)
@@ -275,7 +277,7 @@ def _top_lists(conn: Connection, start: datetime, end: datetime) -> dict[tuple[s
         .where(in_month, Post.topic.is_not(None))
         .group_by(Post.municipality_code, Post.category, Post.topic)
     )
-    topics: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
+    topics: dict[tuple[str, str, str], Counter[str | None]] = defaultdict(Counter)  # topic IS NOT NULL in SQL
     for mun, cat, topic, n in conn.execute(stmt):
         for m, c in itertools.product((mun, WILDCARD), (cat, WILDCARD)):
             if m is not None and c is not None:
@@ -285,7 +287,7 @@ def _top_lists(conn: Connection, start: datetime, end: datetime) -> dict[tuple[s
         .where(in_month)
         .group_by(Post.municipality_code, Post.network, Post.source_id)
     )
-    sources: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
+    sources: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
     for mun, net, source_id, n in conn.execute(stmt):
         name = f"{net}:{source_id}"
         sources[(WILDCARD, WILDCARD, WILDCARD)][name] += int(n)
@@ -296,8 +298,8 @@ def _top_lists(conn: Connection, start: datetime, end: datetime) -> dict[tuple[s
     for prefix, table in (("top_topic", topics), ("top_source", sources)):
         for (m, c, net), counter in table.items():
             ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_N]
-            for name, count in ranked:
-                out[(m, c, net, f"{prefix}:{name}")] = float(count)
+            for item, count in ranked:
+                out[(m, c, net, f"{prefix}:{item}")] = float(count)
     return out
 
 
@@ -430,13 +432,15 @@ def _case_facts(c: _CaseRow, start: datetime, end: datetime, cutoff: datetime) -
 def _case_figures(
     cases: list[_CaseRow], start: datetime, end: datetime, cutoff: datetime
 ) -> tuple[
-    dict[tuple[str, str, str], Counter], dict[tuple[str, str, str, str], float | None], list[dict[str, Any]]
+    dict[tuple[str, str, str], Counter[str]],
+    dict[tuple[str, str, str, str], float | None],
+    list[dict[str, Any]],
 ]:
     """Case counts per scope, time percentiles per scope, and the executor rating."""
-    counts: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
+    counts: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
     first: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     resolution: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    per_exec: dict[str, Counter] = defaultdict(Counter)
+    per_exec: dict[str, Counter[str]] = defaultdict(Counter)
     exec_first: dict[str, list[float]] = defaultdict(list)
     for c in cases:
         facts = _case_facts(c, start, end, cutoff)
@@ -482,7 +486,7 @@ def _case_figures(
     return counts, timing, executors
 
 
-def _main_counts(conn: Connection, month: date, cutoff: datetime) -> dict[tuple[str, str, str], Counter]:
+def _main_counts(conn: Connection, month: date, cutoff: datetime) -> dict[tuple[str, str, str], Counter[str]]:
     """The main counts of ``month`` per scope (posts and cases)."""
     start, end = month_bounds(month)
     cutoff = min(cutoff, end)
