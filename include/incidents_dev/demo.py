@@ -142,10 +142,12 @@ def _run(args: argparse.Namespace, home: Path) -> int:
                 "hazard reopened as live"
             )
             stats_started = datetime.now(UTC)
-            airflow.unpause("monthly_stats", "escalate_cases")
             month_start = f"{month.isoformat()}T00:00:00+03:00"  # the month's logical date, Europe/Kirov
-            # when the month is the latest complete one, unpausing already scheduled its run
+            # backfill while paused, then unpause: the month is the latest complete one, whose run
+            # the scheduler creates on unpausing, and a backfill creating it at the same moment
+            # makes the scheduler die on the unique key (logical date) it loses
             airflow.backfill("monthly_stats", month_start, month_start, missing_ok=True)
+            airflow.unpause("monthly_stats", "escalate_cases")
             airflow.wait_runs(
                 "monthly_stats", count=1, finished_after=stats_started, progress=_progress, timeout=600
             )

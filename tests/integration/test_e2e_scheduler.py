@@ -218,7 +218,9 @@ def test_history_is_silent_and_a_live_hazard_is_escalated_and_emailed_once(stack
 
 
 def test_twelve_month_backfill_writes_twelve_reports_and_reruns_replace(stack: Stack, collected) -> None:
-    # the 12 months up to the latest complete one (unpausing runs that one on schedule)
+    # the 12 months up to the latest complete one. The backfill is created while the DAG is paused:
+    # unpausing first would let the scheduler create the latest month's run while the backfill
+    # creates it too, and the loser of that race (the scheduler) dies on the unique key.
     today = datetime.now(UTC).date()
     last = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
     months = []
@@ -227,9 +229,8 @@ def test_twelve_month_backfill_writes_twelve_reports_and_reruns_replace(stack: S
         months.append(month)
         month = (month - timedelta(days=1)).replace(day=1)
     first = months[-1]
-    stack.airflow.unpause("monthly_stats")
     stack.airflow.backfill("monthly_stats", f"{first}T00:00:00+03:00", f"{last}T00:00:00+03:00")
-    # the latest complete month may already have its scheduled run (unpausing runs it): count all runs
+    stack.airflow.unpause("monthly_stats")  # the scheduler finds the latest month's run there already
     runs = stack.airflow.wait_runs("monthly_stats", count=12, timeout=900)
     assert all(r["state"] == "success" for r in runs), stack.failed_task_logs("monthly_stats")
     reports_root = Path(stack.home / "reports")
