@@ -25,11 +25,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
@@ -43,6 +43,9 @@ from incidents.validation.gate import (
     validate_batch,
     write_docs,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 log = logging.getLogger(__name__)
 
@@ -211,13 +214,18 @@ def quarantine_records(
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
+    stmt: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(Quarantine)
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(Quarantine)
     else:  # pragma: no cover - the project supports these two
         raise RuntimeError(f"unsupported database dialect {dialect!r}")
-    stmt = insert(Quarantine).on_conflict_do_nothing(index_elements=["stage", "record_key"])
+    stmt = stmt.on_conflict_do_nothing(index_elements=["stage", "record_key"])
     session.execute(stmt, rows)
     return len(rows)
 
@@ -273,7 +281,7 @@ def _record(row: Any) -> dict[str, Any]:
     }
 
 
-def _chunks(engine: Engine, batch_id: int, size: int) -> Iterator[list[Any]]:
+def _chunks(engine: Engine, batch_id: int, size: int) -> Iterator[Sequence[Any]]:
     """The batch's posts in id order, ``size`` at a time (keyset pagination: no long-lived cursor)."""
     last = 0
     while True:
@@ -402,14 +410,14 @@ def process_batch(
         now = datetime.now(UTC)
         updates: list[dict[str, Any]] = []
         failed: list[QuarantinedRecord] = []
-        failed_ids: list[int] = []
+        unanalysed_ids: list[int] = []
         for row in rows:
             try:
                 result = _analyse_one(analyzer, fallback, row.text, munis.get((row.network, row.source_id)))
-            except Exception as exc:  # noqa: BLE001 - one bad post must not stop the batch
+            except Exception as exc:  # one bad post must not stop the batch
                 log.warning("analysis of %s:%s failed: %s", row.network, row.external_id, exc)
                 failed.append(_error_record(_record(row), exc))
-                failed_ids.append(row.id)
+                unanalysed_ids.append(row.id)
                 continue
             updates.append(
                 {
@@ -421,7 +429,7 @@ def process_batch(
             if updates:
                 session.execute(update(Post), updates)
             quarantine_records(session, "analyse", failed, run_id=run_id, batch_id=batch_id)
-            _clear_labels(session, failed_ids)
+            _clear_labels(session, unanalysed_ids)
         analysed += len(updates)
         errors.extend(failed)
 
@@ -510,7 +518,7 @@ def process_records(
             result = _analyse_one(
                 analyzer, fallback, rec["text"], munis.get((rec["network"], rec["source_id"]))
             )
-        except Exception as exc:  # noqa: BLE001 - one bad post must not stop the batch
+        except Exception as exc:  # one bad post must not stop the batch
             errors.append(_error_record(rec, exc))
             continue
         labels = _labels(result, version, content_key(rec.get("content_hash"), rec["text"]), now, rec["text"])
