@@ -51,6 +51,10 @@ CLASSIFIER_VERSION = artifact_version()
 """The project's analyser: ``hybrid-<artifact SHA-256 prefix>``; it changes with every retraining.
 The artifact records the hash of the rules it was trained with (a rules change means retraining:
 tests/unit/analysis check that the committed artifact matches the rules)."""
+MIN_MODEL_WORDS = 4
+"""Fewer words than this («А где это?», «Фото бы приложили», «+1») carry too little evidence for
+the model to call a post an incident or a hazard on its own: its score there is mostly its prior.
+Such a post is decided by the rules (a hazard or complaint rule still fires on a short text)."""
 RULE_VETO = 3.0
 """Weight of the rules' non-complaint cues (advert, announcement…) that vetoes an unsure model."""
 REVIEW_BELOW = 0.7
@@ -507,19 +511,16 @@ class Analyzer:
             return self._defaults(d)
         s = d.scores = self.model.scores(p.words, p.feats)
         th = self.model.thresholds
-        d.hazard = r.hazard is not None or s.hazard >= th["hazard"]
+        if sum(1 for t in p.tokens if len(t.low) > 1 and t.low.isalpha()) < MIN_MODEL_WORDS:
+            return self._defaults(d)  # too short for the model: the rules' decision stands
+        vetoed = r.non_score >= RULE_VETO and r.problem_score < 2
+        # an advert, an announced outage, news, an official warning («МЧС предупреждает: выход на
+        # лёд опасен»): the rules' strongest negative cues win over a model that is not sure
+        d.hazard = r.hazard is not None or (s.hazard >= th["hazard"] and not (vetoed and s.hazard < 0.9))
         if d.hazard and r.hazard is None:
             d.hazard_type = self.model.labels["hazard_type"][int(s.hazard_type.argmax())]
         d.is_incident = d.hazard or s.incident >= th["incident"]
-        if (
-            d.is_incident
-            and not d.hazard
-            and r.non_score >= RULE_VETO
-            and r.problem_score < 2
-            and s.incident < 0.9
-        ):
-            # an advert, an announced outage, news: the rules' strongest negative cues win over
-            # a model that is not sure
+        if d.is_incident and not d.hazard and vetoed and s.incident < 0.9:
             d.is_incident = False
         p_inc = max(s.incident, 0.9) if r.hazard is not None else s.incident
         p_haz = max(s.hazard, 0.9) if r.hazard is not None else s.hazard
