@@ -77,7 +77,7 @@ def _run(args: argparse.Namespace, home: Path) -> int:
     from incidents.db import migrate
     from incidents.db.engine import make_engine
     from incidents.reference.seed import load_reference
-    from incidents_dev.local_airflow import ADMIN_USER, LocalAirflow, postgres_server
+    from incidents_dev.local_airflow import ADMIN_USER, LocalAirflow, demo_settings, postgres_server
     from incidents_dev.runtime import LocalServices
     from incidents_dev.servers import create_database
 
@@ -99,10 +99,7 @@ def _run(args: argparse.Namespace, home: Path) -> int:
             case_db_url=create_database(server_url, "incidents_demo_cases", replace=not args.keep),
         ) as services,
     ):
-        env = services.env()
-        env["INCIDENTS_COLLECT_CRON"] = "0 0 * * *"
-        env["INCIDENTS_LANDING_URI"] = f"file://{home / 'landing'}"
-        env["INCIDENTS_REPORTS_URI"] = f"file://{home / 'reports'}"
+        env = {**services.env(), **demo_settings(home)}
         case_db_url = services.case_db_url
         assert case_db_url is not None  # created above
         engine = make_engine(case_db_url)

@@ -138,6 +138,10 @@ class LocalAirflow:
                 "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
                 "AIRFLOW__METRICS__STATSD_ON": "False",
+                # the coverage DAG's REST client: the local admin (host = [api] base_url)
+                "AIRFLOW_CONN_AIRFLOW_API": json.dumps(
+                    {"conn_type": "http", "login": ADMIN_USER, "password": ADMIN_PASSWORD}
+                ),
             }
         )
         if self.executor == "CeleryExecutor":
@@ -475,9 +479,18 @@ def postgres_server(data_dir: Path) -> Iterator[str]:
 # ---------------------------------------------------------------------- CLI: make airflow
 
 
+def demo_settings(home: Path) -> dict[str, str]:
+    """The demo's settings, shared by ``make airflow`` (which opens the demo's installation)."""
+    return {
+        "INCIDENTS_COLLECT_CRON": "0 0 * * *",
+        "INCIDENTS_LANDING_URI": f"file://{home / 'landing'}",
+        "INCIDENTS_REPORTS_URI": f"file://{home / 'reports'}",
+    }
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080, help="api-server port on 127.0.0.1")
-    parser.add_argument("--home", type=Path, default=None, help="working folder (default .local/airflow)")
+    parser.add_argument("--home", type=Path, default=None, help="the demo's folder (default .local/demo)")
     parser.add_argument("--no-sandbox", action="store_true", help="do not start the local API sandbox")
 
 
@@ -488,24 +501,27 @@ def run(args: argparse.Namespace) -> int:
     from incidents.reference.seed import load_reference
     from incidents_dev.runtime import LocalServices
 
-    home = (args.home or local_home() / "airflow").resolve()
+    # the demo's installation: after `make demo` the UI shows the demo's runs and data (its
+    # PostgreSQL folder, its case database and Airflow metadata, its landing area and reports)
+    demo_home = (args.home or local_home() / "demo").resolve()
+    home = demo_home / "airflow"
     stop_leftovers(home)
     with stop_on_signals(), ExitStack() as stack:
         try:
-            server_url = stack.enter_context(postgres_server(home / "postgres"))
-            case_db_url = create_database(server_url, "incidents_cases")
+            server_url = stack.enter_context(postgres_server(demo_home / "postgres"))
+            case_db_url = create_database(server_url, "incidents_demo_cases")
             engine = make_engine(case_db_url)
             migrate.upgrade(engine)
             load_reference(engine)
             engine.dispose()
             services = stack.enter_context(
-                LocalServices(sandbox=not args.no_sandbox, home=home, case_db_url=case_db_url)
+                LocalServices(sandbox=not args.no_sandbox, home=demo_home, case_db_url=case_db_url)
             )
             airflow = LocalAirflow(
                 home=home,
-                metadata_url=create_database(server_url, "incidents_airflow"),
+                metadata_url=create_database(server_url, "incidents_demo_airflow"),
                 api_port=args.port,
-                extra_env=services.env(),
+                extra_env={**services.env(), **demo_settings(demo_home)},
             )
             stack.callback(airflow.stop)
             airflow.migrate()
