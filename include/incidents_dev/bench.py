@@ -169,7 +169,7 @@ class _Timer:
         self.seconds = time.perf_counter() - self.started
 
 
-def rate_for(items: int, n_sources: int, days: float) -> float:
+def rate_for(items: float, n_sources: int, days: float) -> float:
     """The generator rate (posts per source per day) that yields about ``items`` items."""
     return max(1.0, items / (ITEMS_PER_POST * n_sources * days))
 
@@ -600,7 +600,7 @@ def measure_routing(n: int, days: int = ROUTING_DAYS, prefix: str = "routing") -
 
     from incidents.cases.routing import _POST_COLUMNS, route_posts
     from incidents.db.engine import make_engine
-    from incidents.db.models import Case, Post
+    from incidents.db.models import Case, Post, table_of
 
     rows = incident_rows(n, days=days)
     with ThrowawayDatabase() as db:
@@ -608,7 +608,7 @@ def measure_routing(n: int, days: int = ROUTING_DAYS, prefix: str = "routing") -
         try:
             with _Timer() as ins, engine.begin() as conn:
                 for i in range(0, len(rows), 5000):
-                    conn.execute(insert(Post.__table__), rows[i : i + 5000])
+                    conn.execute(insert(table_of(Post)), rows[i : i + 5000])
             log.info("inserted %d incident posts in %.1fs; routing …", len(rows), ins.seconds)
             del rows
             stale = StaleStats(engine)

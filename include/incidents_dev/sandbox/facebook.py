@@ -54,6 +54,8 @@ class FacebookEmulator(GraphEmulator):
 
     def _comment(self, c: SandboxItem, replies: int, fields: set[str]) -> dict[str, Any]:
         page_id = c.source_id
+        if c.parent_native_id is None:  # the generator gives every comment its post
+            raise ValueError(f"comment {c.native_id} has no post")
         values: dict[str, Any] = {
             "id": c.native_id,
             "message": c.text,

@@ -112,12 +112,21 @@ class FaultConfig:
         return config
 
     def validate(self) -> None:
+        """A clear ValueError for the first setting out of its range."""
+        self._validate_probabilities()
+        self._validate_networks_and_counts()
+        self._validate_permission_errors()
+        self._validate_gone_sources()
+
+    def _validate_probabilities(self) -> None:
         for kind in PROBABILITIES:
             value = getattr(self, kind)
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"fault probability {kind}={value!r} is not in [0, 1]")
         if sum(float(getattr(self, kind)) for kind in REQUEST_FAULTS) > 1.0:
             raise ValueError(f"the request fault probabilities {REQUEST_FAULTS} add up to more than 1")
+
+    def _validate_networks_and_counts(self) -> None:
         for network in list(self.expired_tokens) + list(self.networks or []):
             if network not in NETWORKS:
                 raise ValueError(f"unknown network {network!r}")
@@ -128,6 +137,8 @@ class FaultConfig:
                 raise ValueError(f"force count of {kind} is negative")
         if self.timeout_seconds < 0:
             raise ValueError("timeout_seconds is negative")
+
+    def _validate_permission_errors(self) -> None:
         for network, code in self.permission_errors.items():
             if network not in NETWORKS:
                 raise ValueError(f"unknown network {network!r} in permission_errors")
@@ -136,6 +147,8 @@ class FaultConfig:
                     f"{network} answers a missing permission with one of {PERMISSION_CODES[network]}, "
                     f"not {code!r}"
                 )
+
+    def _validate_gone_sources(self) -> None:
         for key, state in self.gone_sources.items():
             network, _, source_id = str(key).partition(":")
             if network not in NETWORKS or not source_id:

@@ -429,11 +429,32 @@ def _noise(text: str, rng: random.Random, level: float = 1.0) -> str:
     if rng.random() < 0.35 * level:
         text = text.replace("ё", "е")
     if rng.random() < 0.12 * level:
-        for a, b in _SLANG:
-            if a in text:
-                text = text.replace(a, b, 1)
-                break
-    words = text.split(" ")
+        text = _slang(text)
+    text = " ".join(_word_noise(text.split(" "), rng, level))
+    if rng.random() < 0.12 * level:
+        text = _stretch(text, rng)
+    roll = rng.random()
+    if roll < 0.05 * level:
+        text = text.upper()
+    elif roll < 0.2 * level:
+        text = text.lower()
+    if rng.random() < 0.28 * level:
+        text = text.rstrip() + " " + "".join(rng.choice(_EMOJI) for _ in range(rng.randint(1, 3)))
+    if rng.random() < 0.1 * level:
+        text = text.rstrip(".") + rng.choice(("!!!", "!!!!!", "??", "...", "!?"))
+    return text
+
+
+def _slang(text: str) -> str:
+    """The first slang form whose word occurs in the text, once."""
+    for a, b in _SLANG:
+        if a in text:
+            return text.replace(a, b, 1)
+    return text
+
+
+def _word_noise(words: list[str], rng: random.Random, level: float) -> list[str]:
+    """A typo (swapped or dropped letter) and Latin look-alikes in one word each, with probabilities."""
     if rng.random() < 0.22 * level and len(words) > 3:
         i = rng.randrange(len(words))
         w = words[i]
@@ -444,24 +465,18 @@ def _noise(text: str, rng: random.Random, level: float = 1.0) -> str:
         i = rng.randrange(len(words))
         if words[i].isalpha():
             words[i] = words[i].translate(_LATIN)
-    text = " ".join(words)
-    if rng.random() < 0.12 * level:
-        for w in _STRETCH_WORDS:
-            pos = text.lower().find(w)
-            if pos >= 0:
-                vowel = next((k for k in range(pos, pos + len(w)) if text[k].lower() in "аеиоуыэюя"), None)
-                if vowel is not None:
-                    text = text[: vowel + 1] + text[vowel] * rng.randint(2, 5) + text[vowel + 1 :]
-                break
-    roll = rng.random()
-    if roll < 0.05 * level:
-        text = text.upper()
-    elif roll < 0.2 * level:
-        text = text.lower()
-    if rng.random() < 0.28 * level:
-        text = text.rstrip() + " " + "".join(rng.choice(_EMOJI) for _ in range(rng.randint(1, 3)))
-    if rng.random() < 0.1 * level:
-        text = text.rstrip(".") + rng.choice(("!!!", "!!!!!", "??", "...", "!?"))
+    return words
+
+
+def _stretch(text: str, rng: random.Random) -> str:
+    """The first vowel of the first emotional word stretched (``ужаааас``)."""
+    for w in _STRETCH_WORDS:
+        pos = text.lower().find(w)
+        if pos >= 0:
+            vowel = next((k for k in range(pos, pos + len(w)) if text[k].lower() in "аеиоуыэюя"), None)
+            if vowel is not None:
+                text = text[: vowel + 1] + text[vowel] * rng.randint(2, 5) + text[vowel + 1 :]
+            break
     return text
 
 

@@ -205,7 +205,8 @@ class GraphEmulator(Emulator):
         limit = int_param(params, "limit", 25, 1, limit_max)
         since, until = parse_time(params.get("since")), parse_time(params.get("until"))
         after = tuple(unb64(params["after"])) if params.get("after") else None
-        page, more = [], False
+        page: list[tuple[tuple[int, int], SandboxItem]] = []
+        more = False
         for cursor, item in self.stream.desc(index, since, until, after):
             if len(page) == limit:
                 more = True
@@ -214,8 +215,8 @@ class GraphEmulator(Emulator):
         if len(page) > 1 and self.faults.page_fault(self.network, "truncated_page"):
             page, more = page[: len(page) // 2], True
         back = self.faults.overlap(self.network, len(page) - 1)
-        cursor = page[-1 - back][0] if page else None
-        return [i for _, i in page], more, list(cursor) if cursor else None
+        last = page[-1 - back][0] if page else None
+        return [i for _, i in page], more, list(last) if last else None
 
     def list_page(self, items: list[Any], params: dict[str, str]) -> tuple[list[Any], bool, Any]:
         """A page of a list (comments, replies) with an ``after`` cursor."""

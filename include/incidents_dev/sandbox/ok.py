@@ -127,7 +127,7 @@ class OkEmulator(Emulator):
         after = tuple(unb64(params["anchor"])) if params.get("anchor") else None
         since = parse_time(params.get("start_time") or params.get("since"))
         until = parse_time(params.get("end_time") or params.get("until"))
-        page = []
+        page: list[tuple[tuple[int, int], SandboxItem]] = []
         more = False
         for cursor, item in self.stream.desc(index, since, until, after):
             if len(page) == count:

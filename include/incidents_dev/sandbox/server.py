@@ -123,6 +123,8 @@ class SandboxServer:
         if self._httpd is None:
             raise RuntimeError("the sandbox server is not started")
         host, port = self._httpd.server_address[:2]
+        if isinstance(host, bytes):  # typed str | bytes; an AF_INET server holds a str
+            host = host.decode()
         return f"http://{host}:{port}"
 
     def start(self) -> str:
@@ -295,7 +297,7 @@ class _Handler(BaseHTTPRequestHandler):
     # client's delayed ACK add ~40 ms to every keep-alive request.
     disable_nagle_algorithm = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:  # the stdlib's signature
         log.debug("sandbox %s - %s", self.address_string(), format % args)
 
     def _serve(self, method: str) -> None:
@@ -310,7 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
             params["__authorization"] = self.headers["Authorization"]
         try:
             status, headers, data = self.app.handle(method, parts.path, params, body)
-        except Exception:  # noqa: BLE001 - a sandbox bug must answer 500, not kill the thread
+        except Exception:  # a sandbox bug must answer 500, not kill the thread
             log.exception("sandbox failed on %s %s", method, self.path)
             status, headers, data = (
                 500,
@@ -327,8 +329,8 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             log.debug("client went away before the answer to %s", self.path)
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:  # the stdlib's name
         self._serve("GET")
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:  # the stdlib's name
         self._serve("POST")

@@ -54,7 +54,7 @@ class Stream:
         return self.posts(index, hour)
 
     def desc(
-        self, index: int, since: datetime | None, until: datetime | None, after: tuple[int, int] | None = None
+        self, index: int, since: datetime | None, until: datetime | None, after: tuple[int, ...] | None = None
     ) -> Iterator[tuple[tuple[int, int], SandboxItem]]:
         """Items newest first with their cursor (hour, position), within [since, until), back to
         the start of the world when ``since`` is None."""

@@ -13,7 +13,7 @@ A token without the access level a endpoint needs (``FaultConfig.permission_erro
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from incidents_dev.sandbox.core import (
@@ -36,7 +36,7 @@ class TwitterEmulator(Emulator):
     network = "twitter"
 
     def handle(self, path: str, params: dict[str, str], headers: dict[str, str]) -> Any:
-        def problem(status: int, title: str, detail: str, extra: dict | None = None) -> ApiError:
+        def problem(status: int, title: str, detail: str, extra: dict[str, Any] | None = None) -> ApiError:
             body = {"title": title, "detail": detail, "type": "about:blank", "status": status}
             return ApiError(status, {**body, **(extra or {})})
 
@@ -130,24 +130,7 @@ class TwitterEmulator(Emulator):
         return tweet
 
     def _search(self, params: dict[str, str], recent: bool) -> dict[str, Any]:
-        query = params.get("query")
-        if not query:
-            raise ValueError("The `query` query parameter can not be empty")
-        now = self.server.now()
-        max_results = int(params.get("max_results") or 10)
-        if not 10 <= max_results <= (100 if recent else 500):
-            raise ValueError(f"The `max_results` query parameter value [{max_results}] is not between 10 and "
-                             f"{100 if recent else 500}")  # fmt: skip
-        until = parse_time(params.get("end_time")) or now - timedelta(seconds=10)
-        since = parse_time(params.get("start_time")) or (
-            now - timedelta(days=RECENT_DAYS) if recent else now - timedelta(days=30)
-        )
-        if recent and since < now - timedelta(days=RECENT_DAYS):
-            raise ValueError(f"Invalid 'start_time':'{params.get('start_time')}'. 'start_time' must be on or after "
-                             f"{twitter_time(now - timedelta(days=RECENT_DAYS))}")  # fmt: skip
-        if until > now:
-            raise ValueError(f"Invalid 'end_time':'{params.get('end_time')}'. 'end_time' must be a minimum of 10 "
-                             "seconds prior to the request time.")  # fmt: skip
+        query, max_results, since, until = self._search_params(params, recent)
         after = tuple(unb64(params["next_token"])) if params.get("next_token") else None
         fields = set(filter(None, params.get("tweet.fields", "").split(",")))
         expansions = set(filter(None, params.get("expansions", "").split(",")))
@@ -177,20 +160,31 @@ class TwitterEmulator(Emulator):
             meta["next_token"] = b64(list(cursor))
         result: dict[str, Any] = {"data": data} if data else {}
         if "author_id" in expansions and page:
-            user_fields = set(filter(None, params.get("user.fields", "").split(",")))
-            users = {}
-            for _, item in page:
-                user = {
-                    "id": item.author_id,
-                    "name": item.author_name,
-                    "username": f"user{item.author_id[-8:]}",
-                }
-                if "location" in user_fields:
-                    user["location"] = "Киров"
-                users[item.author_id] = user
-            result["includes"] = {"users": list(users.values())}
+            result["includes"] = {"users": _users([item for _, item in page], params)}
         result["meta"] = meta
         return result
+
+    def _search_params(self, params: dict[str, str], recent: bool) -> tuple[str, int, datetime, datetime]:
+        """``(query, max_results, since, until)`` of a search, checked as the API checks them."""
+        query = params.get("query")
+        if not query:
+            raise ValueError("The `query` query parameter can not be empty")
+        now = self.server.now()
+        max_results = int(params.get("max_results") or 10)
+        if not 10 <= max_results <= (100 if recent else 500):
+            raise ValueError(f"The `max_results` query parameter value [{max_results}] is not between 10 and "
+                             f"{100 if recent else 500}")  # fmt: skip
+        until = parse_time(params.get("end_time")) or now - timedelta(seconds=10)
+        since = parse_time(params.get("start_time")) or (
+            now - timedelta(days=RECENT_DAYS) if recent else now - timedelta(days=30)
+        )
+        if recent and since < now - timedelta(days=RECENT_DAYS):
+            raise ValueError(f"Invalid 'start_time':'{params.get('start_time')}'. 'start_time' must be on or after "
+                             f"{twitter_time(now - timedelta(days=RECENT_DAYS))}")  # fmt: skip
+        if until > now:
+            raise ValueError(f"Invalid 'end_time':'{params.get('end_time')}'. 'end_time' must be a minimum of 10 "
+                             "seconds prior to the request time.")  # fmt: skip
+        return query, max_results, since, until
 
     def _parent(self, reply: SandboxItem) -> SandboxItem | None:
         index = self.stream.source("twitter", reply.source_id)
@@ -203,3 +197,19 @@ class TwitterEmulator(Emulator):
                 if post.native_id == reply.parent_native_id:
                     return post
         return None
+
+
+def _users(items: list[SandboxItem], params: dict[str, str]) -> list[dict[str, str]]:
+    """The ``includes.users`` of a page's authors (each once, in page order)."""
+    user_fields = set(filter(None, params.get("user.fields", "").split(",")))
+    users = {}
+    for item in items:
+        user = {
+            "id": item.author_id,
+            "name": item.author_name,
+            "username": f"user{item.author_id[-8:]}",
+        }
+        if "location" in user_fields:
+            user["location"] = "Киров"
+        users[item.author_id] = user
+    return list(users.values())

@@ -169,7 +169,7 @@ class VkEmulator(Emulator):
 
     def _comment(
         self, c: SandboxItem, post: SandboxItem, tops: dict[str, str | None], need_likes: bool
-    ) -> dict:
+    ) -> dict[str, Any]:
         root = tops.get(c.native_id)
         item: dict[str, Any] = {"id": int(c.native_id), "parents_stack": [int(root)] if root else [],
                                 "date": int(c.published_at.timestamp())}  # fmt: skip
