@@ -77,7 +77,10 @@ def _ratio(num: int, den: int) -> float:
 
 
 def evaluate_items(
-    items: Sequence[dict[str, Any]], analyzer: Analyzer | None = None, *, errors: list | None = None
+    items: Sequence[dict[str, Any]],
+    analyzer: Analyzer | None = None,
+    *,
+    errors: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Quality figures of the analyser on labelled items (keys as in the blind set)."""
     analyzer = analyzer or default_analyzer()
@@ -161,12 +164,16 @@ def evaluate_items(
     return metrics
 
 
-def evaluate_blind(analyzer: Analyzer | None = None, *, errors: list | None = None) -> dict[str, Any]:
+def evaluate_blind(
+    analyzer: Analyzer | None = None, *, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The analyser's figures on the blind test set."""
     return {"set": "blind", **evaluate_items(load_blind(), analyzer, errors=errors)}
 
 
-def evaluate(split: str = "heldout", analyzer: Analyzer | None = None, *, errors: list | None = None) -> dict:
+def evaluate(
+    split: str = "heldout", analyzer: Analyzer | None = None, *, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Figures on a development-set split (training data: not a quality figure)."""
     items = [{**i, "other_region": False} for i in load_devset(split)]
     return {"set": f"devset:{split}", **evaluate_items(items, analyzer, errors=errors)}
@@ -213,7 +220,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    errors: list = []
+    errors: list[dict[str, Any]] = []
     if args.blind:
         metrics = evaluate_blind(errors=errors if args.errors else None)
     else:

@@ -1077,7 +1077,7 @@ def post_place_key(text: str, municipality_code: str | None, settlement_oktmo: s
     Only posts in the city of Kirov without a more specific settlement are read again (for the
     curated street, microdistrict or landmark); a village's key is its OKTMO.
     """
-    tokens: list = []
+    tokens: list[Token] = []
     if (not settlement_oktmo or settlement_oktmo == KIROV_CITY_OKTMO) and (
         municipality_code or ""
     ).startswith(KIROV):
