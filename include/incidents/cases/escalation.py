@@ -101,10 +101,11 @@ def _next_step(
         overdue_reason = "first_response_overdue"
     if case.resolution_due and as_utc(case.resolution_due) <= now:
         overdue_reason = overdue_reason or "resolution_overdue"
-    if not hazard and overdue_reason is None:
+    first_reason = "hazard" if hazard else overdue_reason
+    if first_reason is None:  # neither a hazard nor overdue
         return None
     if level == 0:
-        return _Step(case.id, 1, "hazard" if hazard else overdue_reason, hazard)  # type: ignore[arg-type]
+        return _Step(case.id, 1, first_reason, hazard)
     previous = last_step_at or as_utc(case.registered_at or case.opened_at)
     due_times: list[tuple[datetime, str]] = []
     if hazard:

@@ -249,5 +249,6 @@ class GraphClient(BaseClient):
             key = tuple(sorted(nxt.items())) if nxt is not None else None
             if not paging.advance(more=nxt is not None, next_cursor=key, fresh=len(new)):
                 break
+            # CursorPaging holds any Hashable cursor; this one is the sorted next-page params above
             cursor: tuple[tuple[str, str], ...] = paging.cursor or ()  # type: ignore[assignment]
             request = {**params, **dict(cursor), "fields": params["fields"]}

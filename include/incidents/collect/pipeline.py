@@ -354,6 +354,7 @@ def read_posts(path: str | os.PathLike[str] | StoragePath) -> Iterator[dict[str,
     """Stream the JSON objects of a ``posts.jsonl`` written by :func:`collect_window`."""
     target: Any = Path(path) if isinstance(path, str | os.PathLike) and not hasattr(path, "fs") else path
     with target.open("r") as handle:
+        # a local file opens as text; an object-storage file may hand back bytes: decoded as UTF-8
         stream = handle if not isinstance(handle, io.BufferedIOBase) else io.TextIOWrapper(handle, "utf-8")  # type: ignore[type-var]
         for line in stream:
             if line.strip():
