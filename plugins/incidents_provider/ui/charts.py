@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 
 NETWORK_COLOURS = {
@@ -26,6 +26,45 @@ def _nice_max(value: float) -> float:
     return float(10 * magnitude)
 
 
+def _svg_open(title: str, chart_id: str, width: int, height: int, *, title_x: int) -> list[str]:
+    """The opening ``<svg>`` element of a chart and its title."""
+    return [
+        f'<svg class="chart" id="{escape(chart_id)}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+        f'<text x="{title_x}" y="16" class="chart-title">{escape(title)}</text>',
+    ]
+
+
+def _grid(top_value: float, tick_format: str, *, left: int, x_end: int, top: int, plot_h: int) -> list[str]:
+    """Five horizontal grid lines from 0 to ``top_value`` with their ticks."""
+    parts = []
+    for k in range(5):
+        tick = top_value * k / 4
+        y = top + plot_h - plot_h * k / 4
+        parts.append(f'<line x1="{left}" x2="{x_end}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">{tick:{tick_format}}</text>'
+        )
+    return parts
+
+
+def _legend(names: Iterable[str], colours: Mapping[str, str], *, left: int, height: int) -> list[str]:
+    """A colour swatch and the name of each series along the bottom edge."""
+    parts = []
+    lx = left
+    for name in names:
+        parts.append(
+            f'<rect x="{lx}" y="{height - 14}" width="10" height="10" fill="{colours.get(name, FALLBACK_COLOUR)}"/>'
+        )
+        parts.append(f'<text x="{lx + 14}" y="{height - 5}" class="legend">{escape(name)}</text>')
+        lx += 14 + 8 * len(name) + 18
+    return parts
+
+
+def _polyline(points: list[str], colour: str) -> str:
+    return f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour}" stroke-width="2"/>'
+
+
 def stacked_bars(
     title: str,
     labels: Sequence[str],
@@ -41,23 +80,15 @@ def stacked_bars(
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum(values[i] for values in series.values()) for i in range(len(labels))]
     top_value = _nice_max(max(totals, default=0))
-    parts = [
-        f'<svg class="chart" id="{escape(chart_id)}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
-        f'<text x="{left}" y="16" class="chart-title">{escape(title)}</text>',
-    ]
-    for k in range(5):
-        value = top_value * k / 4
-        y = top + plot_h - plot_h * k / 4
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">{value:g}</text>')
+    parts = _svg_open(title, chart_id, width, height, title_x=left)
+    parts += _grid(top_value, "g", left=left, x_end=width - right, top=top, plot_h=plot_h)
     n = max(len(labels), 1)
     slot = plot_w / n
     bar_w = max(min(slot * 0.7, 48), 1.5)
     label_every = max(1, round(n / 12))
     for i, label in enumerate(labels):
         x = left + slot * i + (slot - bar_w) / 2
-        y = top + plot_h
+        y: float = top + plot_h
         for name, values in series.items():
             value = values[i]
             if value <= 0:
@@ -74,13 +105,7 @@ def stacked_bars(
                 f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 14}" class="axis" '
                 f'text-anchor="middle">{escape(label)}</text>'
             )
-    lx = left
-    for name in series:
-        parts.append(
-            f'<rect x="{lx}" y="{height - 14}" width="10" height="10" fill="{colours.get(name, FALLBACK_COLOUR)}"/>'
-        )
-        parts.append(f'<text x="{lx + 14}" y="{height - 5}" class="legend">{escape(name)}</text>')
-        lx += 14 + 8 * len(name) + 18
+    parts += _legend(series, colours, left=left, height=height)
     parts.append("</svg>")
     return "".join(parts)
 
@@ -100,16 +125,8 @@ def share_lines(
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for s in series.values() for v in s if v is not None]
     top_value = min(1.0, _nice_max(max(values, default=0) * 100) / 100) or 1.0
-    parts = [
-        f'<svg class="chart" id="{escape(chart_id)}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
-        f'<text x="{left}" y="16" class="chart-title">{escape(title)}</text>',
-    ]
-    for k in range(5):
-        tick = top_value * k / 4
-        y = top + plot_h - plot_h * k / 4
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">{tick:.0%}</text>')
+    parts = _svg_open(title, chart_id, width, height, title_x=left)
+    parts += _grid(top_value, ".0%", left=left, x_end=width - right, top=top, plot_h=plot_h)
     n = max(len(labels), 1)
     slot = plot_w / n
     label_every = max(1, round(n / 12))
@@ -125,9 +142,7 @@ def share_lines(
         for i, value in enumerate(points):
             if value is None:
                 if len(segment) > 1:
-                    parts.append(
-                        f'<polyline points="{" ".join(segment)}" fill="none" stroke="{colour}" stroke-width="2"/>'
-                    )
+                    parts.append(_polyline(segment, colour))
                 segment = []
                 continue
             x = left + slot * (i + 0.5)
@@ -138,16 +153,8 @@ def share_lines(
                 f"{escape(name)}: {value:.1%}</title></circle>"
             )
         if len(segment) > 1:
-            parts.append(
-                f'<polyline points="{" ".join(segment)}" fill="none" stroke="{colour}" stroke-width="2"/>'
-            )
-    lx = left
-    for name in series:
-        parts.append(
-            f'<rect x="{lx}" y="{height - 14}" width="10" height="10" fill="{colours.get(name, FALLBACK_COLOUR)}"/>'
-        )
-        parts.append(f'<text x="{lx + 14}" y="{height - 5}" class="legend">{escape(name)}</text>')
-        lx += 14 + 8 * len(name) + 18
+            parts.append(_polyline(segment, colour))
+    parts += _legend(series, colours, left=left, height=height)
     parts.append("</svg>")
     return "".join(parts)
 
@@ -168,11 +175,7 @@ def lag_bars(
     height = top + row_h * max(len(rows), 1) + 10
     top_value = _nice_max(max((p90 or med or 0 for _, med, p90 in rows), default=0))
     plot_w = width - left - right
-    parts = [
-        f'<svg class="chart" id="{escape(chart_id)}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
-        f'<text x="8" y="16" class="chart-title">{escape(title)}</text>',
-    ]
+    parts = _svg_open(title, chart_id, width, height, title_x=8)
     for i, (name, median, p90) in enumerate(rows):
         y = top + i * row_h
         colour = NETWORK_COLOURS.get(name, FALLBACK_COLOUR)
