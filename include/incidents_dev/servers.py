@@ -333,8 +333,14 @@ def postgres_url_from_env() -> str | None:
 
 
 def temp_data_dir(prefix: str = "incidents-pg-") -> Path:
-    """A fresh folder for a throw-away server's data, where :data:`SYSTEM_USER` can reach it."""
-    return Path(tempfile.mkdtemp(prefix=prefix)) / "data"
+    """A fresh folder for a throw-away server's data, where :data:`SYSTEM_USER` can reach it.
+
+    ``mkdtemp`` makes a private (0700) folder: it is opened for traversal (0711, still not
+    listable) so that a server running as :data:`SYSTEM_USER` reaches its ``data`` folder inside.
+    """
+    parent = Path(tempfile.mkdtemp(prefix=prefix))
+    parent.chmod(0o711)
+    return parent / "data"
 
 
 # ---------------------------------------------------------------------- Redis

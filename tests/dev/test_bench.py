@@ -32,14 +32,14 @@ def test_rate_calibration_and_table() -> None:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_quick_bench_writes_every_measure(tmp_path: Path) -> None:
+def test_quick_bench_writes_every_measure(tmp_path: Path, pg_admin_url: str) -> None:
     out = tmp_path / "bench"
     proc = subprocess.run(
         [sys.executable, "-m", "incidents_dev", "bench", "--scale", str(SCALE), "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ},
+        env={**os.environ, "INCIDENTS_BENCH_PG_URL": pg_admin_url},
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads((out / "results.json").read_text())

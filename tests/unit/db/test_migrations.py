@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,11 +17,6 @@ from incidents.db.engine import make_engine
 from incidents.db.models import Base
 from incidents.reference.seed import load_reference
 
-PG_ADMIN_URL = os.environ.get(
-    "INCIDENTS_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
 
 def _fresh_sqlite(tmp_path: Path) -> Iterator[Engine]:
     engine = make_engine(f"sqlite:///{tmp_path / 'fresh.sqlite'}")
@@ -30,18 +24,12 @@ def _fresh_sqlite(tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _fresh_postgres() -> Iterator[Engine]:
+def _fresh_postgres(admin_url: str) -> Iterator[Engine]:
     name = f"incidents_mig_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # any failure to reach the server
-        message = f"PostgreSQL is required but unavailable: {str(exc).splitlines()[0]}"
-        if IN_CI:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    engine = make_engine(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(admin_url.rsplit("/", 1)[0] + "/" + name)
     yield engine
     engine.dispose()
     with admin.connect() as conn:
@@ -52,7 +40,10 @@ def _fresh_postgres() -> Iterator[Engine]:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def fresh_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An empty database of its own (the shared session databases are left alone)."""
-    gen = _fresh_sqlite(tmp_path) if request.param == "sqlite" else _fresh_postgres()
+    if request.param == "sqlite":
+        gen = _fresh_sqlite(tmp_path)
+    else:
+        gen = _fresh_postgres(request.getfixturevalue("pg_admin_url"))
     engine = next(gen)
     yield engine
     next(gen, None)
