@@ -32,9 +32,11 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from incidents import CATEGORIES
@@ -217,8 +219,9 @@ class _SpecSet:
     def match(self, features: frozenset[str] | set[str]) -> list[tuple[float, str]]:
         hits: list[tuple[float, str]] = []
         by_first = self.by_first
-        # the intersection runs in C; most features start no rule
-        for feat in features & by_first.keys():
+        # the intersection runs in C; most features start no rule. Sorted, so that the rules'
+        # words in the explanation come in the same order in every process (set order is not)
+        for feat in sorted(features & by_first.keys()):
             for spec, weight, label in by_first[feat]:
                 if len(spec) == 1 or all(k in features for k in spec[1:]):
                     hits.append((weight, label))
@@ -254,6 +257,16 @@ def load_rubricator(path: Path | str | None = None) -> dict[str, dict[str, Any]]
                 "hazard_type": topic.get("hazard_type"),
             }
     return topics
+
+
+@lru_cache(maxsize=400_000)
+def _word_lemmas_flags(low: str) -> tuple[frozenset[str], int]:
+    """A word form's lemmas (a hyphenated word's parts' too: «врача-педиатра» is also «врач» and
+    «педиатр») and its part-of-speech flags, cached per word form."""
+    lem, flags = morph.analyse_word(low)
+    if "-" in low:
+        lem = lem.union(*(morph.lemmas(part) for part in low.split("-") if len(part) > 2))
+    return lem, flags
 
 
 class Analyzer:
@@ -327,6 +340,7 @@ class Analyzer:
                 else TextModel(None if model is None or model is True else model)
             )
             self.classifier_version = self.model.version
+        self._topic_columns: dict[str, tuple[np.ndarray, list[str]]] = {}
 
     # ------------------------------------------------------------------ features
     @staticmethod
@@ -354,12 +368,8 @@ class Analyzer:
         prev_low = ""
         predicate = False
         for tok in tokens:
-            lem = morph.lemmas(tok.low)
-            if "-" in tok.low:
-                # «врача-педиатра» is also «врач» and «педиатр»
-                lem = lem.union(*(morph.lemmas(part) for part in tok.low.split("-") if len(part) > 2))
+            lem, flags = _word_lemmas_flags(tok.low)
             feats.update(lem)
-            flags = morph.pos_flags(tok.low)
             # a capitalised word inside a sentence is a name («в Оричах»), not a predicate
             predicate = predicate or bool(
                 flags & morph.PREDICATE and (tok.sent_start or not tok.is_capitalized)
@@ -593,17 +603,30 @@ class Analyzer:
         cats = self.model.labels["category"]
         ci = int(s.category.argmax())
         category = cats[ci]
-        labels = self.model.labels["topic"]
+        columns, names = self._category_topics(category)
         best, best_p, total = f"{category}_other", -1.0, 0.0
-        for i, t in enumerate(labels):
-            if self.topics.get(t, {}).get("category") == category and not self.topics[t]["hazard"]:
-                total += float(s.topic[i])
-                if s.topic[i] > best_p:
-                    best, best_p = t, float(s.topic[i])
+        if len(columns):
+            probs = s.topic[columns].astype(np.float64)
+            k = int(probs.argmax())  # the first of equal maxima, as a strict «>» scan finds it
+            best, best_p, total = names[k], float(probs[k]), float(probs.sum())
         if best not in self.topics:
             best = _FALLBACK_TOPIC
         topic_conf = best_p / total if total > 0 else 0.0
         return best, round(float(s.category[ci]), 3), round(float(s.category[ci]) * topic_conf, 3)
+
+    def _category_topics(self, category: str) -> tuple[np.ndarray, list[str]]:
+        """The topic head's columns of a category's non-hazard topics, and their slugs."""
+        cached = self._topic_columns.get(category)
+        if cached is None:
+            assert self.model is not None
+            pairs = [
+                (i, t)
+                for i, t in enumerate(self.model.labels["topic"])
+                if self.topics.get(t, {}).get("category") == category and not self.topics[t]["hazard"]
+            ]
+            cached = (np.array([i for i, _ in pairs], dtype=np.intp), [t for _, t in pairs])
+            self._topic_columns[category] = cached
+        return cached
 
     def _top_words(self, p: Prepared, head: str, k: int = 3) -> list[str]:
         """The lemmas that pushed ``head`` up most (the model's side of the explanation)."""

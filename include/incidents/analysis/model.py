@@ -147,13 +147,13 @@ class TextModel:
         self.width = self.bias.shape[0]
         self._cache_rows = np.zeros((WORD_CACHE_SIZE, self.width), dtype=np.float32)
         self._cache: dict[str, int] = {}
+        self._generation = 0
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ features
-    def _word_row(self, word: str) -> int:
-        row = self._cache.get(word)
-        if row is not None:
-            return row
+    def _word_vector(self, word: str) -> np.ndarray:
+        """A word form's whole contribution: its character n-grams and its navec vector,
+        projected onto every head."""
         vec = np.zeros(self.width, dtype=np.float32)
         ids = [i for g in char_ngrams(word) if (i := self.char_vocab.get(g)) is not None]
         if ids:
@@ -161,9 +161,17 @@ class TextModel:
         nid = navec_id(self.navec, word)
         if nid is not None:
             vec += self.table[self._sub, self.navec.pq.indexes[nid]].sum(axis=0)
+        return vec
+
+    def _word_row(self, word: str) -> int:
+        row = self._cache.get(word)
+        if row is not None:
+            return row
+        vec = self._word_vector(word)
         with self._lock:
             if len(self._cache) >= WORD_CACHE_SIZE:
                 self._cache.clear()  # a new generation: rows are overwritten from 0
+                self._generation += 1
             row = self._cache.setdefault(word, len(self._cache))
             self._cache_rows[row] = vec
         return row
@@ -171,13 +179,18 @@ class TextModel:
     def raw_scores(self, words: Sequence[str], feats: Iterable[str]) -> np.ndarray:
         """The heads' decision values (before calibration/softmax) of one post."""
         out = self.bias.copy()
-        vocab = self.lemma_vocab
-        ids = [vocab[f] for f in feats if f in vocab]
+        get = self.lemma_vocab.get
+        ids = [i for f in feats if (i := get(f)) is not None]
         if ids:
             out += self.w_lemma[ids].sum(axis=0) / math.sqrt(len(ids))
         if words:
-            rows = [self._word_row(w) for w in words]
-            out += self._cache_rows[rows].sum(axis=0) / len(words)
+            generation = self._generation
+            cached = self._cache.get
+            rows = [r if (r := cached(w)) is not None else self._word_row(w) for w in words]
+            if self._generation == generation:
+                out += self._cache_rows[rows].sum(axis=0) / len(words)
+            else:  # the cache was recycled while this post's words were added: rows were reused
+                out += np.sum([self._word_vector(w) for w in words], axis=0) / len(words)
         return out
 
     def scores(self, words: Sequence[str], feats: Iterable[str]) -> Scores:

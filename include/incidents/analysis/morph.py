@@ -33,19 +33,6 @@ def analyzer() -> pymorphy3.MorphAnalyzer:
     return _analyzer
 
 
-@lru_cache(maxsize=400_000)
-def lemmas(word: str) -> frozenset[str]:
-    """All normal forms of a lower-case word form over every parse, plus the form itself.
-
-    ``lemmas("ямы") >= {"яма"}``; ``ё`` is folded to ``е``.
-    """
-    word = word.lower().replace("ё", "е")
-    out = {word}
-    for parse in analyzer().parse(word):
-        out.add(parse.normal_form.replace("ё", "е"))
-    return frozenset(out)
-
-
 _VERB_POS = frozenset({"VERB", "INFN", "PRTS", "PRTF", "GRND"})
 _PREDICATE_POS = frozenset({"VERB", "PRTS", "ADJS", "PRED"})
 VERBAL = 1
@@ -55,21 +42,41 @@ PREDICATE = 2
 
 
 @lru_cache(maxsize=400_000)
+def analyse_word(word: str) -> tuple[frozenset[str], int]:
+    """(:func:`lemmas`, :func:`pos_flags`) of a word form from one pymorphy3 parse (cached).
+
+    Parsing is the costly step for a word form seen for the first time (about 50 µs); both
+    answers come from the same parses, so a new word is parsed once.
+    """
+    word = word.lower().replace("ё", "е")
+    out = {word}
+    flags = 0
+    for parse in analyzer().parse(word):
+        out.add(parse.normal_form.replace("ё", "е"))
+        if parse.score < 0.1:
+            continue
+        if parse.tag.POS in _VERB_POS:
+            flags |= VERBAL
+        if parse.tag.POS in _PREDICATE_POS:
+            flags |= PREDICATE
+    return frozenset(out), flags
+
+
+def lemmas(word: str) -> frozenset[str]:
+    """All normal forms of a lower-case word form over every parse, plus the form itself.
+
+    ``lemmas("ямы") >= {"яма"}``; ``ё`` is folded to ``е``.
+    """
+    return analyse_word(word)[0]
+
+
 def pos_flags(word: str) -> int:
     """:data:`VERBAL` | :data:`PREDICATE` flags over the likely parses (score ≥ 0.1) of a word form.
 
     Tells a negated action («не вывозят», «не было») from a negated noun, and a clause
     («свалка растёт») from a heading («Расписание автобусов на праздничные дни»).
     """
-    flags = 0
-    for p in analyzer().parse(word.lower().replace("ё", "е")):
-        if p.score < 0.1:
-            continue
-        if p.tag.POS in _VERB_POS:
-            flags |= VERBAL
-        if p.tag.POS in _PREDICATE_POS:
-            flags |= PREDICATE
-    return flags
+    return analyse_word(word)[1]
 
 
 def is_verbal(word: str) -> bool:
@@ -108,5 +115,5 @@ def is_common_word(word: str) -> bool:
 
 def cache_info() -> dict[str, int]:
     """Sizes of the caches (for diagnostics and the benchmark)."""
-    info = lemmas.cache_info()
+    info = analyse_word.cache_info()
     return {"lemmas_cached": info.currsize, "hits": info.hits, "misses": info.misses}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_ANALYSED_CHARS = 5000
 """Longer texts are analysed on their first this-many characters (see :func:`truncate`)."""
@@ -214,37 +215,46 @@ class Token:
         return self.text[:1].isupper()
 
 
+_WORD_AND_GAP = re.compile(rf"({_WORD.pattern})([^{_CYR}A-Za-z0-9]*)")
+"""A word and the non-word characters after it (the gap before the next word)."""
+_GAP_CACHE_MAX_LEN = 6
+
+
+@lru_cache(maxsize=4096)
+def _gap(gap: str) -> tuple[bool, bool, bool, bool]:
+    """What the characters between two words say: (ends a sentence, a dot ends the sentence
+    only unless the word before is an abbreviation, a dot right after the word, punctuation
+    right after the word). The end of the text counts as punctuation."""
+    ends = bool(_SENTENCE_END.search(gap))
+    dot_may_abbreviate = ends and gap.lstrip().startswith(".") and "\n" not in gap
+    return ends, dot_may_abbreviate, gap.startswith("."), (gap[:1] in _PUNCT_AFTER) if gap else True
+
+
 def tokenize(cleaned: str) -> list[Token]:
-    """Split a cleaned text into words (hyphenated words stay one token)."""
+    """Split a cleaned text into words (hyphenated words stay one token).
+
+    One regular expression finds each word with the gap after it; what a gap says (sentence
+    end, abbreviation dot, punctuation) is cached per gap string, since few distinct gaps
+    (« », «, », «. ») make up almost all of them.
+    """
     tokens: list[Token] = []
+    append = tokens.append
     sent_start = True
-    prev_end = 0
-    for match in _WORD.finditer(cleaned):
-        gap = cleaned[prev_end : match.start()]
-        if tokens:
-            prev = tokens[-1]
-            ends_sentence = bool(_SENTENCE_END.search(gap))
-            if ends_sentence and gap.lstrip().startswith(".") and "\n" not in gap:
-                # a dot right after an abbreviation or an initial does not end the sentence
-                if prev.low in ABBREVIATIONS or (len(prev.text) == 1 and prev.text.isupper()):
-                    ends_sentence = False
+    prev: Token | None = None
+    prev_gap: tuple[bool, bool, bool, bool] = (False, False, False, False)
+    for match in _WORD_AND_GAP.finditer(cleaned):
+        word, gap = match.group(1, 2)
+        if prev is not None:
+            ends_sentence, dot_may_abbreviate = prev_gap[0], prev_gap[1]
+            # a dot right after an abbreviation or an initial does not end the sentence
+            if dot_may_abbreviate and (
+                prev.low in ABBREVIATIONS or (len(prev.text) == 1 and prev.text.isupper())
+            ):
+                ends_sentence = False
             sent_start = ends_sentence
-        word = match.group(0)
-        dot_after = cleaned.startswith(".", match.end())
-        tokens.append(
-            Token(
-                text=word,
-                low=word.lower(),
-                index=len(tokens),
-                start=match.start(),
-                end=match.end(),
-                sent_start=sent_start,
-                dot_after=dot_after,
-                punct_after=cleaned[match.end() : match.end() + 1] in _PUNCT_AFTER
-                if match.end() < len(cleaned)
-                else True,
-            )
-        )
-        sent_start = False
-        prev_end = match.end()
+        info = _gap(gap) if len(gap) <= _GAP_CACHE_MAX_LEN else _gap.__wrapped__(gap)
+        start = match.start()
+        prev = Token(word, word.lower(), len(tokens), start, start + len(word), sent_start, info[2], info[3])
+        append(prev)
+        prev_gap = info
     return tokens

@@ -537,6 +537,22 @@ class KirovPlaces:
                 self.names.append((place, words, keys))
                 for key in keys[0]:
                     self.by_first[key].append(len(self.names) - 1)
+        self._starts: dict[str, tuple[int, ...]] = {}
+
+    def _starting(self, low: str) -> tuple[int, ...]:
+        """Indexes of the names a word form may start, longest first (cached per word form;
+        for almost every word the answer is empty)."""
+        cached = self._starts.get(low)
+        if cached is not None:
+            return cached
+        keys, stems = _token_keys(low)
+        idxs = {j for k in keys for j in self.by_first.get(k, ())}
+        idxs.update(j for s in stems for j in self.by_first.get("~" + s, ()))
+        result = tuple(sorted(idxs, key=lambda j: -len(self.names[j][1])))
+        if len(self._starts) >= 200_000:
+            self._starts.clear()
+        self._starts[low] = result
+        return result
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> KirovPlaces:
@@ -585,11 +601,12 @@ class KirovPlaces:
             if len(low) < 2 or low.isdigit():
                 i += 1
                 continue
-            keys, stems = _token_keys(low)
-            idxs = {j for k in keys for j in self.by_first.get(k, ())}
-            idxs.update(j for s in stems for j in self.by_first.get("~" + s, ()))
+            candidates = self._starting(low)
+            if not candidates:
+                i += 1
+                continue
             best: tuple[KirovPlace, int] | None = None
-            for j in sorted(idxs, key=lambda j: -len(self.names[j][1])):
+            for j in candidates:
                 place, words, word_keys = self.names[j]
                 end = i + len(words)
                 if best is not None and end < best[1]:
@@ -637,6 +654,22 @@ class PlaceResolver:
         self.gaz = gazetteer
         self.kirov = kirov if kirov is not None else KirovPlaces.load()
         self._groups_cache: dict[str, tuple[tuple[tuple[str, ...], tuple[Place, ...]], ...]] = {}
+        self._adjective_cache: dict[str, bool] = {}
+
+    def _may_be_district_adjective(self, low: str) -> bool:
+        """Whether a word form is a district's or poselenie's adjective stem plus an adjective
+        ending (cached per word form: most words are not)."""
+        cached = self._adjective_cache.get(low)
+        if cached is None:
+            cached = any(
+                low[-cut:] in _ADJ_ENDINGS
+                and (low[:-cut] in self.gaz.district_stems or low[:-cut] in self.gaz.poselenie_stems)
+                for cut in (2, 3)
+            )
+            if len(self._adjective_cache) >= 200_000:
+                self._adjective_cache.clear()
+            self._adjective_cache[low] = cached
+        return cached
 
     # ------------------------------------------------------------------ evidence
     def _marker(self, tokens: Sequence[Token], i: int) -> str | None:
@@ -685,11 +718,7 @@ class PlaceResolver:
                 if i + 1 < n:
                     consumed.add(i + 1)
                 continue
-            if not any(
-                low[-cut:] in _ADJ_ENDINGS
-                and (low[:-cut] in self.gaz.district_stems or low[:-cut] in self.gaz.poselenie_stems)
-                for cut in (2, 3)
-            ):
+            if not self._may_be_district_adjective(low):
                 continue  # most words: no district or poselenie stem, no need to look around
             nxt = tokens[i + 1].low if i + 1 < n else ""
             nxt2 = tokens[i + 2].low if i + 2 < n else ""

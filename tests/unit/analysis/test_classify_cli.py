@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,30 @@ def test_classify_cli_end_to_end() -> None:
                 "confidence",
                 "explanation",
             }
+
+
+def test_classify_output_is_the_same_in_every_process() -> None:
+    """Reruns give identical label rows: nothing (the explanation's word order included) depends
+    on the process's string hashing, which Python randomises per process."""
+    texts = [
+        "Во дворе дома 12 на Ленина открытый люк, ребёнок чуть не упал, провода висят и искрят",
+        "Третий день нет света и воды в Кумёнах, УК не отвечает, мусор не вывозят, дорога в ямах",
+        "С крыши свисают огромные сосульки прямо над входом в поликлинику, никто не сбивает",
+    ]
+    payload = "".join(
+        json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in enumerate(texts)
+    )
+    outputs = []
+    for seed in ("1", "2"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "incidents", "classify"],
+            input=payload.encode(),
+            capture_output=True,
+            cwd=ROOT,
+            timeout=120,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        outputs.append(proc.stdout.decode())
+    assert outputs[0] == outputs[1]
+    assert all(json.loads(line)["explanation"] for line in outputs[0].splitlines())

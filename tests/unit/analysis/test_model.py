@@ -104,6 +104,22 @@ def test_fast_inference_equals_the_training_features(analyzer: Analyzer) -> None
             assert np.allclose(model.raw_scores(words, feats), expected, atol=1e-3)
 
 
+def test_a_recycled_word_cache_never_mixes_posts(analyzer: Analyzer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A post whose new words fill the bounded word cache (it is recycled mid-post) still gets
+    the scores of a model with room for every word."""
+    import incidents.analysis.model as model_module
+
+    assert analyzer.model is not None
+    words = "ямы во дворе не засыпают уже третий год машины проваливаются по самые колёса".split()
+    feats = {"яма", "двор", "~clause"}
+    expected = analyzer.model.raw_scores(words, feats)
+    monkeypatch.setattr(model_module, "WORD_CACHE_SIZE", 5)
+    small = TextModel(navec=load_navec())
+    for _ in range(3):
+        assert np.allclose(small.raw_scores(words, feats), expected, atol=1e-5)
+    assert small._generation > 0
+
+
 def test_other_regions_get_no_kirov_place(analyzer: Analyzer) -> None:
     res = analyzer.analyse("В Казани на улице Ленина огромная яма уже месяц, никто не чинит")
     assert res.municipality is None and res.other_region and res.settlement is None
