@@ -208,7 +208,8 @@ class Token:
     sent_start: bool
     dot_after: bool
     punct_after: bool = False
-    """Punctuation («.», «:», «,», «—») right after the word: «Кумёны: нет света»."""
+    """Punctuation («.», «:», «,», «—») right after the word, spaces aside: «Кумёны: нет света»,
+    «Луза — кладбище…»; the end of the text counts as punctuation."""
 
     @property
     def is_capitalized(self) -> bool:
@@ -227,7 +228,8 @@ def _gap(gap: str) -> tuple[bool, bool, bool, bool]:
     right after the word). The end of the text counts as punctuation."""
     ends = bool(_SENTENCE_END.search(gap))
     dot_may_abbreviate = ends and gap.lstrip().startswith(".") and "\n" not in gap
-    return ends, dot_may_abbreviate, gap.startswith("."), (gap[:1] in _PUNCT_AFTER) if gap else True
+    spaced = gap.lstrip(" ")  # «Луза — кладбище…»: a dash after a space still follows the word
+    return ends, dot_may_abbreviate, gap.startswith("."), (spaced[:1] in _PUNCT_AFTER) if spaced else not gap
 
 
 def tokenize(cleaned: str) -> list[Token]:

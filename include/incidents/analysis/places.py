@@ -35,7 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from incidents.analysis import morph
-from incidents.analysis.normalize import Token, clean, tokenize, truncate
+from incidents.analysis.normalize import ABBREVIATIONS, Token, clean, tokenize, truncate
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,10 @@ _DISTRICT_WORDS = frozenset(
 )
 _POSELENIE_WORDS = frozenset({"сельский", "поселение", "сельсовет", "с/п", "сп", "округ", "городской"})
 _ABBREVIATED_DISTRICTS = {"кчр": "33618"}
+_ABBREVIATED_TOWNS = {"КЧ": "33707"}
+"""Abbreviations of towns, in capitals only: «КЧ» is Кирово-Чепецк."""
+_DISTRICT_INSTITUTIONS = frozenset({"црб", "больница", "администрация", "прокуратура", "райпо"})
+"""Institutions named after their district: «Уржумская ЦРБ», «в Лузской больнице» name the district."""
 
 # Kirov: microdistricts and localities -> city district (after «Административное деление Кирова»).
 # (name, city district slug, needs_marker): needs_marker for names that are ordinary words.
@@ -688,13 +692,16 @@ class PlaceResolver:
         return None
 
     def _is_street(self, tokens: Sequence[Token], start: int, end: int) -> bool:
+        """Whether the name is a street's: a street word right before it («ул. Луговая», «улица
+        Луговая») or right after it («Луговая улица»). Punctuation between them says otherwise:
+        «Вятские Поляны, набережная: …», «Жители Кирово-Чепецка, улица Сосновая»."""
         if start > 0:
             prev = tokens[start - 1]
-            if prev.low in _STREET_BEFORE or (_token_keys(prev.low)[0] & _STREET_BEFORE):
+            joined = not prev.punct_after or (prev.dot_after and prev.low in ABBREVIATIONS)
+            if joined and (prev.low in _STREET_BEFORE or (_token_keys(prev.low)[0] & _STREET_BEFORE)):
                 return True
-        if end < len(tokens):
-            nxt = tokens[end]
-            if _token_keys(nxt.low)[0] & _STREET_AFTER:
+        if end < len(tokens) and not tokens[end - 1].punct_after:
+            if _token_keys(tokens[end].low)[0] & _STREET_AFTER:
                 return True
         return False
 
@@ -708,11 +715,14 @@ class PlaceResolver:
         n = len(tokens)
         for i, tok in enumerate(tokens):
             low = tok.low
-            if low in _ABBREVIATED_DISTRICTS:
-                found.append((_ABBREVIATED_DISTRICTS[low], i))
+            if low in _ABBREVIATED_DISTRICTS or tok.text in _ABBREVIATED_TOWNS:
+                found.append((_ABBREVIATED_DISTRICTS.get(low) or _ABBREVIATED_TOWNS[tok.text], i))
                 consumed.add(i)
                 continue
-            if low == "зато":
+            if low == "зато" and (
+                tok.text == "ЗАТО" or (i + 1 < n and tokens[i + 1].low.startswith("первомайск"))
+            ):
+                # «ЗАТО Первомайский»; the conjunction «зато» («зато сам») is no place
                 found.append(("33787", i))
                 consumed.add(i)
                 if i + 1 < n:
@@ -730,7 +740,8 @@ class PlaceResolver:
                 if ending not in _ADJ_ENDINGS or len(stem) < 4:
                     continue
                 codes = self.gaz.district_stems.get(stem)
-                if codes and district_word:
+                institution = not tok.punct_after and bool(next_keys & _DISTRICT_INSTITUTIONS)
+                if codes and (district_word or (institution and len(codes) == 1)):
                     # «Первомайский район» of Kirov vs none other; «Октябрьский район» likewise
                     if "муниципальный" in next_keys and nxt2:
                         consumed.add(i + 2)
@@ -1270,7 +1281,8 @@ def street_address(tokens: Sequence[Token], curated: str | None = None) -> str |
             ):
                 name.append(t.text)
                 j += 1
-                if t.punct_after and not t.dot_after:
+                # punctuation ends the name, a dot only when it ends the sentence («ул. Н. Ершова»)
+                if t.punct_after and (not t.dot_after or (j < n and tokens[j].sent_start)):
                     break
                 continue
             break

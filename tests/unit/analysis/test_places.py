@@ -41,6 +41,14 @@ def resolve(resolver: PlaceResolver, text: str, source: str | None = None):
         ("в Унях нет света", "33640", "33640151051"),
         ("белая холуница: нет связи", "33605", "33605101001"),
         ("в Юрье холодно", "33649", "33649151051"),
+        # punctuation between a name and a street word: the name is no street's
+        ("Жители Кирово-Чепецка, улица Сосновая: запах гари", "33707", "33707000001"),
+        ("Вятские Поляны, набережная: ни одной урны", "33704", "33704000001"),
+        ("Луза — кладбище за рекой, мост разрушен", "33622", None),  # a dash after a space
+        ("КЧ, в парке сломаны скамейки", "33707", None),  # the town's abbreviation, in capitals
+        ("Уржумская ЦРБ: на приём не попасть", "33641", None),  # an institution named after its district
+        ("в Лузской больнице не работает лифт", "33622", None),
+        ("ЗАТО Первомайский: нет воды", "33787", None),
     ],
 )
 def test_places(resolver: PlaceResolver, text: str, municipality: str, settlement: str | None) -> None:
@@ -62,6 +70,8 @@ def test_places(resolver: PlaceResolver, text: str, municipality: str, settlemen
         "Иван Петров пишет",
         "нет света третий день",  # no place at all
         "в д. Ключи нет воды",  # 15 villages called Ключи: the text does not say which
+        "Муж починил розетку, зато сам",  # the conjunction «зато», not ЗАТО Первомайский
+        "кч какой-то странный",  # «КЧ» only in capitals
     ],
 )
 def test_no_place(resolver: PlaceResolver, text: str) -> None:
@@ -88,3 +98,9 @@ def test_streets_are_not_settlements(resolver: PlaceResolver) -> None:
 def test_ordinary_word_with_marker_counts(resolver: PlaceResolver) -> None:
     res = resolve(resolver, "Свечинский район, с. Старица")
     assert res.settlement is not None and res.settlement.name == "Старица"
+
+
+def test_the_address_ends_with_its_sentence(resolver: PlaceResolver) -> None:
+    res = resolve(resolver, "Кирово-Чепецк, улица Сосновая. Третью неделю запах гари")
+    assert res.address == "улица Сосновая"
+    assert resolve(resolver, "ул. Н. Ершова, 5: яма").address.startswith("ул. Н Ершова")
