@@ -162,6 +162,13 @@ def truncate(text: str, limit: int = MAX_ANALYSED_CHARS) -> tuple[str, bool]:
     return text[: cut if cut > 0 else limit], True
 
 
+def _hashtag_words(match: re.Match[str]) -> str:
+    """A hashtag's words, capitalised: a hashtag is a name the writer chose, so «#слободской»
+    reads as «Слободской» (places count capitalised names; lemmas and features ignore case)."""
+    words = match.group(1).replace("_", " ")
+    return f" {words[:1].upper()}{words[1:]} "
+
+
 def clean(text: str, is_known: Callable[[str], bool] | None = None) -> str:
     """Remove markup, links, emoji and noise; repair look-alikes, ``ё``, stretched letters.
 
@@ -178,7 +185,7 @@ def clean(text: str, is_known: Callable[[str], bool] | None = None) -> str:
     text = _OK_MARKUP.sub(" ", text)
     if "@" in text:
         text = _MENTION.sub(" ", text)
-    text = _HASHTAG.sub(lambda m: " " + m.group(1).replace("_", " ") + " ", text)
+    text = _HASHTAG.sub(_hashtag_words, text)
     text = _EMOJI.sub(" ", text)
     text = text.replace("ё", "е").replace("Ё", "Е")
     if _HAS_LATIN.search(text) or (("0" in text or "3" in text) and _MAY_NEED_FIX.search(text)):

@@ -123,7 +123,9 @@ _POSELENIE_WORDS = frozenset({"сельский", "поселение", "сел�
 _ABBREVIATED_DISTRICTS = {"кчр": "33618"}
 _ABBREVIATED_TOWNS = {"КЧ": "33707"}
 """Abbreviations of towns, in capitals only: «КЧ» is Кирово-Чепецк."""
-_DISTRICT_INSTITUTIONS = frozenset({"црб", "больница", "администрация", "прокуратура", "райпо"})
+_DISTRICT_INSTITUTIONS = frozenset(
+    {"црб", "больница", "поликлиника", "школа", "администрация", "прокуратура", "райпо"}
+)
 """Institutions named after their district: «Уржумская ЦРБ», «в Лузской больнице» name the district."""
 
 # Kirov: microdistricts and localities -> city district (after «Административное деление Кирова»).

@@ -49,6 +49,8 @@ def resolve(resolver: PlaceResolver, text: str, source: str | None = None):
         ("Уржумская ЦРБ: на приём не попасть", "33641", None),  # an institution named after its district
         ("в Лузской больнице не работает лифт", "33622", None),
         ("ЗАТО Первомайский: нет воды", "33787", None),
+        ("остановка без крыши ☔ #слободской #остановка", "33713", "33713000001"),  # a hashtag is a name
+        ("Поздравляем выпускников Куменской школы!", "33620", None),
     ],
 )
 def test_places(resolver: PlaceResolver, text: str, municipality: str, settlement: str | None) -> None:
