@@ -867,12 +867,19 @@ class PlaceResolver:
         return result
 
     def _names_kirov(self, tokens: Sequence[Token]) -> bool:
-        """The text names the city of Kirov, the region or one of its districts explicitly."""
-        for tok in tokens:
+        """The text names the city of Kirov, the region or one of its districts explicitly.
+
+        Names other regions share do not count: «Киров Калужской области» (a Kirov of another
+        region), and districts named as in many cities («Ленинский район Ижевска», «Советский
+        район Казани»).
+        """
+        for i, tok in enumerate(tokens):
             keys = _token_keys(tok.low)[0]
-            if keys & _KIROV_WORDS:
+            if keys & _KIROV_WORDS and not _other_region_follows(tokens, i + 1):
                 return True
-        return bool(self._districts(tokens)[0])
+        return any(
+            not tokens[i].low.startswith(_COMMON_DISTRICT_STEMS) for _code, i in self._districts(tokens)[0]
+        )
 
     def result_key(self, result: PlaceResult) -> str | None:
         """The place key of a resolved result, by the rules of :meth:`place_key` (a village's
@@ -1217,6 +1224,17 @@ def _city_start(low: str) -> tuple[tuple[str, ...], ...] | None:
     if found:
         return found
     return () if keys & _REGION_ADJECTIVES else None
+
+
+_COMMON_DISTRICT_STEMS = ("ленинск", "октябрьск", "первомайск", "советск", "кировск", "заречн")
+"""Adjectives of districts that many cities have (Kirov's city districts, the Советский district)."""
+
+
+def _other_region_follows(tokens: Sequence[Token], i: int) -> bool:
+    """Another region is named right at token ``i``: «(Киров) Калужской области»."""
+    if i + 1 >= len(tokens) or tokens[i].low.startswith("кировск"):
+        return False
+    return bool(_city_start(tokens[i].low) == () and morph.lemmas(tokens[i + 1].low) & _REGION_NOUNS)
 
 
 def other_region_name(tokens: Sequence[Token]) -> str | None:

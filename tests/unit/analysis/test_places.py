@@ -106,3 +106,24 @@ def test_the_address_ends_with_its_sentence(resolver: PlaceResolver) -> None:
     res = resolve(resolver, "Кирово-Чепецк, улица Сосновая. Третью неделю запах гари")
     assert res.address == "улица Сосновая"
     assert resolve(resolver, "ул. Н. Ершова, 5: яма").address.startswith("ул. Н Ершова")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ижевск, Ленинский район Ижевска, ул. Буммашевская — открытый колодец",
+        "Мы в Казани, скорая ехала 1 час 40 минут в Советский район Казани",
+        "Киров Калужской области, ул. Пролетарская — во дворе ямы",
+        "#ижевск вот это наш Октябрьский район, колея на Удмуртской",
+    ],
+)
+def test_other_regions_share_district_names_and_kirov(resolver: PlaceResolver, text: str) -> None:
+    res = resolve(resolver, text)
+    assert res.other_region and res.municipality is None, text
+
+
+def test_a_kirov_region_district_still_counts_beside_another_region(resolver: PlaceResolver) -> None:
+    """A district name only the Kirov region has counts; one many cities have («Советский
+    район») does not beside another region's city (the text does not say which it is)."""
+    res = resolve(resolver, "Дочь в Москве, а в Лузском районе опять нет связи")
+    assert not res.other_region and res.municipality is not None and res.municipality.code == "33622"
