@@ -170,3 +170,39 @@ def test_the_place_key_comes_with_the_result(analyzer: Analyzer) -> None:
         res = with_fallback(analyzer.analyse(text, source_municipality="33710"), "33710")
         expected = post_place_key(text, res.municipality_code, res.settlement_oktmo)
         assert res.place_key == expected, text
+
+
+def test_a_sure_model_overrules_a_hazard_rule(analyzer: Analyzer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hazard rule stands unless the model's hazard probability is below the overrule line;
+    then the post is no hazard, says so in its explanation and needs review."""
+    from incidents.analysis.classifier import RULE_HAZARD_OVERRULED_BELOW
+
+    model = analyzer.model
+    assert model is not None
+    text = "Открытый люк без крышки прямо у школы, дети ходят мимо, может провалиться ребёнок"
+    assert analyzer.prepare(text).rules.hazard is not None  # the rule fires
+    real = model.scores(analyzer.prepare(text).words, analyzer.prepare(text).feats)
+
+    def sure_no_hazard(words: list[str], feats: set[str]) -> object:
+        return type(real)(
+            real.incident, RULE_HAZARD_OVERRULED_BELOW / 2, real.category, real.topic, real.hazard_type
+        )
+
+    monkeypatch.setattr(model, "scores", sure_no_hazard)
+    res = analyzer.analyse(text)
+    assert not res.hazard and res.hazard_type is None and res.needs_review
+    assert "overruled by the model" in res.explanation
+
+
+def test_category_probabilities_join_the_category_and_topic_heads(analyzer: Analyzer) -> None:
+    model = analyzer.model
+    assert model is not None
+    p = analyzer.prepare("В школе третью неделю холодно в классах, батареи еле тёплые, дети сидят в куртках")
+    s = model.scores(p.words, p.feats)
+    probs = analyzer.category_probabilities(s)
+    assert probs.sum() == pytest.approx(1.0, abs=1e-4)
+    cats = model.labels["category"]
+    by_topics = np.zeros(len(cats))
+    for i, topic in enumerate(model.labels["topic"]):
+        by_topics[cats.index(analyzer.topics[topic]["category"])] += s.topic[i]
+    assert np.allclose(probs, (s.category + by_topics) / 2, atol=1e-5)
