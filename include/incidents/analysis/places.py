@@ -781,13 +781,15 @@ class PlaceResolver:
         n = len(tokens)
         i = 0
         while i < n:
-            if i in consumed or tokens[i].low.isdigit() or len(tokens[i].low) < 2:
+            low = tokens[i].low
+            groups = () if i in consumed or low.isdigit() or len(low) < 2 else self._name_groups(low)
+            if not groups:  # most words start no settlement's name
                 i += 1
                 continue
             best: _Match | None = None
-            for words, places in self._name_groups(tokens[i].low):
+            for words, places in groups:
                 end = i + len(words)
-                if end > n or any(k in consumed for k in range(i, end)):
+                if end > n or (consumed and any(k in consumed for k in range(i, end))):
                     continue
                 if best is not None and len(words) < len(best.words):
                     break
