@@ -3,10 +3,10 @@
 The stream is rendered from the project's own templates (a weighted share of them is training
 data), so its figures say little about residents' real language: the acceptance targets are
 judged on the frozen blind set (``python -m incidents evaluate --blind``). Here the floors sit
-just below what the hybrid analyser measures on this stream (2026-12-04, hybrid-7c7a0676a381:
-incident F1 0.932, category 0.966, hazard recall 1.0, hazard precision 0.518 — official
-warnings such as «МЧС предупреждает: выход на лёд опасен» read as thin-ice hazards —,
-municipality 0.834), so that a change making any of them clearly worse fails.
+just below what the hybrid analyser measures on this stream (2026-12-05, hybrid-c5b20631bd4a:
+incident F1 0.912 — adverts such as «Стрижка собак и кошек на дому» still read as complaints —,
+category 0.985, hazard recall 1.0, hazard precision 0.716, municipality 0.834), so that a change
+making any of them clearly worse fails.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from incidents_dev.sandbox_eval import REPORT_SEED, evaluate_records, report_str
 pytestmark = pytest.mark.slow
 
 FLOORS = {
-    "incident_f1": 0.91,
+    "incident_f1": 0.90,
     "category_accuracy": 0.94,
     "hazard_recall": 0.97,
-    "hazard_precision": 0.48,
+    "hazard_precision": 0.68,
     "municipality_accuracy": 0.80,
 }
 

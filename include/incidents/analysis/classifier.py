@@ -41,7 +41,12 @@ import yaml
 
 from incidents import CATEGORIES
 from incidents.analysis import morph
-from incidents.analysis.model import TextModel, artifact_version
+from incidents.analysis.model import (
+    HAZARD_MIN_INCIDENT,
+    RULE_HAZARD_OVERRULED_BELOW,
+    TextModel,
+    artifact_version,
+)
 from incidents.analysis.normalize import MAX_ANALYSED_CHARS, Token, clean, tokenize, truncate
 from incidents.analysis.places import Gazetteer, PlaceResolver, PlaceResult, default_gazetteer
 
@@ -66,10 +71,6 @@ REVIEW_NEGATIVE_ABOVE = 0.3
 REVIEW_HAZARD_NEAR = 0.5
 """A post not called a hazard whose hazard probability reaches this share of the threshold."""
 REVIEW_CATEGORY_BELOW = 0.4
-RULE_HAZARD_OVERRULED_BELOW = 0.1
-"""A hazard rule is overruled when the model's hazard probability is below this (the post then
-needs review). On 3,464 posts of two writers each left out of training, none of the 15 rule
-hazards below it was a hazard (3 of the 43 below 0.5 were)."""
 
 RULES_PATH = Path(__file__).resolve().parent / "rules" / "rules.yaml"
 RUBRICATOR_PATH = Path(__file__).resolve().parent.parent / "reference" / "rubricator.yaml"
@@ -535,9 +536,10 @@ class Analyzer:
         # лёд опасен»): the rules' strongest negative cues win over a model that is not sure
         # a hazard rule stands unless the model is sure there is no danger («горит дедлайн» slips
         # past a rule; on posts of writers left out of training no rule hazard below it was one)
-        rule_hazard = r.hazard is not None and s.hazard >= RULE_HAZARD_OVERRULED_BELOW
+        rule_hazard = r.hazard is not None and s.hazard_head >= RULE_HAZARD_OVERRULED_BELOW
         d.overruled = r.hazard is not None and not rule_hazard
-        d.hazard = rule_hazard or (s.hazard >= th["hazard"] and not (vetoed and s.hazard < 0.9))
+        model_hazard = s.hazard >= th["hazard"] and s.incident >= HAZARD_MIN_INCIDENT
+        d.hazard = rule_hazard or (model_hazard and not (vetoed and s.hazard < 0.9))
         if d.hazard and not rule_hazard:
             d.hazard_type = self.model.labels["hazard_type"][int(s.hazard_type.argmax())]
         elif not d.hazard:
@@ -592,7 +594,7 @@ class Analyzer:
         if d.hazard and r.hazard is not None and not d.overruled:
             out.append(f"hazard {r.hazard.name} (rule): " + ", ".join(r.hazard_words))
         elif d.overruled and r.hazard is not None and s is not None:
-            out.append(f"hazard rule {r.hazard.name} overruled by the model (p={s.hazard:.2f})")
+            out.append(f"hazard rule {r.hazard.name} overruled by the model (p={s.hazard_head:.2f})")
         elif d.hazard and s is not None:
             out.append(
                 f"hazard {d.hazard_type} (model p={s.hazard:.2f}): " + ", ".join(self._top_words(p, "hazard"))

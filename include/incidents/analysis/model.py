@@ -48,6 +48,31 @@ NGRAM_SIZES = (3, 4)
 WORD_CACHE_SIZE = 120_000
 """Distinct word forms whose projected contribution is kept (about 0.6 KB each)."""
 HEADS = ("incident", "hazard", "category", "topic", "hazard_type")
+HAZARD_SCORE = "joint"
+"""How a post's hazard score is made (recorded in the artifact): ``joint`` is
+:func:`joint_hazard` of the hazard head and the topic head; an artifact without it uses the hazard
+head alone."""
+
+
+RULE_HAZARD_OVERRULED_BELOW = 0.1
+"""A hazard rule is overruled when the hazard head's probability is below this (the post then
+needs review). On 3,464 posts of two writers each left out of training, none of the 15 rule
+hazards below it was a hazard (3 of the 43 below 0.5 were)."""
+HAZARD_MIN_INCIDENT = 0.02
+"""A hazard the model alone finds needs at least this incident probability: a hazard is always an
+incident, and an official warning («МЧС предупреждает: выход на лёд опасен») or an advert
+(«стрижка собак на дому») scores a hazard's words but almost no complaint. On four writers' posts
+left out of training it kept 1 of 1,200 hazards out and raised precision by up to 3 points."""
+
+
+def joint_hazard(p_hazard: Any, hazard_topic_mass: Any) -> Any:
+    """The hazard score: the geometric mean of the hazard head's calibrated probability and the
+    topic head's probability of a hazard topic. Each head errs on its own (the binary head on
+    danger words in a harmless post, the topic head between a hazard topic and its everyday
+    neighbour: a sunken manhole lid, an icy yard); trained without one writer's posts and tested
+    on them, at the same hazard recall the joint score was 4 to 8 points more precise than the
+    hazard head alone (0.96 recall: 0.72 vs 0.64 and 0.67 vs 0.59)."""
+    return np.sqrt(p_hazard * hazard_topic_mass)
 
 
 def artifact_version(path: Path | str | None = None) -> str:
@@ -108,9 +133,12 @@ class Scores:
 
     incident: float
     hazard: float
+    """The hazard score the threshold applies to (:data:`HAZARD_SCORE`)."""
     category: np.ndarray
     topic: np.ndarray
     hazard_type: np.ndarray
+    hazard_head: float = -1.0
+    """The hazard head's own calibrated probability (the hazard score when no joint score is used)."""
 
 
 class TextModel:
@@ -136,6 +164,12 @@ class TextModel:
         self.slices: dict[str, slice] = {k: slice(*v) for k, v in meta["slices"].items()}
         self.platt: dict[str, tuple[float, float]] = {k: tuple(v) for k, v in meta["platt"].items()}
         self.thresholds: dict[str, float] = meta["thresholds"]
+        self._hazard_columns: np.ndarray | None = None
+        if meta.get("hazard_score") == "joint":
+            hazard_topics = set(meta["hazard_topics"])
+            self._hazard_columns = np.array(
+                [i for i, t in enumerate(self.labels["topic"]) if t in hazard_topics], dtype=np.intp
+            )
         self.navec = navec if navec is not None else load_navec()
         pq = self.navec.pq
         # table[s, c] = centroid c of sub-space s projected onto every head (× DENSE_SCALE)
@@ -195,12 +229,18 @@ class TextModel:
 
     def scores(self, words: Sequence[str], feats: Iterable[str]) -> Scores:
         raw = self.raw_scores(words, feats)
+        head = self._platt("hazard", float(raw[self.slices["hazard"]][0]))
+        topic = _softmax(raw[self.slices["topic"]])
+        hazard = head
+        if self._hazard_columns is not None:
+            hazard = float(joint_hazard(head, float(topic[self._hazard_columns].sum())))
         return Scores(
             incident=self._platt("incident", float(raw[self.slices["incident"]][0])),
-            hazard=self._platt("hazard", float(raw[self.slices["hazard"]][0])),
+            hazard=hazard,
             category=_softmax(raw[self.slices["category"]]),
-            topic=_softmax(raw[self.slices["topic"]]),
+            topic=topic,
             hazard_type=_softmax(raw[self.slices["hazard_type"]]),
+            hazard_head=head,
         )
 
     def _platt(self, head: str, value: float) -> float:

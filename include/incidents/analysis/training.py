@@ -42,9 +42,13 @@ from incidents.analysis.model import (
     ARTIFACT_FORMAT,
     ARTIFACT_PATH,
     DENSE_SCALE,
+    HAZARD_MIN_INCIDENT,
+    HAZARD_SCORE,
     HEADS,
+    RULE_HAZARD_OVERRULED_BELOW,
     artifact_version,
     char_ngrams,
+    joint_hazard,
     load_navec,
     navec_id,
 )
@@ -59,6 +63,8 @@ C_BINARY = 4.0
 C_MULTI = 4.0
 MAX_ITER = 300
 TOL = 1e-3
+TOPIC_CHAR_NGRAMS = True
+"""Whether the topic head sees the character n-gram block (it triples its fitting time)."""
 SOURCE_WEIGHTS = {"sandbox.jsonl": 0.3}
 """Sample weight of template-rendered rows (7,576 sandbox renderings would otherwise drown the
 hand-written posts). Chosen on training data only: trained without ``written_a.jsonl`` and
@@ -207,7 +213,9 @@ def build_matrix(
     return sparse.hstack([sp, sparse.csr_matrix(dense)], format="csr")
 
 
-def _fit(x: sparse.csr_matrix, y: Sequence[Any], c: float, weights: np.ndarray | None = None) -> Any:
+def _fit(
+    x: sparse.csr_matrix, y: Sequence[Any] | np.ndarray, c: float, weights: np.ndarray | None = None
+) -> Any:
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=c, max_iter=MAX_ITER, tol=TOL, solver="lbfgs", random_state=SEED)
@@ -218,6 +226,41 @@ def _fit(x: sparse.csr_matrix, y: Sequence[Any], c: float, weights: np.ndarray |
 def source_weights(examples: Sequence[Example]) -> np.ndarray:
     """Per-row sample weights: rows of the files in :data:`SOURCE_WEIGHTS` count less."""
     return np.array([SOURCE_WEIGHTS.get(e.source, 1.0) for e in examples])
+
+
+class TopicFit:
+    """Fits the topic head (117 classes) on a subset of rows: for the artifact and, in every
+    cross-validation fold, for the out-of-fold probability of a hazard topic."""
+
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        topics: dict[str, dict[str, Any]],
+        weights: np.ndarray,
+        keep: np.ndarray | None,
+    ) -> None:
+        self.rows = np.array(
+            [i for i, e in enumerate(examples) if e.is_incident and (e.topic in topics or e.hazard)]
+        )
+        self.labels = np.array([_label(examples[i], "topic", topics) for i in self.rows])
+        self.weights = weights
+        self.keep = keep
+        """Feature columns the head sees (None: all)."""
+        self.topics = topics
+
+    def fit(self, x: sparse.csr_matrix, rows: np.ndarray | None = None) -> Any:
+        """The head fitted on the topic rows among ``rows`` (all topic rows by default)."""
+        mask = np.ones(len(self.rows), dtype=bool) if rows is None else np.isin(self.rows, rows)
+        idx = self.rows[mask]
+        xs = x[idx] if self.keep is None else x[idx][:, self.keep]
+        return _fit(xs, self.labels[mask], C_MULTI, self.weights[idx])
+
+    def hazard_mass(self, x: sparse.csr_matrix, train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
+        """Probability of a hazard topic for ``test_rows``, the head fitted on ``train_rows``."""
+        model = self.fit(x, train_rows)
+        xs = x[test_rows] if self.keep is None else x[test_rows][:, self.keep]
+        hazard = np.array([bool(self.topics.get(str(c), {}).get("hazard")) for c in model.classes_])
+        return np.asarray(model.predict_proba(xs)[:, hazard].sum(axis=1))
 
 
 def _platt(values: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -238,28 +281,40 @@ def cross_validate(
     rule_hazard: Sequence[str | None],
     folds: int,
     weights: np.ndarray | None = None,
+    topic_fit: TopicFit | None = None,
 ) -> dict[str, Any]:
-    """Out-of-fold decision values of the binary heads, Platt fits and the chosen thresholds."""
+    """Out-of-fold decision values of the binary heads (and, with ``topic_fit``, the topic head's
+    probability of a hazard topic), Platt fits and the chosen thresholds.
+
+    The hazard threshold applies to the hazard score of :func:`incidents.analysis.model.joint_hazard`
+    when ``topic_fit`` is given, else to the hazard head's probability."""
     from sklearn.model_selection import StratifiedKFold
 
     y_inc = np.array([e.is_incident for e in examples])
     y_haz = np.array([e.hazard for e in examples])
     strata = np.array([2 * e.hazard + e.is_incident for e in examples])
     oof = {"incident": np.zeros(len(examples)), "hazard": np.zeros(len(examples))}
+    topic_mass = np.ones(len(examples))
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
     for k, (tr, te) in enumerate(skf.split(np.zeros(len(examples)), strata)):
         for head, y in (("incident", y_inc), ("hazard", y_haz)):
             model = _fit(x[tr], y[tr], C_BINARY, None if weights is None else weights[tr])
             oof[head][te] = model.decision_function(x[te])
+        if topic_fit is not None:
+            topic_mass[te] = topic_fit.hazard_mass(x, tr, te)
         log.info("cross-validation fold %d/%d done", k + 1, folds)
     platt = {head: _platt(oof[head], y) for head, y in (("incident", y_inc), ("hazard", y_haz))}
-    p_haz = _sigmoid(platt["hazard"][0] * oof["hazard"] + platt["hazard"][1])
+    p_head = _sigmoid(platt["hazard"][0] * oof["hazard"] + platt["hazard"][1])
+    p_haz = joint_hazard(p_head, topic_mass) if topic_fit is not None else p_head
     p_inc = _sigmoid(platt["incident"][0] * oof["incident"] + platt["incident"][1])
-    rule = np.array([r is not None for r in rule_hazard])
+    # the analyser's decision: a rule not overruled by the hazard head, or the model's hazard score
+    # on a plausible incident (see incidents.analysis.classifier.Analyzer._decide)
+    rule = np.array([r is not None for r in rule_hazard]) & (p_head >= RULE_HAZARD_OVERRULED_BELOW)
+    plausible = p_inc >= HAZARD_MIN_INCIDENT
     # hazard: the highest threshold (<= 0.5) whose recall of model-or-rule reaches the target
     hazard_t, curve = 0.5, []
     for t in np.round(np.arange(0.5, 0.009, -0.01), 2):
-        pred = (p_haz >= t) | rule
+        pred = ((p_haz >= t) & plausible) | rule
         tp = int((pred & y_haz).sum())
         recall = tp / max(1, int(y_haz.sum()))
         precision = tp / max(1, int(pred.sum()))
@@ -269,7 +324,7 @@ def cross_validate(
             break
     else:
         hazard_t = float(curve[-1]["threshold"])
-    haz_pred = (p_haz >= hazard_t) | rule
+    haz_pred = ((p_haz >= hazard_t) & plausible) | rule
     best = (0.0, 0.5)
     for t in np.round(np.arange(0.05, 0.96, 0.01), 2):
         pred = (p_inc >= t) | haz_pred
@@ -329,33 +384,28 @@ def train(
     )
 
     weights = source_weights(examples)
-    cv = cross_validate(x, examples, prep.rule_hazard, folds, weights)
     topics = load_rubricator()
+    n_l, n_c = len(lemma_vocab), len(char_vocab)
+    # without its character block the topic head fits in a third of the time
+    keep = None if TOPIC_CHAR_NGRAMS else np.r_[0:n_l, n_l + n_c : x.shape[1]]
+    topic_fit = TopicFit(examples, topics, weights, keep)
+    cv = cross_validate(x, examples, prep.rule_hazard, folds, weights, topic_fit)
     incidents = [i for i, e in enumerate(examples) if e.is_incident]
-    with_topic = [i for i in incidents if examples[i].topic in topics or examples[i].hazard]
     hazards = [i for i, e in enumerate(examples) if e.hazard]
     fits: dict[str, tuple[Any, list[str]]] = {}
     fits["incident"] = (_fit(x, [e.is_incident for e in examples], C_BINARY, weights), ["yes"])
     fits["hazard"] = (_fit(x, [e.hazard for e in examples], C_BINARY, weights), ["yes"])
-    for head, idx, attr in (
-        ("category", incidents, "category"),
-        ("topic", with_topic, "topic"),
-        ("hazard_type", hazards, "hazard_type"),
-    ):
-        y = [_label(examples[i], attr, topics) for i in idx]
-        if head == "topic":
-            # 117 classes: the lemma and navec blocks only (the character block would triple the
-            # fitting time for little); its weights for the character block are zero
-            n_l, n_c = len(lemma_vocab), len(char_vocab)
-            keep = np.r_[0:n_l, n_l + n_c : x.shape[1]]
-            model = _fit(x[idx][:, keep], y, C_MULTI, weights[idx])
-            full = np.zeros((model.coef_.shape[0], x.shape[1]))
-            full[:, keep] = model.coef_
-            model.coef_ = full
-        else:
-            model = _fit(x[idx], y, C_MULTI, weights[idx])
+    for head, idx, attr in (("category", incidents, "category"), ("hazard_type", hazards, "hazard_type")):
+        model = _fit(x[idx], [_label(examples[i], attr, topics) for i in idx], C_MULTI, weights[idx])
         fits[head] = (model, [str(c) for c in model.classes_])
         log.info("head %s: %d rows, %d classes", head, len(idx), len(model.classes_))
+    model = topic_fit.fit(x)
+    if keep is not None:  # the weights of the columns the head did not see are zero
+        full = np.zeros((model.coef_.shape[0], x.shape[1]))
+        full[:, keep] = model.coef_
+        model.coef_ = full
+    fits["topic"] = (model, [str(c) for c in model.classes_])
+    log.info("head topic: %d rows, %d classes", len(topic_fit.rows), len(model.classes_))
 
     coefs, biases, slices, labels = [], [], {}, {}
     start = 0
@@ -374,13 +424,14 @@ def train(
         labels[head] = classes
         start += coef.shape[0]
     w = np.vstack(coefs).T.astype(np.float32)  # features x outputs
-    n_l, n_c = len(lemma_vocab), len(char_vocab)
     meta = {
         "format": ARTIFACT_FORMAT,
         "labels": labels,
         "slices": slices,
         "platt": {k: list(v) for k, v in cv["platt"].items()},
         "thresholds": cv["thresholds"],
+        "hazard_score": HAZARD_SCORE,
+        "hazard_topics": sorted(t for t in labels["topic"] if topics.get(t, {}).get("hazard")),
         "cv": cv["report"],
         "training_rows": len(examples),
         "training_data_sha256": training_data_sha256(data_dir) if not limit else None,

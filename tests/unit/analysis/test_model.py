@@ -73,8 +73,10 @@ def _subset(tmp_path: Path, n: int = 260) -> Path:
     return folder
 
 
+# a tiny subset has almost as many topics as rows (a fold's topic head warns of it; expected here)
+@pytest.mark.filterwarnings("ignore:The number of unique classes:UserWarning")
 def test_training_is_deterministic_and_loadable(tmp_path: Path) -> None:
-    data = _subset(tmp_path, n=110)  # ~440 rows: determinism does not need the whole data
+    data = _subset(tmp_path, n=30)  # ~320 rows: determinism does not need the whole data
     first = train(data, tmp_path / "a.npz", folds=2)
     second = train(data, tmp_path / "b.npz", folds=2)
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
@@ -184,9 +186,8 @@ def test_a_sure_model_overrules_a_hazard_rule(analyzer: Analyzer, monkeypatch: p
     real = model.scores(analyzer.prepare(text).words, analyzer.prepare(text).feats)
 
     def sure_no_hazard(words: list[str], feats: set[str]) -> object:
-        return type(real)(
-            real.incident, RULE_HAZARD_OVERRULED_BELOW / 2, real.category, real.topic, real.hazard_type
-        )
+        low = RULE_HAZARD_OVERRULED_BELOW / 2
+        return type(real)(real.incident, low, real.category, real.topic, real.hazard_type, hazard_head=low)
 
     monkeypatch.setattr(model, "scores", sure_no_hazard)
     res = analyzer.analyse(text)
