@@ -122,10 +122,11 @@ def test_servers_stop_with_their_process_groups(tmp_path: Path) -> None:
 
 
 def test_sigterm_is_a_keyboard_interrupt_inside_stop_on_signals() -> None:
+    before = signal.getsignal(signal.SIGTERM)  # the test session's own handler (tests/conftest.py)
     with pytest.raises(KeyboardInterrupt, match="SIGTERM"), stop_on_signals():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_local_airflow_needs_postgresql_metadata(tmp_path: Path) -> None:
