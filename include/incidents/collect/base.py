@@ -16,6 +16,7 @@ Instagram nested replies, Twitter/X the ``replied_to`` tweet).
 
 from __future__ import annotations
 
+import abc
 import html
 import json
 import logging
@@ -177,7 +178,7 @@ def decode_json(network: str, body: bytes | str | dict[str, Any] | list[Any]) ->
 # --------------------------------------------------------------------------- client base
 
 
-class BaseClient:
+class BaseClient(abc.ABC):
     """Common constructor and helpers; subclasses implement :meth:`iter_pages`."""
 
     network: ClassVar[str] = ""
@@ -257,9 +258,9 @@ class BaseClient:
         """A hook reading rate-limit headers of successful answers (see :class:`HttpClient`)."""
         return None
 
+    @abc.abstractmethod
     def iter_pages(self, source: Source, start: datetime, end: datetime) -> Iterator[Page]:
         """Every page of ``source`` in ``[start, end)`` (posts, then their comments)."""
-        raise NotImplementedError
 
     def author(self, author_id: Any) -> str:
         return pseudonymize(self.network, None if author_id is None else str(author_id), self.pseudonym_key)

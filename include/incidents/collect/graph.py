@@ -26,6 +26,7 @@ not the end; a repeated cursor fails the window as incomplete).
 
 from __future__ import annotations
 
+import abc
 import functools
 import json
 import logging
@@ -217,11 +218,11 @@ class GraphClient(BaseClient):
             interpret=make_interpret(self.network),
         )
 
+    @abc.abstractmethod
     def parse(
         self, source: Source, path: str, params: Mapping[str, Any], data: Any, url: str | None
     ) -> tuple[list[NormalizedPost], list[Reject]]:
         """``(posts, rejects)`` of an edge answer (the network's parser)."""
-        raise NotImplementedError
 
     def edge(
         self,

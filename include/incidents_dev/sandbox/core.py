@@ -4,6 +4,7 @@ request preflight (token, missing permissions, rate limits, injected request fau
 
 from __future__ import annotations
 
+import abc
 import base64
 import hashlib
 import json
@@ -122,7 +123,7 @@ class Host(Protocol):
     def next_rate_code(self, codes: tuple[Any, ...]) -> Any: ...
 
 
-class Emulator:
+class Emulator(abc.ABC):
     """One network's API on top of the server's stream, faults and rate limiter.
 
     Subclasses set :attr:`network` and implement :meth:`handle` (one request -> JSON payload, or
@@ -146,8 +147,9 @@ class Emulator:
     def faults(self) -> FaultInjector:
         return self.server.faults
 
+    @abc.abstractmethod
     def handle(self, path: str, params: dict[str, str], headers: dict[str, str]) -> Any:
-        raise NotImplementedError
+        """The network's answer to one request (raises ApiError for an error answer)."""
 
     def preflight(self, token: str, errors: dict[str, Any], headers: dict[str, str]) -> None:
         """Token, missing permission, rate limits and request faults; raises ApiError.

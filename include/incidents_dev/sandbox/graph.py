@@ -15,6 +15,7 @@ does not tell the two apart).
 
 from __future__ import annotations
 
+import abc
 import base64
 import hashlib
 import json
@@ -66,8 +67,9 @@ class GraphEmulator(Emulator):
 
     permission_messages: dict[int, str] = {}
 
+    @abc.abstractmethod
     def route(self, object_id: str, edge: str, params: dict[str, str]) -> dict[str, Any] | None:
-        raise NotImplementedError
+        """The answer for ``/{object_id}/{edge}`` (None: no such object or edge)."""
 
     def handle(self, path: str, params: dict[str, str], headers: dict[str, str]) -> Any:
         network = self.network
