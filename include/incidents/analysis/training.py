@@ -63,8 +63,6 @@ C_BINARY = 4.0
 C_MULTI = 4.0
 MAX_ITER = 300
 TOL = 1e-3
-TOPIC_CHAR_NGRAMS = True
-"""Whether the topic head sees the character n-gram block (it triples its fitting time)."""
 SOURCE_WEIGHTS = {"sandbox.jsonl": 0.3}
 """Sample weight of template-rendered rows (7,576 sandbox renderings would otherwise drown the
 hand-written posts). Chosen on training data only: trained without ``written_a.jsonl`` and
@@ -237,30 +235,25 @@ class TopicFit:
         examples: Sequence[Example],
         topics: dict[str, dict[str, Any]],
         weights: np.ndarray,
-        keep: np.ndarray | None,
     ) -> None:
         self.rows = np.array(
             [i for i, e in enumerate(examples) if e.is_incident and (e.topic in topics or e.hazard)]
         )
         self.labels = np.array([_label(examples[i], "topic", topics) for i in self.rows])
         self.weights = weights
-        self.keep = keep
-        """Feature columns the head sees (None: all)."""
         self.topics = topics
 
     def fit(self, x: sparse.csr_matrix, rows: np.ndarray | None = None) -> Any:
         """The head fitted on the topic rows among ``rows`` (all topic rows by default)."""
         mask = np.ones(len(self.rows), dtype=bool) if rows is None else np.isin(self.rows, rows)
         idx = self.rows[mask]
-        xs = x[idx] if self.keep is None else x[idx][:, self.keep]
-        return _fit(xs, self.labels[mask], C_MULTI, self.weights[idx])
+        return _fit(x[idx], self.labels[mask], C_MULTI, self.weights[idx])
 
     def hazard_mass(self, x: sparse.csr_matrix, train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
         """Probability of a hazard topic for ``test_rows``, the head fitted on ``train_rows``."""
         model = self.fit(x, train_rows)
-        xs = x[test_rows] if self.keep is None else x[test_rows][:, self.keep]
         hazard = np.array([bool(self.topics.get(str(c), {}).get("hazard")) for c in model.classes_])
-        return np.asarray(model.predict_proba(xs)[:, hazard].sum(axis=1))
+        return np.asarray(model.predict_proba(x[test_rows])[:, hazard].sum(axis=1))
 
 
 def _platt(values: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -385,10 +378,7 @@ def train(
 
     weights = source_weights(examples)
     topics = load_rubricator()
-    n_l, n_c = len(lemma_vocab), len(char_vocab)
-    # without its character block the topic head fits in a third of the time
-    keep = None if TOPIC_CHAR_NGRAMS else np.r_[0:n_l, n_l + n_c : x.shape[1]]
-    topic_fit = TopicFit(examples, topics, weights, keep)
+    topic_fit = TopicFit(examples, topics, weights)
     cv = cross_validate(x, examples, prep.rule_hazard, folds, weights, topic_fit)
     incidents = [i for i, e in enumerate(examples) if e.is_incident]
     hazards = [i for i, e in enumerate(examples) if e.hazard]
@@ -400,10 +390,6 @@ def train(
         fits[head] = (model, [str(c) for c in model.classes_])
         log.info("head %s: %d rows, %d classes", head, len(idx), len(model.classes_))
     model = topic_fit.fit(x)
-    if keep is not None:  # the weights of the columns the head did not see are zero
-        full = np.zeros((model.coef_.shape[0], x.shape[1]))
-        full[:, keep] = model.coef_
-        model.coef_ = full
     fits["topic"] = (model, [str(c) for c in model.classes_])
     log.info("head topic: %d rows, %d classes", len(topic_fit.rows), len(model.classes_))
 
@@ -424,6 +410,7 @@ def train(
         labels[head] = classes
         start += coef.shape[0]
     w = np.vstack(coefs).T.astype(np.float32)  # features x outputs
+    n_l, n_c = len(lemma_vocab), len(char_vocab)
     meta = {
         "format": ARTIFACT_FORMAT,
         "labels": labels,
