@@ -1027,14 +1027,9 @@ class PlaceResolver:
             found = self._best_result(tokens, best, districts, district_set, district_parents)
             if found is not None:
                 return found
-        if district_codes:
+        if districts:
             # a Kirov city district outranks «город Киров»; otherwise the first named
-            return PlaceResult(
-                self.gaz.municipality(district_codes[0]),
-                None,
-                0.9,
-                [tokens[i].text for _, i in districts[:1]],
-            )
+            return self._district_result(tokens, districts, 0.9)
         if poselenie_munis and len(poselenie_munis) == 1:
             return PlaceResult(
                 self.gaz.municipality(next(iter(poselenie_munis))), None, 0.8, sorted(poselenie_names)
@@ -1045,6 +1040,13 @@ class PlaceResolver:
                 self.gaz.municipality(KIROV), None, 0.4, [street], weak=True, note="Kirov street"
             )
         return PlaceResult()
+
+    def _district_result(
+        self, tokens: Sequence[Token], districts: list[tuple[str, int]], confidence: float
+    ) -> PlaceResult:
+        """The first named district, no settlement."""
+        code, i = districts[0]
+        return PlaceResult(self.gaz.municipality(code), None, confidence, [tokens[i].text])
 
     def _best_result(
         self,
@@ -1080,13 +1082,8 @@ class PlaceResolver:
             conf = min(0.99, 0.55 + score * 0.05)
             return PlaceResult(municipality, chosen, round(conf, 2), words)
         munis = {p.municipality_code for p in pool}
-        if district_codes:
-            return PlaceResult(
-                self.gaz.municipality(district_codes[0]),
-                None,
-                0.85,
-                [tokens[i].text for _, i in districts[:1]],
-            )
+        if districts:
+            return self._district_result(tokens, districts, 0.85)
         if len(munis) == 1:
             return PlaceResult(
                 self.gaz.municipality(munis.pop()), None, 0.6, words, note="ambiguous settlement"
