@@ -5,13 +5,14 @@ from datetime import timedelta
 from airflow.sdk import DAG, DeltaDataIntervalTimetable
 
 from incidents import NETWORKS
+from incidents.config import settings
 from incidents_provider.defaults import START_DATE, default_args
 from incidents_provider.operators.coverage import CoverageOperator
 
 with DAG(
     dag_id="coverage",
     description="Find missing or failed collection windows, backfill them, alert what cannot be caught up",
-    schedule=DeltaDataIntervalTimetable(timedelta(hours=1)),
+    schedule=DeltaDataIntervalTimetable(timedelta(minutes=settings().coverage_every_minutes)),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
@@ -20,7 +21,7 @@ with DAG(
     doc_md="""
 ### Collection coverage and catch-up
 
-Every hour, for each `collect_<network>` DAG, through Airflow's REST API (Connection
+Every hour (`INCIDENTS_COVERAGE_EVERY_MINUTES`), for each `collect_<network>` DAG, through Airflow's REST API (Connection
 `airflow_api`: an Airflow user allowed to read DAG runs and create backfills; `host` defaults to
 `[api] base_url`):
 

@@ -57,6 +57,7 @@ class Settings:
                                    cases: counted and listed, never notified or escalated
     ``INCIDENTS_COVERAGE_GRACE_MINUTES`` how long a collection window may stay missing or failed
                                    before the ``coverage`` DAG catches it up, 120
+    ``INCIDENTS_COVERAGE_EVERY_MINUTES`` how often the ``coverage`` DAG runs, 60
     ``INCIDENTS_COVERAGE_LOOKBACK_HOURS`` how far back the ``coverage`` DAG looks for gaps, 168
     ``INCIDENTS_COVERAGE_MAX_ATTEMPTS`` catch-up backfills per gap before it is alerted, 1
     ``AIRFLOW_CONN_<ID>``          connections (:meth:`connection`)
@@ -77,6 +78,7 @@ class Settings:
     collect_cron: str = "0 * * * *"
     live_horizon_hours: float = 72.0
     coverage_grace_minutes: float = 120.0
+    coverage_every_minutes: float = 60.0
     coverage_lookback_hours: float = 168.0
     coverage_max_attempts: int = 1
     connections: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -108,6 +110,7 @@ class Settings:
             collect_cron=env.get("INCIDENTS_COLLECT_CRON") or "0 * * * *",
             live_horizon_hours=_live_horizon_hours(env.get("INCIDENTS_LIVE_HORIZON_HOURS")),
             coverage_grace_minutes=float(env.get("INCIDENTS_COVERAGE_GRACE_MINUTES") or 120),
+            coverage_every_minutes=float(env.get("INCIDENTS_COVERAGE_EVERY_MINUTES") or 60),
             coverage_lookback_hours=float(env.get("INCIDENTS_COVERAGE_LOOKBACK_HOURS") or 168),
             coverage_max_attempts=int(env.get("INCIDENTS_COVERAGE_MAX_ATTEMPTS") or 1),
             connections={

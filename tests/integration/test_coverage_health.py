@@ -122,6 +122,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str):
                 {"conn_type": "http", "login": "admin", "password": "admin"}
             ),
             "INCIDENTS_COVERAGE_GRACE_MINUTES": "0",
+            # one scheduled run on unpausing, then only the test's own: a scheduled run at the next
+            # hour boundary would otherwise join in whenever the test happens to cross one
+            "INCIDENTS_COVERAGE_EVERY_MINUTES": str(60 * 24 * 30),
             "INCIDENTS_COVERAGE_LOOKBACK_HOURS": str(24 * 10),
         },
     }
