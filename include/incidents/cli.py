@@ -17,6 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("incidents.validation.cli", "validate a JSONL batch with Great Expectations"),
     "classify": ("incidents.analysis.cli", "classify JSONL posts from stdin to stdout"),
     "train": ("incidents.analysis.training", "train the analyser's model from the training data"),
+    "build-lexicon": (
+        "incidents.analysis.morph",
+        "rebuild the analyser's word lexicon (after upgrading pymorphy3)",
+    ),
     "evaluate": ("incidents.analysis.evaluate", "measure the analyser (--blind: on the blind test set)"),
     "route": ("incidents.cases.route_cli", "route analysed incident posts into cases"),
     "case": ("incidents.cases.cli", "operators' commands: list, show, assign, status, merge, split"),

@@ -402,6 +402,21 @@ RARE_WORD_SHARE = 0.06
 words, the order of the share of words seen once in a large stream of posts."""
 
 
+TYPO_SHARE = 0.5
+"""Share of those rare words misspelt (a letter dropped, doubled or swapped with its neighbour):
+forms no dictionary or word list has, as typos and invented spellings are in real streams."""
+
+
+def _misspelt(word: str, rng: random.Random) -> str:
+    i = rng.randrange(len(word) - 1)
+    kind = rng.randrange(3)
+    if kind == 0:
+        return word[:i] + word[i + 1 :]
+    if kind == 1:
+        return word[: i + 1] + word[i] + word[i + 1 :]
+    return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+
+
 def realistic_texts(n: int, *, seed: int = 11) -> list[str]:
     """``n`` post texts of realistic length and vocabulary, none repeated.
 
@@ -409,8 +424,9 @@ def realistic_texts(n: int, *, seed: int = 11) -> list[str]:
     text joins sentences of different labelled posts (the training data: hand-written posts,
     the development set, sandbox renderings) and runs of words drawn uniformly from navec's
     250,000-word vocabulary (:data:`RARE_WORD_SHARE` of the pieces, a few per cent of the words),
-    so the analyser's caches face the long tail of rare word forms, names and typos real streams
-    have instead of a few templates.
+    half of them misspelt (:data:`TYPO_SHARE`), so the analyser's caches face the long tail of
+    rare word forms, names and typos real streams have instead of a few templates: a misspelt
+    form is in neither the morphology lexicon nor navec.
     """
     import re as _re
 
@@ -434,7 +450,9 @@ def realistic_texts(n: int, *, seed: int = 11) -> list[str]:
         size = 0
         while size < target:
             if rng.random() < RARE_WORD_SHARE:
-                piece = " ".join(rng.choice(vocab) for _ in range(rng.randint(2, 8))).capitalize() + "."
+                words = (rng.choice(vocab) for _ in range(rng.randint(2, 8)))
+                piece = " ".join(_misspelt(w, rng) if rng.random() < TYPO_SHARE else w for w in words)
+                piece = piece.capitalize() + "."
             else:
                 piece = rng.choice(sentences)
             parts.append(piece)
@@ -721,6 +739,7 @@ def _worker_e2e(params: dict[str, Any]) -> dict[str, Any]:
     engine = make_engine(params["url"])
     month_start = datetime(MONTH.year, MONTH.month, 1, tzinfo=UTC)
     times: dict[str, float] = {}
+    peaks: dict[str, float] = {}  # the process's peak RSS after each stage (it only grows)
 
     # 1. generate and land, one window per network and day of publication. (Collection puts a
     # comment into its post's window, but the validation gate rejects anything published outside
@@ -744,6 +763,7 @@ def _worker_e2e(params: dict[str, Any]) -> dict[str, Any]:
             )
             windows.append((network, day, day + timedelta(days=1)))
     times["generate"] = t.seconds
+    peaks["generate"] = peak_rss_mb()
     log.info("generated and landed %d posts in %d windows in %.0fs", n, len(windows), t.seconds)
 
     paths = [landing.window_dir(w, s, e) / "posts.jsonl" for w, s, e in windows]
@@ -756,6 +776,7 @@ def _worker_e2e(params: dict[str, Any]) -> dict[str, Any]:
             stages.load_window(engine, network, start, end, landing=landing, run_id="bench")
             stale.loaded(engine)
     times["load"] = t.seconds
+    peaks["load"] = peak_rss_mb()
     log.info("loaded in %.0fs", t.seconds)
 
     # 3. validate + classify + store labels
@@ -763,6 +784,7 @@ def _worker_e2e(params: dict[str, Any]) -> dict[str, Any]:
     with _Timer() as t:
         processed = stages.process_pending(engine, run_id="bench", docs_root=None)
     times["process"] = t.seconds
+    peaks["process"] = peak_rss_mb()
     log.info(
         "processed in %.0fs: %s", t.seconds, {k: v for k, v in processed.items() if k != "validation_docs"}
     )
@@ -776,6 +798,7 @@ def _worker_e2e(params: dict[str, Any]) -> dict[str, Any]:
     with _Timer() as t:
         routed = stages.route(engine, run_id="bench")
     times["route"] = t.seconds
+    peaks["route"] = peak_rss_mb()
 
     # 5. the month's statistics
     lo, hi = month_bounds(MONTH)
@@ -789,6 +812,7 @@ def _worker_e2e(params: dict[str, Any]) -> dict[str, Any]:
     with _Timer() as t:
         compute_month(engine, MONTH)
     times["stats"] = t.seconds
+    peaks["stats"] = peak_rss_mb()
     with engine.connect() as conn:
         cases = conn.execute(select(func.count()).select_from(Case)).scalar_one()
     engine.dispose()
@@ -809,6 +833,7 @@ def _worker_e2e(params: dict[str, Any]) -> dict[str, Any]:
             "stats": read_stats_s + read_cases_s,
         },
         "peak_rss_mb": peak_rss_mb(),
+        "peaks": peaks,
     }
 
 
@@ -837,6 +862,7 @@ def measure_e2e(n: int, workdir: Path) -> dict[str, float]:
         "e2e_read_ratio": _ratio(r["total_seconds"], read["jsonl"]),
     }
     out.update({f"e2e_{stage}_s": round(seconds, 1) for stage, seconds in times.items()})
+    out.update({f"e2e_{stage}_peak_rss_mb": mb for stage, mb in r["peaks"].items()})
     return out
 
 
