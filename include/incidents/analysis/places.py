@@ -875,9 +875,12 @@ class PlaceResolver:
         region), and districts named as in many cities («Ленинский район Ижевска», «Советский
         район Казани»).
         """
+        other_at = _other_region_at(tokens)
         for i, tok in enumerate(tokens):
             keys = _token_keys(tok.low)[0]
             if keys & _KIROV_WORDS and not _other_region_follows(tokens, i + 1):
+                if other_at is not None and _kirov_mention_is_aside(tokens, i, other_at[0]):
+                    continue
                 return True
         return any(
             not tokens[i].low.startswith(_COMMON_DISTRICT_STEMS) for _code, i in self._districts(tokens)[0]
@@ -1244,8 +1247,63 @@ def other_region_name(tokens: Sequence[Token]) -> str | None:
     adjective counts only before «область»/«край» («Пермский край»), as a Kirov street may be
     called «Московская».
     """
+    found = _other_region_at(tokens)
+    return found[1] if found else None
+
+
+_RESIDENCE_LEMMAS = frozenset({"жить", "переехать", "переезжать", "перебраться", "уехать"})
+_OURS = frozenset({"нас", "наш", "наша", "нашем", "нашего", "нашему", "нашим", "родной", "родном"})
+
+
+def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> bool:
+    """Whether the mention of Kirov at token ``i`` is an aside in a post about another region
+    named at token ``other_at``: the writer's origin («из Кирова», «переехали из Кирова в
+    Пермь»), a comparison in a post that opens with the other city («Кострома: бабушке…», «Живу
+    теперь в Ижевске… В Кирове такого не было»), or another region's Kirov («Калужская область,
+    Киров»). «В Казани сделали, а у нас в Кирове?» is about Kirov: a mention with «у нас»/«наш»
+    before it counts unless the other city heads the post («Казань, Азино: …»), and so does one
+    before the other city unless it is an origin."""
+    if any(t.low.startswith("калужск") for t in tokens):
+        return True
+    if other_at < i and _is_heading(tokens, other_at):
+        return True  # «Казань, ул. Декабристов: … у нас в Кирове так же»
+    if any(t.low in _OURS for t in tokens[max(0, i - 3) : i]):
+        return False
+    if i > 0 and tokens[i - 1].low == "из":
+        return True
+    if other_at > i:
+        return False
+    opens = all(t.low in _PLACE_OPENERS for t in tokens[:other_at])
+    # «живу теперь в Ижевске», «переехал в Пермь» (not «переехали из Перми в Киров»)
+    moved = other_at > 0 and tokens[other_at - 1].low in ("в", "во")
+    moved = moved and any(
+        morph.lemmas(t.low) & _RESIDENCE_LEMMAS for t in tokens[max(0, other_at - 3) : other_at - 1]
+    )
+    return opens or moved
+
+
+def _is_heading(tokens: Sequence[Token], at: int) -> bool:
+    """The place named at token ``at`` heads the post: it opens the text (after «г.» or «город»
+    at most) and punctuation follows its name («Казань, Азино.», «Кострома: …»)."""
+    if not all(t.low in ("г", "город") for t in tokens[:at]):
+        return False
+    end = at
+    while end + 1 < len(tokens) and not tokens[end].punct_after and tokens[end + 1].is_capitalized:
+        end += 1  # «Набережные Челны, …»
+    return tokens[end].punct_after
+
+
+_PLACE_OPENERS = frozenset({"г", "город", "в", "во", "я", "мы", "из"})
+"""Words that may come before a city's name at the very start of a post («г. Пермь, …»)."""
+
+
+def _other_region_at(tokens: Sequence[Token]) -> tuple[int, str] | None:
+    """(token index, name) of the first city or region outside the Kirov region (see
+    :func:`other_region_name`), or None."""
     n = len(tokens)
     for i, tok in enumerate(tokens):
+        if tok.low in _NIZHNY and _is_nizhny(tokens, i):
+            return i, tok.text
         found = _city_start(tok.low)
         if found is None:
             continue
@@ -1254,10 +1312,25 @@ def other_region_name(tokens: Sequence[Token]) -> str | None:
             if end <= n and all(_word_is(tokens[i + k].low, words[k]) for k in range(1, len(words))):
                 if i > 0 and _is_settlement_marker(tokens[i - 1]):
                     break  # «д. Москва», «деревня Казань»: Kirov villages bear such names
-                return " ".join(t.text for t in tokens[i:end])
+                return i, " ".join(t.text for t in tokens[i:end])
         if not found and i + 1 < n and morph.lemmas(tokens[i + 1].low) & _REGION_NOUNS:
-            return f"{tok.text} {tokens[i + 1].text}"
+            return i, f"{tok.text} {tokens[i + 1].text}"
     return None
+
+
+_NIZHNY = frozenset({"нижний", "нижнего", "нижнему", "нижнем", "нижним"})
+
+
+def _is_nizhny(tokens: Sequence[Token], i: int) -> bool:
+    """«Нижний» alone, as people call Nizhny Novgorod: capitalised inside a sentence and not
+    followed by a capitalised name («в Нижнем на Покровской», not «в Нижнем Ивкино»), or a
+    heading («Нижний, Сормовский район»); «Нижний этаж затопило» is no city."""
+    tok = tokens[i]
+    if not tok.is_capitalized or tok.text.isupper():
+        return False
+    if tok.punct_after:
+        return True
+    return not tok.sent_start and (i + 1 >= len(tokens) or not tokens[i + 1].is_capitalized)
 
 
 def _is_settlement_marker(tok: Token) -> bool:

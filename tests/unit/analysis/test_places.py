@@ -122,6 +122,40 @@ def test_other_regions_share_district_names_and_kirov(resolver: PlaceResolver, t
     assert res.other_region and res.municipality is None, text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Переехали из Кирова в Екатеринбург. В садик очередь 2 года, частный дорогой",
+        "Живу теперь в Ижевске, ул. Пушкинская. Батареи еле тёплые. Дома в Кирове такого не было",
+        "Кострома: бабушке 89 лет, соцработник приходит раз в две недели. Я сам из Кирова",
+        "Казань, Азино. В подъезде пахнет газом неделю. У нас в Кирове бы уже приехали",
+        "Калужская область, Киров: начислили за вывоз мусора на четверых, прописан один",
+        "Киров Калужской области, это не наш Киров: на Пролетарской одни ямы",
+        "Нижний, Сормовский район. Очередь в садик три года",
+        "Вчера в Нижнем на Большой Покровской провалился асфальт, машина колесом ушла",
+    ],
+)
+def test_a_post_about_another_region_that_mentions_kirov_aside(resolver: PlaceResolver, text: str) -> None:
+    """The writer's origin («из Кирова»), a comparison in a post that opens with the other city or
+    follows a move there, and Kaluga's Kirov are asides: no Kirov place."""
+    res = resolve(resolver, text)
+    assert res.other_region and res.municipality is None, text
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("В Казани дороги сделали, а у нас в Кирове ямы по колено на Ленина", "33701"),
+        ("В Кирове на Профсоюзной яма, а в Москве бы давно заделали", "33701"),
+        ("Нижний этаж затопило, в подвале вода. г. Слободской, ул. Советская", "33713"),
+        ("Мы в Нижнем Шугураке, свет отключили второй день", "33623"),
+    ],
+)
+def test_kirov_stays_the_subject_of_a_comparison(resolver: PlaceResolver, text: str, code: str) -> None:
+    res = resolve(resolver, text)
+    assert not res.other_region and res.municipality is not None and res.municipality.code == code, text
+
+
 def test_a_kirov_region_district_still_counts_beside_another_region(resolver: PlaceResolver) -> None:
     """A district name only the Kirov region has counts; one many cities have («Советский
     район») does not beside another region's city (the text does not say which it is)."""
