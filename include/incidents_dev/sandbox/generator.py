@@ -786,7 +786,13 @@ def _landing(config: GeneratorConfig, hour: int) -> dict[int, tuple[_Echo, ...]]
 # --------------------------------------------------------------------------- per (source, hour)
 
 
-@lru_cache(maxsize=65536)
+SOURCE_HOUR_CACHE = 4096
+"""(source, hour) renderings kept: a month of all 50 sources is 37,000 of them (about 0.8 KB per
+post), which a stream through history would otherwise hold to the end; a Twitter hour needs its
+sources' last :data:`COMMENT_HORIZON_HOURS` hours (400 entries), an API page its window's."""
+
+
+@lru_cache(maxsize=SOURCE_HOUR_CACHE)
 def source_hour(config: GeneratorConfig, source_index: int, hour: int) -> tuple[SandboxItem, ...]:
     """The posts one source publishes in one hour (UTC hour index), oldest first, with their comments."""
     if hour < WORLD_START_HOUR:
