@@ -8,8 +8,9 @@ one labelled post per line: ``{"id", "text", "is_incident", "category", "topic",
 name order and rows keep their order, so the same files always give the same artifact.
 
 Steps: features (:mod:`incidents.analysis.model`) → out-of-fold decision values of the binary
-heads by stratified k-fold cross-validation (seeded) → Platt calibration and thresholds chosen
-on those out-of-fold values only:
+heads by k-fold cross-validation that keeps each training file (each writer) whole
+(:func:`writer_folds`, seeded) → Platt calibration and thresholds chosen on those out-of-fold
+values only, that is on writers the scoring heads never saw:
 
 * ``hazard``: recall first. The threshold is the highest calibrated probability at which the
   out-of-fold hazard recall of *model or hazard rule* still reaches :data:`HAZARD_RECALL_TARGET`,
@@ -268,6 +269,24 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
 
+def writer_folds(examples: Sequence[Example], folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cross-validation folds that keep every training file (one writer, or one template set)
+    whole, stratified by incident and hazard: a row is scored by heads that never saw its writer,
+    so calibration and thresholds reflect a new writer's language (rows of one writer share
+    phrasing, and mixed folds made the thresholds too confident). With fewer files than folds the
+    rows are split as stratified folds instead."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    strata = np.array([2 * e.hazard + e.is_incident for e in examples])
+    groups = np.array([e.source for e in examples])
+    x = np.zeros(len(examples))
+    if len(set(groups.tolist())) >= folds:
+        sgkf = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=SEED)
+        return list(sgkf.split(x, strata, groups))
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
+    return list(skf.split(x, strata))
+
+
 def cross_validate(
     x: sparse.csr_matrix,
     examples: Sequence[Example],
@@ -281,15 +300,11 @@ def cross_validate(
 
     The hazard threshold applies to the hazard score of :func:`incidents.analysis.model.joint_hazard`
     when ``topic_fit`` is given, else to the hazard head's probability."""
-    from sklearn.model_selection import StratifiedKFold
-
     y_inc = np.array([e.is_incident for e in examples])
     y_haz = np.array([e.hazard for e in examples])
-    strata = np.array([2 * e.hazard + e.is_incident for e in examples])
     oof = {"incident": np.zeros(len(examples)), "hazard": np.zeros(len(examples))}
     topic_mass = np.ones(len(examples))
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
-    for k, (tr, te) in enumerate(skf.split(np.zeros(len(examples)), strata)):
+    for k, (tr, te) in enumerate(writer_folds(examples, folds)):
         for head, y in (("incident", y_inc), ("hazard", y_haz)):
             model = _fit(x[tr], y[tr], C_BINARY, None if weights is None else weights[tr])
             oof[head][te] = model.decision_function(x[te])

@@ -24,6 +24,7 @@ from incidents.analysis.training import (
     rules_sha256,
     train,
     training_data_sha256,
+    writer_folds,
 )
 
 BLIND_FLOOR = {
@@ -85,6 +86,23 @@ def test_training_is_deterministic_and_loadable(tmp_path: Path) -> None:
     assert analyzer.classifier_version == first["version"]
     res = analyzer.analyse("Открытый люк у школы, дети чуть не упали")
     assert res.is_incident and res.hazard
+
+
+def test_cross_validation_keeps_each_writer_whole() -> None:
+    """Thresholds and calibration come from heads that never saw the scored row's writer; with
+    fewer training files than folds, rows are split by stratified folds instead."""
+    examples = load_training_data()
+    folds = writer_folds(examples, 5)
+    assert len(folds) == 5
+    seen = np.zeros(len(examples), dtype=int)
+    for tr, te in folds:
+        seen[te] += 1
+        assert not {examples[i].source for i in tr} & {examples[i].source for i in te}
+    assert (seen == 1).all()
+    one_file = [e for e in examples if e.source == "written_j.jsonl"]
+    for tr, te in writer_folds(one_file, 3):
+        assert len(te) and len(tr) and {one_file[i].hazard for i in te} == {True, False}
+    assert writer_folds(examples, 5)[0][1].tolist() == folds[0][1].tolist()  # seeded
 
 
 def test_fast_inference_equals_the_training_features(analyzer: Analyzer) -> None:
