@@ -266,7 +266,7 @@ def load_rubricator(path: Path | str | None = None) -> dict[str, dict[str, Any]]
     return topics
 
 
-@lru_cache(maxsize=400_000)
+@lru_cache(maxsize=morph.WORD_CACHE_ENTRIES)
 def _word_lemmas_flags(low: str) -> tuple[frozenset[str], int]:
     """A word form's lemmas (a hyphenated word's parts' too: «врача-педиатра» is also «врач» and
     «педиатр») and its part-of-speech flags, cached per word form."""

@@ -45,8 +45,9 @@ DENSE_SCALE = 3.0
 """Weight of the mean navec vector relative to the sparse blocks (a feature transform: training
 and inference apply it alike)."""
 NGRAM_SIZES = (3, 4)
-WORD_CACHE_SIZE = 120_000
-"""Distinct word forms whose projected contribution is kept (about 0.6 KB each)."""
+WORD_CACHE_SIZE = 60_000
+"""Distinct word forms whose projected contribution is kept (about 0.6 KB each; a word that fell
+out costs about 30 µs to project again)."""
 HEADS = ("incident", "hazard", "category", "topic", "hazard_type")
 HAZARD_SCORE = "joint"
 """How a post's hazard score is made (recorded in the artifact): ``joint`` is

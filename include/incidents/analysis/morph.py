@@ -50,6 +50,11 @@ def analyzer() -> pymorphy3.MorphAnalyzer:
     return _analyzer
 
 
+WORD_CACHE_ENTRIES = 100_000
+"""Distinct word forms each per-word cache of the analyser keeps (morphology, places, rules).
+A stream of posts repeats its common words; a rare word that fell out costs a lexicon look-up
+(a few µs) or, if misspelt, a parse. Bounded, so that a long run's memory stays flat."""
+
 _VERB_POS = frozenset({"VERB", "INFN", "PRTS", "PRTF", "GRND"})
 _PREDICATE_POS = frozenset({"VERB", "PRTS", "ADJS", "PRED"})
 VERBAL = 1
@@ -94,7 +99,7 @@ def _common(word: str, parses: Sequence[Any]) -> bool:
     return False
 
 
-@lru_cache(maxsize=400_000)
+@lru_cache(maxsize=WORD_CACHE_ENTRIES)
 def analyse_word(word: str) -> tuple[frozenset[str], int]:
     """(:func:`lemmas`, :func:`pos_flags`) of a word form from one pymorphy3 parse (cached).
 
@@ -130,7 +135,7 @@ def is_verbal(word: str) -> bool:
     return bool(pos_flags(word) & VERBAL)
 
 
-@lru_cache(maxsize=400_000)
+@lru_cache(maxsize=WORD_CACHE_ENTRIES)
 def is_known(word: str) -> bool:
     """Whether the word form is in the dictionary (not guessed by suffix)."""
     word = word.lower()
@@ -140,7 +145,7 @@ def is_known(word: str) -> bool:
     return analyzer().word_is_known(word)
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=WORD_CACHE_ENTRIES // 2)
 def is_common_word(word: str) -> bool:
     """True when the word has a dictionary parse that is an ordinary word, not a proper name.
 

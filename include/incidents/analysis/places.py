@@ -297,7 +297,7 @@ def _stem(word: str) -> str | None:
     return stem if len(stem) >= 4 else None
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=morph.WORD_CACHE_ENTRIES)
 def _token_keys(low: str) -> tuple[frozenset[str], tuple[str, ...]]:
     """Lemma keys of a token and, for words the dictionary does not know, its candidate stems."""
     low = _fold(low)
@@ -555,7 +555,7 @@ class KirovPlaces:
         idxs = {j for k in keys for j in self.by_first.get(k, ())}
         idxs.update(j for s in stems for j in self.by_first.get("~" + s, ()))
         result = tuple(sorted(idxs, key=lambda j: -len(self.names[j][1])))
-        if len(self._starts) >= 200_000:
+        if len(self._starts) >= morph.WORD_CACHE_ENTRIES:
             self._starts.clear()
         self._starts[low] = result
         return result
@@ -672,7 +672,7 @@ class PlaceResolver:
                 and (low[:-cut] in self.gaz.district_stems or low[:-cut] in self.gaz.poselenie_stems)
                 for cut in (2, 3)
             )
-            if len(self._adjective_cache) >= 200_000:
+            if len(self._adjective_cache) >= morph.WORD_CACHE_ENTRIES:
                 self._adjective_cache.clear()
             self._adjective_cache[low] = cached
         return cached
@@ -771,7 +771,7 @@ class PlaceResolver:
             for place in self.gaz.by_stem.get(stem, ()):
                 groups.setdefault(place.words, []).append(place)
         result = tuple((w, tuple(p)) for w, p in sorted(groups.items(), key=lambda kv: -len(kv[0])))
-        if len(self._groups_cache) >= 200_000:
+        if len(self._groups_cache) >= morph.WORD_CACHE_ENTRIES:
             self._groups_cache.clear()
         self._groups_cache[low] = result
         return result
@@ -1216,7 +1216,7 @@ def _word_is(low: str, name: str) -> bool:
     return name in morph.lemmas(low)
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=morph.WORD_CACHE_ENTRIES)
 def _city_start(low: str) -> tuple[tuple[str, ...], ...] | None:
     """Other-region names a word form may start (``()`` for a region adjective), None for none."""
     index = _other_city_index()
