@@ -49,7 +49,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 2000
+CHUNK_SIZE = 10_000
+"""Posts validated and analysed per chunk of a batch. Each GX validation has a fixed cost of
+about a quarter of a second (building the suites' metric graphs), so small chunks make it
+dominate: in the 1M-post bench (batches of about 6,400 posts) 2,000 took the process stage
+457 s, 10,000 took 310 s, for 22 MB more peak memory."""
 Fallback = Callable[[Any, str | None], Any]
 
 __all__ = ["ProcessResult", "ValidationFailed", "process_batch", "process_records", "quarantine_records"]
