@@ -257,11 +257,11 @@ class TopicFit:
         return np.asarray(model.predict_proba(x[test_rows])[:, hazard].sum(axis=1))
 
 
-def _platt(values: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def _platt(values: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
     from sklearn.linear_model import LogisticRegression
 
     lr = LogisticRegression(C=1e6, max_iter=1000, solver="lbfgs")
-    lr.fit(values.reshape(-1, 1), y)
+    lr.fit(values.reshape(-1, 1), y, sample_weight=weights)
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
@@ -311,7 +311,9 @@ def cross_validate(
         if topic_fit is not None:
             topic_mass[te] = topic_fit.hazard_mass(x, tr, te)
         log.info("cross-validation fold %d/%d done", k + 1, folds)
-    platt = {head: _platt(oof[head], y) for head, y in (("incident", y_inc), ("hazard", y_haz))}
+    # calibration and thresholds weigh rows as training does (template renderings count less)
+    w = np.ones(len(examples)) if weights is None else np.asarray(weights, dtype=float)
+    platt = {head: _platt(oof[head], y, w) for head, y in (("incident", y_inc), ("hazard", y_haz))}
     p_head = _sigmoid(platt["hazard"][0] * oof["hazard"] + platt["hazard"][1])
     p_haz = joint_hazard(p_head, topic_mass) if topic_fit is not None else p_head
     p_inc = _sigmoid(platt["incident"][0] * oof["incident"] + platt["incident"][1])
@@ -323,9 +325,9 @@ def cross_validate(
     hazard_t, curve = 0.5, []
     for t in np.round(np.arange(0.5, 0.009, -0.01), 2):
         pred = ((p_haz >= t) & plausible) | rule
-        tp = int((pred & y_haz).sum())
-        recall = tp / max(1, int(y_haz.sum()))
-        precision = tp / max(1, int(pred.sum()))
+        tp = float(w[pred & y_haz].sum())
+        recall = tp / max(1e-9, float(w[y_haz].sum()))
+        precision = tp / max(1e-9, float(w[pred].sum()))
         curve.append({"threshold": float(t), "recall": round(recall, 4), "precision": round(precision, 4)})
         if recall >= HAZARD_RECALL_TARGET:
             hazard_t = float(t)
@@ -336,18 +338,18 @@ def cross_validate(
     best = (0.0, 0.5)
     for t in np.round(np.arange(0.05, 0.96, 0.01), 2):
         pred = (p_inc >= t) | haz_pred
-        tp = int((pred & y_inc).sum())
-        prec = tp / max(1, int(pred.sum()))
-        rec = tp / max(1, int(y_inc.sum()))
+        tp = float(w[pred & y_inc].sum())
+        prec = tp / max(1e-9, float(w[pred].sum()))
+        rec = tp / max(1e-9, float(w[y_inc].sum()))
         f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
         if f1 > best[0] + 1e-9:
             best = (f1, float(t))
-    tp = int((haz_pred & y_haz).sum())
+    tp_w = float(w[haz_pred & y_haz].sum())
     report = {
         "folds": folds,
         "hazard_threshold": hazard_t,
-        "hazard_recall_oof": round(tp / max(1, int(y_haz.sum())), 4),
-        "hazard_precision_oof": round(tp / max(1, int(haz_pred.sum())), 4),
+        "hazard_recall_oof": round(tp_w / max(1e-9, float(w[y_haz].sum())), 4),
+        "hazard_precision_oof": round(tp_w / max(1e-9, float(w[haz_pred].sum())), 4),
         "incident_threshold": best[1],
         "incident_f1_oof": round(best[0], 4),
         "hazard_curve_tail": curve[-5:],
