@@ -219,12 +219,10 @@ class Lexicon:
 
     def entry(self, word: str) -> tuple[frozenset[str], int] | None:
         """:func:`analyse_word`'s answer for a normalised word form, ``None`` when it is not here."""
-        i = self.word_ids.get(word)
-        if i is None:
+        f = self.flags_of(word)
+        if f is None:
             return None
-        f = self.flags[i]
-        if not f & _PRESENT:
-            return None
+        i = self.word_ids[word]
         words, extra = self.words, self.extra
         refs = self.refs[self.indptr[i] : self.indptr[i + 1]].tolist()
         return frozenset([word, *(words[r] if r >= 0 else extra[~r] for r in refs)]), f & (VERBAL | PREDICATE)

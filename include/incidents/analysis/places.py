@@ -859,27 +859,26 @@ class PlaceResolver:
         (Москва, Казань, «Пермский край»…) and names nothing of the Kirov region explicitly —
         even when its street names also exist in Kirov.
         """
-        other = other_region_name(tokens)
-        if other is not None and not self._names_kirov(tokens):
+        other = _other_region_at(tokens)
+        if other is not None and not self._names_kirov(tokens, other[0]):
             return PlaceResult(
-                note=f"another region: {other}", other_region=True, address=street_address(tokens)
+                note=f"another region: {other[1]}", other_region=True, address=street_address(tokens)
             )
         result = self._resolve_kirov(tokens, source_municipality)
         result.address = street_address(tokens, result.words[0] if result.note.startswith("Kirov ") else None)
         return result
 
-    def _names_kirov(self, tokens: Sequence[Token]) -> bool:
+    def _names_kirov(self, tokens: Sequence[Token], other_at: int) -> bool:
         """The text names the city of Kirov, the region or one of its districts explicitly.
 
         Names other regions share do not count: «Киров Калужской области» (a Kirov of another
         region), and districts named as in many cities («Ленинский район Ижевска», «Советский
         район Казани»).
         """
-        other_at = _other_region_at(tokens)
         for i, tok in enumerate(tokens):
             keys = _token_keys(tok.low)[0]
             if keys & _KIROV_WORDS and not _other_region_follows(tokens, i + 1):
-                if other_at is not None and _kirov_mention_is_aside(tokens, i, other_at[0]):
+                if _kirov_mention_is_aside(tokens, i, other_at):
                     continue
                 return True
         return any(
@@ -1239,18 +1238,6 @@ def _other_region_follows(tokens: Sequence[Token], i: int) -> bool:
     return bool(_city_start(tokens[i].low) == () and morph.lemmas(tokens[i + 1].low) & _REGION_NOUNS)
 
 
-def other_region_name(tokens: Sequence[Token]) -> str | None:
-    """The first city or region outside the Kirov region the text names, or None.
-
-    The list holds no everyday words («Орёл», «Курган», «Владимир» are left out), so a name counts
-    in any case and letter case; after a settlement marker («д. Москва») it is a Kirov village. An
-    adjective counts only before «область»/«край» («Пермский край»), as a Kirov street may be
-    called «Московская».
-    """
-    found = _other_region_at(tokens)
-    return found[1] if found else None
-
-
 _RESIDENCE_LEMMAS = frozenset({"жить", "переехать", "переезжать", "перебраться", "уехать"})
 _OURS = frozenset({"нас", "наш", "наша", "нашем", "нашего", "нашему", "нашим", "родной", "родном"})
 
@@ -1298,8 +1285,14 @@ _PLACE_OPENERS = frozenset({"г", "город", "в", "во", "я", "мы", "и�
 
 
 def _other_region_at(tokens: Sequence[Token]) -> tuple[int, str] | None:
-    """(token index, name) of the first city or region outside the Kirov region (see
-    :func:`other_region_name`), or None."""
+    """(token index, name) of the first city or region outside the Kirov region the text names,
+    or None.
+
+    The list holds no everyday words («Орёл», «Курган», «Владимир» are left out), so a name counts
+    in any case and letter case; after a settlement marker («д. Москва») it is a Kirov village. An
+    adjective counts only before «область»/«край» («Пермский край»), as a Kirov street may be
+    called «Московская».
+    """
     n = len(tokens)
     for i, tok in enumerate(tokens):
         if tok.low in _NIZHNY and _is_nizhny(tokens, i):

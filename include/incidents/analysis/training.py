@@ -269,6 +269,12 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
 
+def _weighted_precision_recall(pred: np.ndarray, truth: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """(precision, recall) of boolean predictions with rows weighted by ``w``."""
+    tp = float(w[pred & truth].sum())
+    return tp / max(1e-9, float(w[pred].sum())), tp / max(1e-9, float(w[truth].sum()))
+
+
 def writer_folds(examples: Sequence[Example], folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Cross-validation folds that keep every training file (one writer, or one template set)
     whole, stratified by incident and hazard: a row is scored by heads that never saw its writer,
@@ -325,9 +331,7 @@ def cross_validate(
     hazard_t, curve = 0.5, []
     for t in np.round(np.arange(0.5, 0.009, -0.01), 2):
         pred = ((p_haz >= t) & plausible) | rule
-        tp = float(w[pred & y_haz].sum())
-        recall = tp / max(1e-9, float(w[y_haz].sum()))
-        precision = tp / max(1e-9, float(w[pred].sum()))
+        precision, recall = _weighted_precision_recall(pred, y_haz, w)
         curve.append({"threshold": float(t), "recall": round(recall, 4), "precision": round(precision, 4)})
         if recall >= HAZARD_RECALL_TARGET:
             hazard_t = float(t)
@@ -338,18 +342,16 @@ def cross_validate(
     best = (0.0, 0.5)
     for t in np.round(np.arange(0.05, 0.96, 0.01), 2):
         pred = (p_inc >= t) | haz_pred
-        tp = float(w[pred & y_inc].sum())
-        prec = tp / max(1e-9, float(w[pred].sum()))
-        rec = tp / max(1e-9, float(w[y_inc].sum()))
+        prec, rec = _weighted_precision_recall(pred, y_inc, w)
         f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
         if f1 > best[0] + 1e-9:
             best = (f1, float(t))
-    tp_w = float(w[haz_pred & y_haz].sum())
+    haz_precision, haz_recall = _weighted_precision_recall(haz_pred, y_haz, w)
     report = {
         "folds": folds,
         "hazard_threshold": hazard_t,
-        "hazard_recall_oof": round(tp_w / max(1e-9, float(w[y_haz].sum())), 4),
-        "hazard_precision_oof": round(tp_w / max(1e-9, float(w[haz_pred].sum())), 4),
+        "hazard_recall_oof": round(haz_recall, 4),
+        "hazard_precision_oof": round(haz_precision, 4),
         "incident_threshold": best[1],
         "incident_f1_oof": round(best[0], 4),
         "hazard_curve_tail": curve[-5:],
