@@ -11,7 +11,9 @@
   the navigation and finds the case database's figures; screenshots go to the test's folder.
 
 Windows are daily (the collection cron is configuration), so past windows stand for the paused
-ones and no test waits for the clock.
+ones and no test waits for the clock. They begin at the hour opposite the clock's when the module
+loads, so no window ends while the module runs: a run that crossed a window's end would see the
+scheduler add that window and the coverage DAG find it (a module run at 23:59 UTC once did).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from .stack import Stack
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
-CRON = "0 0 * * *"
+BOUNDARY_HOUR = (datetime.now(UTC).hour + 12) % 24
+"""The UTC hour at which the daily windows begin: 11-12 hours from any moment of the module's run."""
+CRON = f"0 {BOUNDARY_HOUR} * * *"
 RATE = 1.5
 CHROMIUM = "/usr/bin/chromium"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -44,11 +48,14 @@ GAP_SUBJECT = "still missing after catch-up"
 
 
 def _today() -> datetime:
-    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    """The latest window boundary (``BOUNDARY_HOUR``) at or before now."""
+    now = datetime.now(UTC)
+    boundary = now.replace(hour=BOUNDARY_HOUR, minute=0, second=0, microsecond=0)
+    return boundary if boundary <= now else boundary - timedelta(days=1)
 
 
 def day(k: int, today: datetime) -> datetime:
-    """The start of the daily window ``k`` days before ``today``'s midnight."""
+    """The start of the daily window ``k`` days before ``today``'s boundary."""
     return today - timedelta(days=k)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -221,7 +222,9 @@ def test_twelve_month_backfill_writes_twelve_reports_and_reruns_replace(stack: S
     # the 12 months up to the latest complete one. The backfill is created while the DAG is paused:
     # unpausing first would let the scheduler create the latest month's run while the backfill
     # creates it too, and the loser of that race (the scheduler) dies on the unique key.
-    today = datetime.now(UTC).date()
+    # the months are the region's (the DAG's timetable is in Europe/Kirov): from 21:00 UTC on a
+    # month's last day the region is in the next month already
+    today = datetime.now(ZoneInfo("Europe/Kirov")).date()
     last = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
     months = []
     month = last
