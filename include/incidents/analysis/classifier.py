@@ -668,11 +668,12 @@ class Analyzer:
         """The lemmas that pushed ``head`` up most (the model's side of the explanation)."""
         assert self.model is not None
         col = self.model.slices[head].start
-        vocab = self.model.lemma_vocab
-        scored = sorted(
-            ((float(self.model.w_lemma[vocab[f], col]), f) for f in p.feats if f in vocab and f[0] != "~"),
-            reverse=True,
-        )
+        get = self.model.lemma_vocab.get
+        pairs = [(i, f) for f in p.feats if f[0] != "~" and (i := get(f)) is not None]
+        if not pairs:
+            return []
+        weights = self.model.w_lemma[[i for i, _ in pairs], col].tolist()
+        scored = sorted(zip(weights, (f for _, f in pairs), strict=True), reverse=True)
         return [f for w, f in scored[:k] if w > 0]
 
     def analyse_many(

@@ -108,7 +108,6 @@ def char_ngrams(word: str) -> list[str]:
 
 
 @lru_cache(maxsize=1)
-@lru_cache(maxsize=1)
 def load_navec() -> Any:
     """The navec embeddings shipped in the ``natasha`` wheel (no download); one per process,
     shared by the model and the morphology lexicon (read only)."""
