@@ -116,6 +116,54 @@ _STREET_BEFORE = frozenset(
 _STREET_AFTER = frozenset(
     {"улица", "переулок", "проспект", "площадь", "бульвар", "шоссе", "тракт", "проезд", "набережная"}
 )
+_STREET_PREPOSITIONS = frozenset({"на", "по"})
+_STREET_FORM = re.compile(r".+(?:ова|ева|ина|ына|ого|его|ой|ей|ая|ую)")
+"""Forms of a street's name right after «на»/«по»: a person's name in the genitive («на Кирова»,
+«по Ленина», «на Горького») or a feminine adjective («на Московской», «по Советской»). A town or
+village in these forms takes «в» («в Кирове», «в Московской»), so «на Кирова 12» is a street."""
+_QUANTITY_LEMMAS = frozenset(
+    {
+        "день",
+        "сутки",
+        "ночь",
+        "час",
+        "минута",
+        "неделя",
+        "месяц",
+        "год",
+        "лето",
+        "раз",
+        "км",
+        "километр",
+        "метр",
+        "м",
+        "человек",
+        "семья",
+        "рубль",
+        "руб",
+        "тысяча",
+        "тыс",
+        "градус",
+        "дом",
+        "двор",
+        "этаж",
+        "ребенок",
+        "машина",
+        "мая",
+        "марта",
+        "апреля",
+        "января",
+        "февраля",
+        "июня",
+        "июля",
+        "августа",
+        "сентября",
+        "октября",
+        "ноября",
+        "декабря",
+    }
+)
+"""Words after a number that make it a quantity or a date, not a house number («Оричи 2 дня»)."""
 _DISTRICT_WORDS = frozenset(
     {"район", "р-н", "р-на", "р-не", "р-ну", "округ", "мо", "муниципальный", "районный"}
 )
@@ -503,6 +551,9 @@ class _Match:
     surface: str
     header: bool = False
     """The name opens the post and stands alone («Великорецкое. …», «Бор: …»)."""
+    sent_header: bool = False
+    """The name opens a sentence and stands alone («… Луза, ул. Маяковского», «… Слободской,
+    Советская 80»)."""
 
 
 _KIND_RANK = {"street": 3, "landmark": 3, "microdistrict": 2}
@@ -695,8 +746,9 @@ class PlaceResolver:
 
     def _is_street(self, tokens: Sequence[Token], start: int, end: int) -> bool:
         """Whether the name is a street's: a street word right before it («ул. Луговая», «улица
-        Луговая») or right after it («Луговая улица»). Punctuation between them says otherwise:
-        «Вятские Поляны, набережная: …», «Жители Кирово-Чепецка, улица Сосновая»."""
+        Луговая») or right after it («Луговая улица»), a house number after it («Ленина 148»), or
+        a street's form after «на»/«по» («на Московской», «по Кирова»). Punctuation between them
+        says otherwise: «Вятские Поляны, набережная: …», «Жители Кирово-Чепецка, улица Сосновая»."""
         if start > 0:
             prev = tokens[start - 1]
             joined = not prev.punct_after or (prev.dot_after and prev.low in ABBREVIATIONS)
@@ -705,6 +757,17 @@ class PlaceResolver:
         if end < len(tokens) and not tokens[end - 1].punct_after:
             if _token_keys(tokens[end].low)[0] & _STREET_AFTER:
                 return True
+            if (
+                end - start == 1
+                and _HOUSE_NUMBER.match(tokens[end].low)
+                and _STREET_FORM.fullmatch(tokens[start].low)
+                and not (end + 1 < len(tokens) and _token_keys(tokens[end + 1].low)[0] & _QUANTITY_LEMMAS)
+            ):
+                return True  # «Ленина 148», «Кирова 3»: a street's form with a house number
+        if end - start == 1 and start > 0:
+            prev = tokens[start - 1]
+            if prev.low in _STREET_PREPOSITIONS and not prev.punct_after:
+                return bool(_STREET_FORM.fullmatch(tokens[start].low))
         return False
 
     def _districts(
@@ -806,6 +869,7 @@ class PlaceResolver:
                         sent_start=tokens[i].sent_start,
                         surface=" ".join(t.text for t in tokens[i:end]),
                         header=i == 0 and tokens[end - 1].punct_after,
+                        sent_header=tokens[i].sent_start and tokens[end - 1].punct_after,
                     )
                 # same-length names matching the same words («Слободской» town, «Слободские» village)
                 best.candidates.extend(places)
@@ -827,6 +891,8 @@ class PlaceResolver:
         if match.header and match.capital and not match.surface.isupper():
             if any_major or not all(_is_person_name(w) for w in match.words):
                 return True
+        if match.sent_header and match.capital and any_major and not match.surface.isupper():
+            return True  # a town heading a sentence («… Луза, ул. Маяковского»), not «Хорошо, …»
         if not ordinary and not any_major and all(p.lookalike for p in cands):
             # «Добра», «Черезы»: forms of everyday words; only a capital inside a sentence counts
             return match.capital and not match.sent_start and not match.surface.isupper()

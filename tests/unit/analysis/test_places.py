@@ -97,6 +97,32 @@ def test_streets_are_not_settlements(resolver: PlaceResolver) -> None:
     assert weak.weak and weak.municipality.code == "33701" and weak.settlement is None
 
 
+@pytest.mark.parametrize(
+    ("text", "municipality"),
+    [
+        # a street's form after «на»/«по», or with a house number, is no village or town
+        ("Лифт на Московской 110 не работает с пятницы", None),
+        ("С крыши дома 12 по Кирова в Лузе сошёл снег у подъезда", "33622"),
+        ("Мураши, Кирова 3. Собрание провели без нас", "33624"),
+        ("Торговый центр на Стахановской весь обклеен рекламой", None),
+        # a number that counts something is no house number; a town keeps its own name
+        ("Оричи 2 дня без света", "33630"),
+        ("скорая ехала в Санчурск 1,5 часа", "33633"),
+        # a town opening a sentence that names the address
+        ("Горячая вода ржавая. Слободской, Володарского 5. Пятый день так", "33713"),
+        ("Неделю уже так. Луза, ул. Маяковского", "33622"),
+        # an everyday word opening a sentence is no village
+        ("Застряли в лифте. Хорошо, соседи услышали", None),
+    ],
+)
+def test_street_forms_and_sentence_headings(
+    resolver: PlaceResolver, text: str, municipality: str | None
+) -> None:
+    res = resolve(resolver, text)
+    code = res.municipality.code if res.municipality and not res.weak else None
+    assert code == municipality, (text, res)
+
+
 def test_ordinary_word_with_marker_counts(resolver: PlaceResolver) -> None:
     res = resolve(resolver, "Свечинский район, с. Старица")
     assert res.settlement is not None and res.settlement.name == "Старица"
