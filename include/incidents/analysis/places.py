@@ -1269,11 +1269,18 @@ def _other_city_index() -> dict[str, list[tuple[str, ...]]]:
     for name in _OTHER_CITIES:
         words = tuple(name.split())
         index[words[0]].append(words)
+        if len(words) > 1:  # «в Набережных Челнах»: the first word's lemma starts the name too
+            for lemma in sorted(morph.lemmas(words[0]) - {words[0]}):
+                index[lemma].append(words)
     return index
 
 
-def _word_is(low: str, name: str) -> bool:
+def _word_is(low: str, name: str, inflected: bool = False) -> bool:
+    """Whether a word form is the name's word. ``inflected``: a word of a name of several words,
+    whose words inflect together («Набережных Челнах», «Великих Луках»): any shared lemma counts."""
     if low == name:
+        return True
+    if inflected and " " not in name and morph.lemmas(low) & morph.lemmas(name):
         return True
     if "-" in name:  # «Йошкар-Оле», «Ростове-на-Дону»: the first part's case ending varies
         first, _, rest = name.partition("-")
@@ -1287,7 +1294,11 @@ def _city_start(low: str) -> tuple[tuple[str, ...], ...] | None:
     index = _other_city_index()
     keys = morph.lemmas(low) | {low}
     starts = keys & index.keys() if "-" not in low else index.keys()
-    found = tuple(words for first in starts for words in index[first] if _word_is(low, words[0]))
+    found = tuple(
+        dict.fromkeys(
+            words for first in starts for words in index[first] if _word_is(low, words[0], len(words) > 1)
+        )
+    )
     if found:
         return found
     return () if keys & _REGION_ADJECTIVES else None
@@ -1368,7 +1379,7 @@ def _other_region_at(tokens: Sequence[Token]) -> tuple[int, str] | None:
             continue
         for words in found:
             end = i + len(words)
-            if end <= n and all(_word_is(tokens[i + k].low, words[k]) for k in range(1, len(words))):
+            if end <= n and all(_word_is(tokens[i + k].low, words[k], True) for k in range(1, len(words))):
                 if i > 0 and _is_settlement_marker(tokens[i - 1]):
                     break  # «д. Москва», «деревня Казань»: Kirov villages bear such names
                 return i, " ".join(t.text for t in tokens[i:end])

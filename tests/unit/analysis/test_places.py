@@ -141,6 +141,9 @@ def test_the_address_ends_with_its_sentence(resolver: PlaceResolver) -> None:
         "Мы в Казани, скорая ехала 1 час 40 минут в Советский район Казани",
         "Киров Калужской области, ул. Пролетарская — во дворе ямы",
         "#ижевск вот это наш Октябрьский район, колея на Удмуртской",
+        # a city of several words inflects them together
+        "Дед в Набережных Челнах, ему прекратили доплату, помогите",
+        "В Великих Луках на улице Ленина яма на яме",
     ],
 )
 def test_other_regions_share_district_names_and_kirov(resolver: PlaceResolver, text: str) -> None:
