@@ -1248,6 +1248,10 @@ _OTHER_CITIES = (
     "рыбинск", "кинешма", "муром", "арзамас", "саров", "выкса", "балахна", "елабуга",
     "зеленодольск", "нижнекамск", "чистополь", "бугульма", "сызрань", "новочебоксарск",
     "можга", "казахстан", "беларусь", "белоруссия", "новгород",
+    # towns of the neighbouring regions near the border, and towns visitors from Kirov name
+    "шахунья", "урень", "ветлуга", "тоншаево", "балезино", "коряжма", "вельск", "кудымкар",
+    "кукмор", "мамадыш", "объячево", "мари-турек", "звенигово", "волжск", "козьмодемьянск",
+    "сернур", "суздаль", "вязники", "котельники",
 )  # fmt: skip
 _REGION_ADJECTIVES = frozenset(
     {
@@ -1333,8 +1337,8 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
         return True  # «Казань, ул. Декабристов: … у нас в Кирове так же»
     if any(t.low in _OURS for t in tokens[max(0, i - 3) : i]):
         return False
-    if i > 0 and tokens[i - 1].low == "из":
-        return True
+    if i > 0 and tokens[i - 1].low in ("из", "с", "со"):
+        return True  # «из Кирова», colloquially «с Кирова»
     if other_at > i:
         return False
     opens = all(t.low in _PLACE_OPENERS for t in tokens[:other_at])

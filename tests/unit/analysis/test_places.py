@@ -162,6 +162,8 @@ def test_other_regions_share_district_names_and_kirov(resolver: PlaceResolver, t
         "Киров Калужской области, это не наш Киров: на Пролетарской одни ямы",
         "Нижний, Сормовский район. Очередь в садик три года",
         "Вчера в Нижнем на Большой Покровской провалился асфальт, машина колесом ушла",
+        "Кто в Перми был на фестивале? Хотим в следующем году с Кирова приехать",
+        "Кто из Кирова был в Суздале? Посоветуйте гостиницу",
     ],
 )
 def test_a_post_about_another_region_that_mentions_kirov_aside(resolver: PlaceResolver, text: str) -> None:
