@@ -538,7 +538,8 @@ class Analyzer:
         # past a rule; on posts of writers left out of training no rule hazard below it was one)
         rule_hazard = r.hazard is not None and s.hazard_head >= RULE_HAZARD_OVERRULED_BELOW
         d.overruled = r.hazard is not None and not rule_hazard
-        model_hazard = s.hazard >= th["hazard"] and s.incident >= HAZARD_MIN_INCIDENT
+        min_incident = th.get("hazard_min_incident", HAZARD_MIN_INCIDENT)
+        model_hazard = s.hazard >= th["hazard"] and s.incident >= min_incident
         d.hazard = rule_hazard or (model_hazard and not (vetoed and s.hazard < 0.9))
         if d.hazard and not rule_hazard:
             d.hazard_type = self.model.labels["hazard_type"][int(s.hazard_type.argmax())]

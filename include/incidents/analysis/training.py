@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 TRAIN_DIR = Path(__file__).resolve().parent / "data" / "train"
 SEED = 20261204
 HAZARD_RECALL_TARGET = 0.97
+HAZARD_MIN_INCIDENT_CANDIDATES = (HAZARD_MIN_INCIDENT, 0.05, 0.1, 0.15, 0.2, 0.3)
+"""Incident probabilities a model-only hazard may be required to have (chosen out of fold with the
+hazard threshold): an advert or a lost-dog notice («Помогите найти хозяина собаки») scores a
+hazard's words but almost no complaint."""
 MIN_DF = 2
 C_BINARY = 4.0
 C_MULTI = 4.0
@@ -326,18 +330,8 @@ def cross_validate(
     # the analyser's decision: a rule not overruled by the hazard head, or the model's hazard score
     # on a plausible incident (see incidents.analysis.classifier.Analyzer._decide)
     rule = np.array([r is not None for r in rule_hazard]) & (p_head >= RULE_HAZARD_OVERRULED_BELOW)
-    plausible = p_inc >= HAZARD_MIN_INCIDENT
-    # hazard: the highest threshold (<= 0.5) whose recall of model-or-rule reaches the target
-    hazard_t, curve = 0.5, []
-    for t in np.round(np.arange(0.5, 0.009, -0.01), 2):
-        pred = ((p_haz >= t) & plausible) | rule
-        precision, recall = _weighted_precision_recall(pred, y_haz, w)
-        curve.append({"threshold": float(t), "recall": round(recall, 4), "precision": round(precision, 4)})
-        if recall >= HAZARD_RECALL_TARGET:
-            hazard_t = float(t)
-            break
-    else:
-        hazard_t = float(curve[-1]["threshold"])
+    min_incident, hazard_t, curve, choices = hazard_operating_point(p_haz, p_inc, rule, y_haz, w)
+    plausible = p_inc >= min_incident
     haz_pred = ((p_haz >= hazard_t) & plausible) | rule
     best = (0.0, 0.5)
     for t in np.round(np.arange(0.05, 0.96, 0.01), 2):
@@ -349,6 +343,8 @@ def cross_validate(
     haz_precision, haz_recall = _weighted_precision_recall(haz_pred, y_haz, w)
     report = {
         "folds": folds,
+        "hazard_min_incident": min_incident,
+        "hazard_min_incident_choices": choices,
         "hazard_threshold": hazard_t,
         "hazard_recall_oof": round(haz_recall, 4),
         "hazard_precision_oof": round(haz_precision, 4),
@@ -356,7 +352,41 @@ def cross_validate(
         "incident_f1_oof": round(best[0], 4),
         "hazard_curve_tail": curve[-5:],
     }
-    return {"platt": platt, "thresholds": {"incident": best[1], "hazard": hazard_t}, "report": report}
+    thresholds = {"incident": best[1], "hazard": hazard_t, "hazard_min_incident": min_incident}
+    return {"platt": platt, "thresholds": thresholds, "report": report}
+
+
+def hazard_operating_point(
+    p_haz: np.ndarray, p_inc: np.ndarray, rule: np.ndarray, y_haz: np.ndarray, w: np.ndarray
+) -> tuple[float, float, list[dict[str, float]], list[dict[str, float]]]:
+    """The incident probability a model-only hazard needs and the hazard threshold, chosen together
+    on out-of-fold scores: of the :data:`HAZARD_MIN_INCIDENT_CANDIDATES` whose threshold reaches the
+    recall target, the one with the best precision there (the smallest on a tie).
+
+    Returns (min incident, threshold, its curve, every candidate's operating point)."""
+    options = []
+    for m in HAZARD_MIN_INCIDENT_CANDIDATES:
+        t, curve, reached = _hazard_threshold(p_haz, p_inc >= m, rule, y_haz, w)
+        options.append((m, t, curve, reached))
+    pool = [o for o in options if o[3]] or options
+    min_incident, threshold, curve, _ = max(pool, key=lambda o: (o[2][-1]["precision"], -o[0]))
+    summary = [{"min_incident": m, **c[-1]} for m, _, c, _ in options]
+    return float(min_incident), threshold, curve, summary
+
+
+def _hazard_threshold(
+    p_haz: np.ndarray, plausible: np.ndarray, rule: np.ndarray, y_haz: np.ndarray, w: np.ndarray
+) -> tuple[float, list[dict[str, float]], bool]:
+    """The highest threshold (<= 0.5) at which the recall of *rule, or model on a plausible
+    incident* reaches :data:`HAZARD_RECALL_TARGET`; the curve down to it; whether it was reached."""
+    curve: list[dict[str, float]] = []
+    for t in np.round(np.arange(0.5, 0.009, -0.01), 2):
+        pred = ((p_haz >= t) & plausible) | rule
+        precision, recall = _weighted_precision_recall(pred, y_haz, w)
+        curve.append({"threshold": float(t), "recall": round(recall, 4), "precision": round(precision, 4)})
+        if recall >= HAZARD_RECALL_TARGET:
+            return float(t), curve, True
+    return float(curve[-1]["threshold"]), curve, False
 
 
 def _label(ex: Example, attr: str, topics: dict[str, dict[str, Any]]) -> str | None:
