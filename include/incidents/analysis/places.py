@@ -374,8 +374,13 @@ class Gazetteer:
         self.by_stem: dict[str, list[Place]] = defaultdict(list)
         self.same_name: dict[tuple[str, ...], list[Place]] = defaultdict(list)
         self.by_oktmo: dict[str, Place] = {}
+        self.joined: dict[str, list[Place]] = defaultdict(list)
+        """Names of several words or with a hyphen written as one word, as in a hashtag
+        («#вятскиеполяны», «#кировочепецк», «#белаяхолуница»)."""
         for place in self.places:
             self.same_name[place.words].append(place)
+            if len(place.words) > 1 or "-" in place.words[0]:
+                self.joined["".join(place.words).replace("-", "")].append(place)
             if place.type != "мкр":
                 self.by_oktmo.setdefault(place.oktmo, place)
         for words in self.same_name:
@@ -484,6 +489,12 @@ def _is_lookalike(word: str) -> bool:
     return False
 
 
+def _is_caseless(tokens: Sequence[Token]) -> bool:
+    """Whether the text's words are all in lower case or all in capitals (at least three words)."""
+    words = [t.text for t in tokens if len(t.text) > 1 and t.text[0].isalpha()]
+    return len(words) >= 3 and (all(w.islower() for w in words) or all(w.isupper() for w in words))
+
+
 @lru_cache(maxsize=20_000)
 def _is_person_name(word: str) -> bool:
     if not morph.is_known(word):
@@ -554,6 +565,11 @@ class _Match:
     sent_header: bool = False
     """The name opens a sentence and stands alone («… Луза, ул. Маяковского», «… Слободской,
     Советская 80»)."""
+    joined: bool = False
+    """A name of several words written as one («#вятскиеполяны»): no word of the language."""
+    caseless: bool = False
+    """A town's name in a text all in lower or all in upper case, where case says nothing: it
+    counts as capitalised, and as a heading when it opens the text («луза остановили ремонт»)."""
 
 
 _KIND_RANK = {"street": 3, "landmark": 3, "microdistrict": 2}
@@ -842,10 +858,28 @@ class PlaceResolver:
     def _settlement_matches(self, tokens: Sequence[Token], consumed: set[int]) -> list[_Match]:
         matches: list[_Match] = []
         n = len(tokens)
+        caseless = _is_caseless(tokens)
         i = 0
         while i < n:
             low = tokens[i].low
             groups = () if i in consumed or low.isdigit() or len(low) < 2 else self._name_groups(low)
+            joined = self.gaz.joined.get(low) if not groups and i not in consumed else None
+            if joined:
+                matches.append(
+                    _Match(
+                        words=(low,),
+                        start=i,
+                        end=i + 1,
+                        candidates=list({p.oktmo + p.municipality_code: p for p in joined}.values()),
+                        marker=None,
+                        capital=True,
+                        sent_start=tokens[i].sent_start,
+                        surface=tokens[i].text,
+                        joined=True,
+                    )
+                )
+                i += 1
+                continue
             if not groups:  # most words start no settlement's name
                 i += 1
                 continue
@@ -877,6 +911,9 @@ class PlaceResolver:
                 exact = [p for p in best.candidates if p.words == tuple(t.low for t in tokens[i : best.end])]
                 pool = exact or best.candidates
                 best.candidates = list({p.oktmo + p.municipality_code: p for p in pool}.values())
+                if caseless and any(p.major for p in best.candidates):
+                    best.capital = best.caseless = True
+                    best.header = best.header or best.start == 0
             if best is not None and not self._is_street(tokens, best.start, best.end):
                 matches.append(best)
                 i = best.end
@@ -888,20 +925,21 @@ class PlaceResolver:
     def _plain_name_counts(match: _Match, cands: Sequence[Place], any_major: bool) -> bool:
         """Whether a name without a type marker or a named district counts as a place."""
         ordinary = all(p.ordinary for p in cands)
-        if match.header and match.capital and not match.surface.isupper():
+        shouted = match.surface.isupper() and not match.caseless
+        if match.header and match.capital and not shouted:
             if any_major or not all(_is_person_name(w) for w in match.words):
                 return True
-        if match.sent_header and match.capital and any_major and not match.surface.isupper():
+        if match.sent_header and match.capital and any_major and not shouted:
             return True  # a town heading a sentence («… Луза, ул. Маяковского»), not «Хорошо, …»
         if not ordinary and not any_major and all(p.lookalike for p in cands):
             # «Добра», «Черезы»: forms of everyday words; only a capital inside a sentence counts
-            return match.capital and not match.sent_start and not match.surface.isupper()
+            return match.capital and not match.sent_start and not shouted
         if not ordinary:
             # a rare proper name: capitalised, or long enough not to be a typo of something else
             return match.capital or any_major or len(match.words[0]) >= 6
-        if len(match.words) > 1 and match.capital and not match.surface.isupper():
+        if len(match.words) > 1 and match.capital and not shouted:
             return True  # «Белая Холуница», «Вятские Поляны»
-        if not match.capital or match.surface.isupper():
+        if not match.capital or shouted:
             return False
         person = any(_is_person_name(w) for w in match.words)
         if person:
@@ -1061,7 +1099,9 @@ class PlaceResolver:
                 in_pos = [p for p in context if p.poselenie in poselenie_names]
                 context = in_pos or context
             any_major = any(p.major for p in cands)
-            if not (match.marker or context) and not self._plain_name_counts(match, cands, any_major):
+            if not (match.marker or context or match.joined) and not self._plain_name_counts(
+                match, cands, any_major
+            ):
                 continue
             pool = context or cands
             if len(pool) > 1 and source_municipality:
@@ -1082,7 +1122,7 @@ class PlaceResolver:
                     pool = ranked
             chosen = pool[0] if len(pool) == 1 else None
             score = (
-                (3.0 if match.marker else 0.0)
+                (3.0 if match.marker or match.joined else 0.0)
                 + (3.0 if context else 0.0)
                 + (2.0 if any_major else 0.0)
                 + (1.0 if match.capital else 0.0)

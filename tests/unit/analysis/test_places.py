@@ -123,6 +123,27 @@ def test_street_forms_and_sentence_headings(
     assert code == municipality, (text, res)
 
 
+@pytest.mark.parametrize(
+    ("text", "municipality"),
+    [
+        # a name of several words written as one, as in a hashtag
+        ("контейнеры стоят прямо на тротуаре 🤦 #вятскиеполяны #тко", "33704"),
+        ("хоккейная коробка вся в ямах #кировочепецк #спорт", "33707"),
+        # a text all in lower case or all in capitals: its case says nothing about a town's name
+        ("луза остановили ремонт дороги потому что кончились деньги", "33622"),
+        ("слободской. в сад не берут. мест нет", "33713"),
+        ("ВЯТСКИЕ ПОЛЯНЫ ГАЗОМ ВОНЯЕТ ОКОЛО ШКОЛЫ ЧЕТВЁРТЫЙ ДЕНЬ", "33704"),
+        # … but an ordinary word is still no village there
+        ("у нас бор горит третий день никто не тушит", None),
+    ],
+)
+def test_hashtag_names_and_texts_without_case(
+    resolver: PlaceResolver, text: str, municipality: str | None
+) -> None:
+    res = resolve(resolver, text)
+    assert (res.municipality.code if res.municipality else None) == municipality, (text, res)
+
+
 def test_ordinary_word_with_marker_counts(resolver: PlaceResolver) -> None:
     res = resolve(resolver, "Свечинский район, с. Старица")
     assert res.settlement is not None and res.settlement.name == "Старица"
