@@ -121,6 +121,8 @@ _STREET_FORM = re.compile(r".+(?:ова|ева|ина|ына|ого|его|ой|
 """Forms of a street's name right after «на»/«по»: a person's name in the genitive («на Кирова»,
 «по Ленина», «на Горького») or a feminine adjective («на Московской», «по Советской»). A town or
 village in these forms takes «в» («в Кирове», «в Московской»), so «на Кирова 12» is a street."""
+_ADJECTIVE_FORM = re.compile(r".+(?:[ая]я|[иыо]й|[оеыи]е|[оеу]ю|[ое]го|[ое]му|[ое]м|[ыи]х|[ыи]ми?|[ое]й)")
+"""A street's name before «улица» is an adjective («Луговая улица», «Садовый проезд»)."""
 _QUANTITY_LEMMAS = frozenset(
     {
         "день",
@@ -171,9 +173,16 @@ _POSELENIE_WORDS = frozenset({"сельский", "поселение", "сел�
 _ABBREVIATED_DISTRICTS = {"кчр": "33618"}
 _ABBREVIATED_TOWNS = {"КЧ": "33707"}
 """Abbreviations of towns, in capitals only: «КЧ» is Кирово-Чепецк."""
-_DISTRICT_INSTITUTIONS = frozenset(
-    {"црб", "больница", "поликлиника", "школа", "администрация", "прокуратура", "райпо"}
-)
+_TOWN_INSTITUTIONS = frozenset(
+    {
+        "больница", "поликлиника", "школа", "роддом", "гимназия", "лицей", "техникум",
+        "колледж", "водоканал", "почтамт", "музей", "театр", "мфц", "рынок", "вокзал", "автовокзал",
+    }
+)  # fmt: skip
+"""Institutions in the district's centre: where the centre is a town of its own (an urban okrug),
+«Вятскополянская больница», «Котельничский водоканал» name that town (the central district
+hospital, «Слободская ЦРБ», is the district's: writers disagree where it belongs)."""
+_DISTRICT_INSTITUTIONS = _TOWN_INSTITUTIONS | {"црб", "администрация", "прокуратура", "райпо"}
 """Institutions named after their district: «Уржумская ЦРБ», «в Лузской больнице» name the district."""
 
 # Kirov: microdistricts and localities -> city district (after «Административное деление Кирова»).
@@ -285,6 +294,7 @@ class Municipality:
     adjective: str
     kind: str
     parent_code: str | None
+    admin_centre: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return {"name": self.short_name, "oktmo": self.oktmo, "code": self.code}
@@ -368,6 +378,16 @@ class Gazetteer:
 
     def __init__(self, municipalities: Sequence[Municipality], places: Sequence[Place]) -> None:
         self.municipalities: dict[str, Municipality] = {m.code: m for m in municipalities}
+        okrugs = {
+            m.admin_centre: m.code for m in municipalities if m.kind == "urban_okrug" and m.admin_centre
+        }
+        self.centre_okrug: dict[str, str] = {
+            m.code: okrugs[m.admin_centre]
+            for m in municipalities
+            if m.kind == "municipal_district" and m.admin_centre in okrugs
+        }
+        """A district whose centre is a town of its own (an urban okrug): Слободской район -> город
+        Слободской, whose institutions («Слободской водоканал») stand in the town."""
         self.places = list(places)
         self.name_keys: dict[tuple[str, ...], list[frozenset[str]]] = {}
         self.by_lemma: dict[str, list[Place]] = defaultdict(list)
@@ -466,6 +486,7 @@ def _read_municipalities(path: Path) -> Iterable[Municipality]:
                 kind=(row.get("kind") or "").strip(),
                 parent_code=(row.get("parent_code") or "").strip()
                 or (KIROV if code.startswith(KIROV + "-") else None),
+                admin_centre=(row.get("admin_centre") or "").strip(),
             )
 
 
@@ -771,8 +792,10 @@ class PlaceResolver:
             if joined and (prev.low in _STREET_BEFORE or (_token_keys(prev.low)[0] & _STREET_BEFORE)):
                 return True
         if end < len(tokens) and not tokens[end - 1].punct_after:
-            if _token_keys(tokens[end].low)[0] & _STREET_AFTER:
-                return True
+            if _token_keys(tokens[end].low)[0] & _STREET_AFTER and _ADJECTIVE_FORM.fullmatch(
+                tokens[end - 1].low
+            ):
+                return True  # «Луговая улица»; not «пижанка улица труда» (a town, then its street)
             if (
                 end - start == 1
                 and _HOUSE_NUMBER.match(tokens[end].low)
@@ -796,8 +819,14 @@ class PlaceResolver:
         n = len(tokens)
         for i, tok in enumerate(tokens):
             low = tok.low
-            if low in _ABBREVIATED_DISTRICTS or tok.text in _ABBREVIATED_TOWNS:
-                found.append((_ABBREVIATED_DISTRICTS.get(low) or _ABBREVIATED_TOWNS[tok.text], i))
+            town = tok.text.upper() if tok.text.upper() in _ABBREVIATED_TOWNS else None
+            if town and tok.text != town:
+                # «кч» counts only where the text's case says nothing and a preposition of place
+                # comes before it («в кч на ул мира»), not «кч какой-то странный»
+                after_preposition = i > 0 and tokens[i - 1].low in ("в", "во", "из", "до", "под")
+                town = town if after_preposition and _is_caseless(tokens) else None
+            if low in _ABBREVIATED_DISTRICTS or town:
+                found.append((_ABBREVIATED_DISTRICTS.get(low) or _ABBREVIATED_TOWNS[town or ""], i))
                 consumed.add(i)
                 continue
             if low == "зато" and (
@@ -826,6 +855,8 @@ class PlaceResolver:
                     # «Первомайский район» of Kirov vs none other; «Октябрьский район» likewise
                     if "муниципальный" in next_keys and nxt2:
                         consumed.add(i + 2)
+                    if not district_word and next_keys & _TOWN_INSTITUTIONS:
+                        codes = [self.gaz.centre_okrug.get(c, c) for c in codes]
                     found.extend((c, i) for c in codes)
                     consumed.update({i, i + 1})
                     break

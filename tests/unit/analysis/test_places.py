@@ -135,9 +135,15 @@ def test_street_forms_and_sentence_headings(
         ("ВЯТСКИЕ ПОЛЯНЫ ГАЗОМ ВОНЯЕТ ОКОЛО ШКОЛЫ ЧЕТВЁРТЫЙ ДЕНЬ", "33704"),
         # … but an ordinary word is still no village there
         ("у нас бор горит третий день никто не тушит", None),
+        ("в кч на ул мира дерево лежит на дороге с ночи", "33707"),
+        ("пижанка улица труда тротуар разломан в двух местах", "33631"),
+        # the institutions of a district's centre that is a town of its own stand in the town
+        ("Вятскополянская больница получила новый автомобиль скорой помощи", "33704"),
+        ("Котельничский водоканал: с 5 по 7 августа возможно понижение давления", "33710"),
+        ("Уржумская ЦРБ: к терапевту не записаться", "33641"),
     ],
 )
-def test_hashtag_names_and_texts_without_case(
+def test_hashtags_texts_without_case_and_institutions(
     resolver: PlaceResolver, text: str, municipality: str | None
 ) -> None:
     res = resolve(resolver, text)
