@@ -510,6 +510,11 @@ def _is_lookalike(word: str) -> bool:
     return False
 
 
+def _is_everyday(match: _Match) -> bool:
+    """A name in lower case whose words are forms of everyday words («в нём», «был»)."""
+    return not match.capital and any(_is_lookalike(_fold(w)) for w in match.surface.lower().split())
+
+
 def _is_caseless(tokens: Sequence[Token]) -> bool:
     """Whether the text's words are all in lower case or all in capitals (at least three words)."""
     words = [t.text for t in tokens if len(t.text) > 1 and t.text[0].isalpha()]
@@ -966,8 +971,11 @@ class PlaceResolver:
             # «Добра», «Черезы»: forms of everyday words; only a capital inside a sentence counts
             return match.capital and not match.sent_start and not shouted
         if not ordinary:
-            # a rare proper name: capitalised, or long enough not to be a typo of something else
-            return match.capital or any_major or len(match.words[0]) >= 6
+            # a rare proper name: capitalised, or long enough not to be a typo of something else,
+            # and in lower case not a form of an everyday word («в нём» is no «Нема», «был» no «Быль»)
+            if match.capital:
+                return True
+            return (any_major or len(match.words[0]) >= 6) and not _is_everyday(match)
         if len(match.words) > 1 and match.capital and not shouted:
             return True  # «Белая Холуница», «Вятские Поляны»
         if not match.capital or shouted:
@@ -1130,6 +1138,8 @@ class PlaceResolver:
                 in_pos = [p for p in context if p.poselenie in poselenie_names]
                 context = in_pos or context
             any_major = any(p.major for p in cands)
+            if match.marker and not tokens[match.start - 1].dot_after and _is_everyday(match):
+                continue  # «в городе был кинотеатр»: «город» before a verb, not «город Был»
             if not (match.marker or context or match.joined) and not self._plain_name_counts(
                 match, cands, any_major
             ):
