@@ -166,6 +166,14 @@ _QUANTITY_LEMMAS = frozenset(
     }
 )
 """Words after a number that make it a quantity or a date, not a house number («Оричи 2 дня»)."""
+_DEMONYM_CODES = {
+    "кировчан": "33701", "чепчан": "33707", "слобожан": "33713", "котельничан": "33710",
+    "полянчан": "33704", "белохолуничан": "33605", "нагорчан": "33625", "уржумц": "33641",
+    "яранц": "33650", "омутнинц": "33628", "нолинчан": "33627", "зуевчан": "33614",
+}  # fmt: skip
+"""Residents of a town («кировчане», «котельничане»): a post addressed to them or about them is
+about their town, when it names no place (and never over another region's city)."""
+_DEMONYMS = re.compile("(" + "|".join(sorted(_DEMONYM_CODES, key=len, reverse=True)) + ")")
 _DISTRICT_WORDS = frozenset(
     {"район", "р-н", "р-на", "р-не", "р-ну", "округ", "мо", "муниципальный", "районный"}
 )
@@ -1183,6 +1191,11 @@ class PlaceResolver:
             return PlaceResult(
                 self.gaz.municipality(next(iter(poselenie_munis))), None, 0.8, sorted(poselenie_names)
             )
+        for tok in tokens:
+            demonym = _DEMONYMS.match(tok.low)
+            if demonym:  # «Кировчане, подскажите …», «Котельничане сообщают …»
+                code = _DEMONYM_CODES[demonym.group(1)]
+                return PlaceResult(self.gaz.municipality(code), None, 0.7, [tok.text], note="residents")
         street = self._kirov_street(tokens)
         if street:
             return PlaceResult(
