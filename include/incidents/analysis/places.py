@@ -1184,6 +1184,17 @@ class PlaceResolver:
             found = self._best_result(tokens, best, districts, district_set, district_parents)
             if found is not None:
                 return found
+        return self._without_settlement(tokens, districts, poselenie_munis, poselenie_names)
+
+    def _without_settlement(
+        self,
+        tokens: Sequence[Token],
+        districts: list[tuple[str, int]],
+        poselenie_munis: set[str],
+        poselenie_names: set[str],
+    ) -> PlaceResult:
+        """The place of a text where no settlement decides it: a named district, a poselenie, a
+        town's residents, a Kirov street (weak), or nothing."""
         if districts:
             # a Kirov city district outranks «город Киров»; otherwise the first named
             return self._district_result(tokens, districts, 0.9)
