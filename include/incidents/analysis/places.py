@@ -179,8 +179,8 @@ _DISTRICT_WORDS = frozenset(
 )
 _POSELENIE_WORDS = frozenset({"сельский", "поселение", "сельсовет", "с/п", "сп", "округ", "городской"})
 _ABBREVIATED_DISTRICTS = {"кчр": "33618"}
-_ABBREVIATED_TOWNS = {"КЧ": "33707"}
-"""Abbreviations of towns, in capitals only: «КЧ» is Кирово-Чепецк."""
+_ABBREVIATED_TOWNS = {"кч": "33707"}
+"""Abbreviations of towns, in capitals (or in a text without case): «КЧ» is Кирово-Чепецк."""
 _TOWN_INSTITUTIONS = frozenset(
     {
         "больница", "поликлиника", "школа", "роддом", "гимназия", "лицей", "техникум",
@@ -518,6 +518,11 @@ def _is_lookalike(word: str) -> bool:
     return False
 
 
+def _distinct(places: Iterable[Place]) -> list[Place]:
+    """Places without repeats (one per settlement and municipality), in order."""
+    return list({p.oktmo + p.municipality_code: p for p in places}.values())
+
+
 def _is_everyday(match: _Match) -> bool:
     """A name in lower case whose words are forms of everyday words («в нём», «был»)."""
     return not match.capital and any(_is_lookalike(_fold(w)) for w in match.surface.lower().split())
@@ -832,14 +837,14 @@ class PlaceResolver:
         n = len(tokens)
         for i, tok in enumerate(tokens):
             low = tok.low
-            town = tok.text.upper() if tok.text.upper() in _ABBREVIATED_TOWNS else None
-            if town and tok.text != town:
+            town = _ABBREVIATED_TOWNS.get(low)
+            if town and not tok.text.isupper():
                 # «кч» counts only where the text's case says nothing and a preposition of place
                 # comes before it («в кч на ул мира»), not «кч какой-то странный»
                 after_preposition = i > 0 and tokens[i - 1].low in ("в", "во", "из", "до", "под")
                 town = town if after_preposition and _is_caseless(tokens) else None
             if low in _ABBREVIATED_DISTRICTS or town:
-                found.append((_ABBREVIATED_DISTRICTS.get(low) or _ABBREVIATED_TOWNS[town or ""], i))
+                found.append((_ABBREVIATED_DISTRICTS.get(low) or town or "", i))
                 consumed.add(i)
                 continue
             if low == "зато" and (
@@ -914,7 +919,7 @@ class PlaceResolver:
                         words=(low,),
                         start=i,
                         end=i + 1,
-                        candidates=list({p.oktmo + p.municipality_code: p for p in joined}.values()),
+                        candidates=_distinct(joined),
                         marker=None,
                         capital=True,
                         sent_start=tokens[i].sent_start,
@@ -954,7 +959,7 @@ class PlaceResolver:
             if best is not None:
                 exact = [p for p in best.candidates if p.words == tuple(t.low for t in tokens[i : best.end])]
                 pool = exact or best.candidates
-                best.candidates = list({p.oktmo + p.municipality_code: p for p in pool}.values())
+                best.candidates = _distinct(pool)
                 if caseless and any(p.major for p in best.candidates):
                     best.capital = best.caseless = True
                     best.header = best.header or best.start == 0
@@ -1389,7 +1394,7 @@ def _word_is(low: str, name: str, inflected: bool = False) -> bool:
     whose words inflect together («Набережных Челнах», «Великих Луках»): any shared lemma counts."""
     if low == name:
         return True
-    if inflected and " " not in name and morph.lemmas(low) & morph.lemmas(name):
+    if inflected and morph.lemmas(low) & morph.lemmas(name):
         return True
     if "-" in name:  # «Йошкар-Оле», «Ростове-на-Дону»: the first part's case ending varies
         first, _, rest = name.partition("-")

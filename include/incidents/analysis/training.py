@@ -364,29 +364,26 @@ def hazard_operating_point(
     recall target, the one with the best precision there (the smallest on a tie).
 
     Returns (min incident, threshold, its curve, every candidate's operating point)."""
-    options = []
-    for m in HAZARD_MIN_INCIDENT_CANDIDATES:
-        t, curve, reached = _hazard_threshold(p_haz, p_inc >= m, rule, y_haz, w)
-        options.append((m, t, curve, reached))
-    pool = [o for o in options if o[3]] or options
-    min_incident, threshold, curve, _ = max(pool, key=lambda o: (o[2][-1]["precision"], -o[0]))
-    summary = [{"min_incident": m, **c[-1]} for m, _, c, _ in options]
-    return float(min_incident), threshold, curve, summary
+    options = [(m, _hazard_curve(p_haz, p_inc >= m, rule, y_haz, w)) for m in HAZARD_MIN_INCIDENT_CANDIDATES]
+    pool = [o for o in options if o[1][-1]["recall"] >= HAZARD_RECALL_TARGET] or options
+    min_incident, curve = max(pool, key=lambda o: (o[1][-1]["precision"], -o[0]))
+    summary = [{"min_incident": m, **c[-1]} for m, c in options]
+    return float(min_incident), curve[-1]["threshold"], curve, summary
 
 
-def _hazard_threshold(
+def _hazard_curve(
     p_haz: np.ndarray, plausible: np.ndarray, rule: np.ndarray, y_haz: np.ndarray, w: np.ndarray
-) -> tuple[float, list[dict[str, float]], bool]:
-    """The highest threshold (<= 0.5) at which the recall of *rule, or model on a plausible
-    incident* reaches :data:`HAZARD_RECALL_TARGET`; the curve down to it; whether it was reached."""
+) -> list[dict[str, float]]:
+    """Recall and precision of *rule, or model on a plausible incident* from threshold 0.5 down to
+    the first that reaches :data:`HAZARD_RECALL_TARGET` (or 0.01): its last point is the choice."""
     curve: list[dict[str, float]] = []
     for t in np.round(np.arange(0.5, 0.009, -0.01), 2):
         pred = ((p_haz >= t) & plausible) | rule
         precision, recall = _weighted_precision_recall(pred, y_haz, w)
         curve.append({"threshold": float(t), "recall": round(recall, 4), "precision": round(precision, 4)})
         if recall >= HAZARD_RECALL_TARGET:
-            return float(t), curve, True
-    return float(curve[-1]["threshold"]), curve, False
+            break
+    return curve
 
 
 def _label(ex: Example, attr: str, topics: dict[str, dict[str, Any]]) -> str | None:
