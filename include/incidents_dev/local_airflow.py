@@ -31,7 +31,7 @@ from typing import Any
 import requests
 
 from incidents.config import REFERENCE_DIR, REPO_ROOT, local_home
-from incidents_dev.ports import free_port
+from incidents_dev.ports import free_port, reserve
 from incidents_dev.servers import (
     EmbeddedPostgres,
     create_database,
@@ -89,7 +89,7 @@ class LocalAirflow:
                 "(incidents_dev.servers.EmbeddedPostgres starts one)"
             )
         self.metadata_url = with_driver(self.metadata_url, "psycopg2")
-        self.api_port = self.api_port or free_port()
+        self.api_port = reserve(self.api_port) or free_port()
         secrets_file = self.home / "local_secrets.json"
         if not secrets_file.exists():
             secrets_file.write_text(json.dumps({"jwt": secrets.token_hex(32), "api": secrets.token_hex(16)}))
@@ -505,6 +505,7 @@ def run(args: argparse.Namespace) -> int:
     # PostgreSQL folder, its case database and Airflow metadata, its landing area and reports)
     demo_home = (args.home or local_home() / "demo").resolve()
     home = demo_home / "airflow"
+    reserve(args.port)  # the api-server binds it last: no service started before may take it
     stop_leftovers(home)
     with stop_on_signals(), ExitStack() as stack:
         try:

