@@ -1446,7 +1446,11 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
     if other_at < i and _is_heading(tokens, other_at):
         return True  # «Казань, ул. Декабристов: … у нас в Кирове так же»
     if any(t.low in _OURS for t in tokens[max(0, i - 3) : i]):
-        return False
+        # «В Казани переложили асфальт, а у нас в Кирове Октябрьский проспект как после бомбёжки»
+        # is about Kirov; «В Ижевске ямы такие… у нас в Кирове хоть латают» compares
+        before = [t.low for t in tokens[max(0, i - 2) : i]]
+        ours = before[-1] in _OURS or (before[-1] in ("в", "во") and len(before) == 2 and before[0] in _OURS)
+        return ours and other_at < i and not _names_more_after(tokens, i)
     if i > 0 and tokens[i - 1].low in ("из", "с", "со"):
         return True  # «из Кирова», colloquially «с Кирова»
     if other_at > i:
@@ -1458,6 +1462,18 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
         morph.lemmas(t.low) & _RESIDENCE_LEMMAS for t in tokens[max(0, other_at - 3) : other_at - 1]
     )
     return opens or moved
+
+
+def _names_more_after(tokens: Sequence[Token], i: int) -> bool:
+    """A capitalised word (a street, a microdistrict, a landmark) follows token ``i`` within
+    its sentence: «у нас в Кирове на Комсомольской весь двор в окурках»; another region's name
+    does not count («…такого нет 😄 #питер»)."""
+    for tok in tokens[i + 1 :]:
+        if tok.sent_start:
+            return False
+        if tok.is_capitalized and _city_start(tok.low) is None:
+            return True
+    return False
 
 
 def _is_heading(tokens: Sequence[Token], at: int) -> bool:
