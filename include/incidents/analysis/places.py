@@ -1445,6 +1445,8 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
         return True
     if other_at < i and _is_heading(tokens, other_at):
         return True  # «Казань, ул. Декабристов: … у нас в Кирове так же»
+    if other_at == i + 1 and tokens[i].punct_after:
+        return True  # a route: «трасса Киров — Пермь», «поезд Киров — Нижний Новгород»
     if any(t.low in _OURS for t in tokens[max(0, i - 3) : i]):
         # «В Казани переложили асфальт, а у нас в Кирове Октябрьский проспект как после бомбёжки»
         # is about Kirov; «В Ижевске ямы такие… у нас в Кирове хоть латают» compares

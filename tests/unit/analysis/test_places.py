@@ -202,6 +202,8 @@ def test_other_regions_share_district_names_and_kirov(resolver: PlaceResolver, t
         "В Ижевске на Удмуртской ямы по колено. Гощу у сестры: у нас в Кирове хоть латают",
         "В Перми скверы с туалетами, а у нас в Кирове ни одного в центре",
         "Съездили в Питер, Невский восторг. У нас в Кирове такого нет 😄 #питер",
+        "Трасса Киров — Пермь: за границей края сплошные ямы, дорожники, ау",
+        "Ночной поезд Киров — Нижний Новгород ещё ходит?",
     ],
 )
 def test_a_post_about_another_region_that_mentions_kirov_aside(resolver: PlaceResolver, text: str) -> None:
