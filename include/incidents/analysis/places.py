@@ -1447,6 +1447,10 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
         return True  # «Казань, ул. Декабристов: … у нас в Кирове так же»
     if other_at == i + 1 and tokens[i].punct_after:
         return True  # a route: «трасса Киров — Пермь», «поезд Киров — Нижний Новгород»
+    if i == 0 and tokens[0].low == "киров" and other_at > 1:
+        # the subject of a comparison opening the post («Киров отдыхает: в Казани…», «Киров — это
+        # ещё цветочки»), not a heading («Киров, перекрёсток у вокзала…»)
+        return not tokens[0].punct_after or tokens[1].low == "это"
     if any(t.low in _OURS for t in tokens[max(0, i - 3) : i]):
         # «В Казани переложили асфальт, а у нас в Кирове Октябрьский проспект как после бомбёжки»
         # is about Kirov; «В Ижевске ямы такие… у нас в Кирове хоть латают» compares

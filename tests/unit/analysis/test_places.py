@@ -204,6 +204,8 @@ def test_other_regions_share_district_names_and_kirov(resolver: PlaceResolver, t
         "Съездили в Питер, Невский восторг. У нас в Кирове такого нет 😄 #питер",
         "Трасса Киров — Пермь: за границей края сплошные ямы, дорожники, ау",
         "Ночной поезд Киров — Нижний Новгород ещё ходит?",
+        "Киров отдыхает: в Казани у школы будка трансформаторная открыта",
+        "Киров — это цветочки, в Вологде на тротуаре два открытых люка",
     ],
 )
 def test_a_post_about_another_region_that_mentions_kirov_aside(resolver: PlaceResolver, text: str) -> None:
