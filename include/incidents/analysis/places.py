@@ -1508,8 +1508,11 @@ def _other_region_at(tokens: Sequence[Token]) -> tuple[int, str] | None:
     """
     n = len(tokens)
     for i, tok in enumerate(tokens):
-        if tok.low in _NIZHNY and _is_nizhny(tokens, i):
+        if (tok.low in _NIZHNY and _is_nizhny(tokens, i)) or _OTHER_DEMONYMS.match(tok.low):
             return i, tok.text
+        if i == 0 and tok.low in _HEADING_CITIES and tok.punct_after:
+            if any(t.low in _ADDRESS_MARKERS for t in tokens[1:3]):
+                return i, tok.text  # «Владимир, улица Ленина 33 — …», «Орёл, Октябрьский проспект»
         found = _city_start(tok.low)
         if found is None:
             continue
@@ -1525,6 +1528,15 @@ def _other_region_at(tokens: Sequence[Token]) -> tuple[int, str] | None:
 
 
 _NIZHNY = frozenset({"нижний", "нижнего", "нижнему", "нижнем", "нижним"})
+_HEADING_CITIES = frozenset({"владимир", "орёл", "орел", "курган"})
+"""Cities named like everyday words or first names: a city only as a post's heading before a
+street («Владимир, улица Ленина 33»)."""
+_OTHER_DEMONYMS = re.compile(
+    "^(питерц|петербуржц|казанц|пермяк|ижевчан|вологжан|нижегородц|екатеринбуржц|сыктывкарц"
+    "|костромич|ярославц|чебоксарц|глазовчан|уфимц|самарц|котлашан)(и|ы|е|ам|ами|ах)?$"
+)
+"""Plural forms of other regions' residents («Пермяки, подскажите…», «поздравляю вологжан»):
+not «москвичи» (a car), nor forms that are surnames («Пермяков», «Казанцев»)."""
 
 
 def _is_nizhny(tokens: Sequence[Token], i: int) -> bool:
