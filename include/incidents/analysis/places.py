@@ -1396,10 +1396,12 @@ def _word_is(low: str, name: str, inflected: bool = False) -> bool:
         return True
     if inflected and morph.lemmas(low) & morph.lemmas(name):
         return True
-    if "-" in name:  # «Йошкар-Оле», «Ростове-на-Дону»: the first part's case ending varies
+    if name in morph.lemmas(low):  # «Санкт-Петербурге», «Йошкар-Олы»
+        return True
+    if "-" in name:  # «Ростове-на-Дону»: the first part's case ending varies
         first, _, rest = name.partition("-")
         return low.endswith("-" + rest) and low.startswith(first[:-1] if len(first) > 4 else first)
-    return name in morph.lemmas(low)
+    return False
 
 
 @lru_cache(maxsize=morph.WORD_CACHE_ENTRIES)
