@@ -92,6 +92,7 @@ _MAY_NEED_FIX = re.compile(rf"[A-Za-z]|[{_CYR}][03]|[03][{_CYR}]")
 _STRETCH = re.compile(rf"([{_CYR}])\1{{2,}}", re.IGNORECASE)
 _WORD = re.compile(rf"[{_CYR}A-Za-z0-9]+(?:-[{_CYR}A-Za-z0-9]+)*")
 _PUNCT_AFTER = frozenset(".:,;—–-!?()")
+_DASHES = frozenset("—–-")
 _SENTENCE_END = re.compile(r"[.!?…]+|\n")
 
 # Abbreviations whose dot does not end a sentence (lower case, no dot).
@@ -217,6 +218,8 @@ class Token:
     punct_after: bool = False
     """Punctuation («.», «:», «,», «—») right after the word, spaces aside: «Кумёны: нет света»,
     «Луза — кладбище…»; the end of the text counts as punctuation."""
+    dash_after: bool = False
+    """A dash between this word and the next («Киров — Советск»)."""
 
     @property
     def is_capitalized(self) -> bool:
@@ -229,14 +232,15 @@ _GAP_CACHE_MAX_LEN = 6
 
 
 @lru_cache(maxsize=4096)
-def _gap(gap: str) -> tuple[bool, bool, bool, bool]:
+def _gap(gap: str) -> tuple[bool, bool, bool, bool, bool]:
     """What the characters between two words say: (ends a sentence, a dot ends the sentence
     only unless the word before is an abbreviation, a dot right after the word, punctuation
-    right after the word). The end of the text counts as punctuation."""
+    right after the word, a dash between the words). The end of the text counts as punctuation."""
     ends = bool(_SENTENCE_END.search(gap))
     dot_may_abbreviate = ends and gap.lstrip().startswith(".") and "\n" not in gap
     spaced = gap.lstrip(" ")  # «Луза — кладбище…»: a dash after a space still follows the word
-    return ends, dot_may_abbreviate, gap.startswith("."), (spaced[:1] in _PUNCT_AFTER) if spaced else not gap
+    punct = (spaced[:1] in _PUNCT_AFTER) if spaced else not gap
+    return ends, dot_may_abbreviate, gap.startswith("."), punct, spaced[:1] in _DASHES and bool(spaced)
 
 
 def tokenize(cleaned: str) -> list[Token]:
@@ -250,7 +254,7 @@ def tokenize(cleaned: str) -> list[Token]:
     append = tokens.append
     sent_start = True
     prev: Token | None = None
-    prev_gap: tuple[bool, bool, bool, bool] = (False, False, False, False)
+    prev_gap: tuple[bool, bool, bool, bool, bool] = (False, False, False, False, False)
     for match in _WORD_AND_GAP.finditer(cleaned):
         word, gap = match.group(1, 2)
         if prev is not None:
@@ -263,7 +267,9 @@ def tokenize(cleaned: str) -> list[Token]:
             sent_start = ends_sentence
         info = _gap(gap) if len(gap) <= _GAP_CACHE_MAX_LEN else _gap.__wrapped__(gap)
         start = match.start()
-        prev = Token(word, word.lower(), len(tokens), start, start + len(word), sent_start, info[2], info[3])
+        prev = Token(
+            word, word.lower(), len(tokens), start, start + len(word), sent_start, info[2], info[3], info[4]
+        )
         append(prev)
         prev_gap = info
     return tokens

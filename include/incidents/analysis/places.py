@@ -1138,7 +1138,8 @@ class PlaceResolver:
         source_parent = self.gaz.city_district_parent(source_municipality) if source_municipality else None
 
         best: tuple[float, int, Place | None, list[Place], _Match] | None = None
-        for match in self._settlement_matches(tokens, consumed):
+        matches = list(self._settlement_matches(tokens, consumed))
+        for match in matches:
             cands = match.candidates
             context = [
                 p
@@ -1181,6 +1182,7 @@ class PlaceResolver:
                 + (2.0 if any_major else 0.0)
                 + (1.0 if match.capital else 0.0)
                 + (1.5 if chosen else 0.0)
+                - (3.0 if _kirov_passed_through(tokens, match, matches) else 0.0)
             )
             if best is None or score > best[0]:
                 best = (score, match.start, chosen, pool, match)
@@ -1447,7 +1449,7 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
         return True
     if other_at < i and _is_heading(tokens, other_at):
         return True  # «Казань, ул. Декабристов: … у нас в Кирове так же»
-    if other_at == i + 1 and tokens[i].punct_after:
+    if other_at == i + 1 and tokens[i].dash_after:
         return True  # a route: «трасса Киров — Пермь», «поезд Киров — Нижний Новгород»
     if i == 0 and tokens[0].low == "киров" and other_at > 1:
         # the subject of a comparison opening the post («Киров отдыхает: в Казани…», «Киров — это
@@ -1482,6 +1484,27 @@ def _names_more_after(tokens: Sequence[Token], i: int) -> bool:
         if tok.is_capitalized and _city_start(tok.low) is None:
             return True
     return False
+
+
+def _kirov_passed_through(tokens: Sequence[Token], match: _Match, matches: Sequence[_Match]) -> bool:
+    """The city of Kirov is an end of a route beside another named place, which the post is
+    about: «трасса Киров — Советск в районе Пижанки», «автобус Слободской — Киров», «из Кстинино
+    до Кирова билет подорожал» (not «Киров, Лепсе», a heading before a part of the city)."""
+    if match.words != ("киров",) or len(matches) < 2:
+        return False
+    if match.start > 0 and tokens[match.start - 1].low == "до":
+        return any(m.end <= match.start - 1 for m in matches)  # «из Кстинино до Кирова»
+    after = tokens[match.end - 1].dash_after and any(
+        m.start == match.end and _outside_kirov(m) for m in matches
+    )
+    before = match.start > 0 and tokens[match.start - 1].dash_after
+    return after or (before and any(m.end == match.start and _outside_kirov(m) for m in matches))
+
+
+def _outside_kirov(match: _Match) -> bool:
+    """No candidate of the match lies in the city of Kirov's okrug («Киров — Порошино» is a
+    city route)."""
+    return not any(p.municipality_code.startswith(KIROV) for p in match.candidates)
 
 
 def _is_heading(tokens: Sequence[Token], at: int) -> bool:

@@ -47,6 +47,16 @@ def test_tokenize_sentences_and_abbreviations() -> None:
     assert by_text["д"].dot_after
 
 
+def test_tokenize_marks_a_dash_between_words() -> None:
+    toks = tokenize(clean("Автобус Киров — Нолинск, Советск-на-Вятке, Луза -Котлас", morph.is_known))
+    by_text = {t.text: t for t in toks}
+    assert by_text["Киров"].dash_after and by_text["Киров"].punct_after
+    assert not by_text["Нолинск"].dash_after and by_text["Нолинск"].punct_after  # a comma
+    assert not by_text["Автобус"].dash_after
+    assert by_text["Луза"].dash_after
+    assert not by_text["Котлас"].dash_after  # the end of the text
+
+
 def test_truncate() -> None:
     text, cut = truncate("слово " * 2000, 1000)
     assert cut and len(text) <= 1000
