@@ -185,6 +185,7 @@ _TOWN_INSTITUTIONS = frozenset(
     {
         "больница", "поликлиника", "школа", "роддом", "гимназия", "лицей", "техникум",
         "колледж", "водоканал", "почтамт", "музей", "театр", "мфц", "рынок", "вокзал", "автовокзал",
+        "библиотека", "подстанция", "жкх", "школьник",
     }
 )  # fmt: skip
 """Institutions in the district's centre: where the centre is a town of its own (an urban okrug),
@@ -869,6 +870,10 @@ class PlaceResolver:
                     continue
                 codes = self.gaz.district_stems.get(stem)
                 institution = not tok.punct_after and bool(next_keys & _DISTRICT_INSTITUTIONS)
+                if not institution and not tok.punct_after and nxt2 and nxt[-2:] in _ADJ_ENDINGS:
+                    # «Орловский краеведческий музей», «Зуевская районная больница»
+                    next_keys = _token_keys(nxt2)[0]
+                    institution = not tokens[i + 1].punct_after and bool(next_keys & _DISTRICT_INSTITUTIONS)
                 if codes and (district_word or (institution and len(codes) == 1)):
                     # «Первомайский район» of Kirov vs none other; «Октябрьский район» likewise
                     if "муниципальный" in next_keys and nxt2:
