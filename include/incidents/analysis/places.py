@@ -373,13 +373,29 @@ def _token_keys(low: str) -> tuple[frozenset[str], tuple[str, ...]]:
     if not morph.is_known(low) and len(low) >= 3:
         stems = tuple(low[:k] for k in range(len(low), max(3, len(low) - 4), -1))
         # short names: «унях» → «уни», «тужe» → «тужа»
-        rebuilt: set[str] = set()
-        for ending in _CASE_ENDINGS:
-            if low.endswith(ending) and len(low) - len(ending) >= 2:
-                base = low[: len(low) - len(ending)]
-                rebuilt.update(base + nom for nom in _NOM_ENDINGS)
-        keys = keys | frozenset(rebuilt)
+        keys = keys | _rebuilt(low)
     return keys, stems
+
+
+def _may_be_rebuilt(tokens: Sequence[Token], i: int) -> bool:
+    """A capitalised form of an everyday word after a preposition of place inside a sentence may
+    be a short name's case form: «в Туже» is Тужа, «до Колобова» is Колобово (not «дворнику
+    Николаю», «Обрыв Гончарова», «НА ЛЕНИНА», «у Советской»)."""
+    tok = tokens[i]
+    if not tok.is_capitalized or tok.sent_start or tok.text.isupper() or i == 0:
+        return False
+    # an adjective's form is a street's («у Советской»), not a village's
+    return tokens[i - 1].low in _PLACE_PREPOSITIONS and not tok.low.endswith(_ADJ_ENDINGS)
+
+
+def _rebuilt(low: str) -> frozenset[str]:
+    """Nominatives a short name's case form may come from: «унях» → «уни», «туже» → «тужа»."""
+    rebuilt: set[str] = set()
+    for ending in _CASE_ENDINGS:
+        if low.endswith(ending) and len(low) - len(ending) >= 2:
+            base = low[: len(low) - len(ending)]
+            rebuilt.update(base + nom for nom in _NOM_ENDINGS)
+    return frozenset(rebuilt)
 
 
 class Gazetteer:
@@ -767,6 +783,7 @@ class PlaceResolver:
         self.gaz = gazetteer
         self.kirov = kirov if kirov is not None else KirovPlaces.load()
         self._groups_cache: dict[str, tuple[tuple[tuple[str, ...], tuple[Place, ...]], ...]] = {}
+        self._rebuilt_cache: dict[str, tuple[tuple[tuple[str, ...], tuple[Place, ...]], ...]] = {}
         self._adjective_cache: dict[str, bool] = {}
 
     def _may_be_district_adjective(self, low: str) -> bool:
@@ -890,6 +907,25 @@ class PlaceResolver:
                     break
         return found, consumed, poselenies
 
+    def _rebuilt_groups(self, low: str) -> tuple[tuple[tuple[str, ...], tuple[Place, ...]], ...]:
+        """One-word names whose case form a known word's form may be («туже» → «Тужа»), for a
+        capitalised word inside a sentence (cached per word form)."""
+        cached = self._rebuilt_cache.get(low)
+        if cached is None:
+            if not morph.is_known(_fold(low)):
+                cached = ()  # unknown words are rebuilt by _token_keys already
+            else:
+                groups: dict[tuple[str, ...], list[Place]] = {}
+                for key in _rebuilt(_fold(low)):
+                    for place in self.gaz.by_lemma.get(key, ()):
+                        if len(place.words) == 1:
+                            groups.setdefault(place.words, []).append(place)
+                cached = tuple((w, tuple(p)) for w, p in sorted(groups.items()))
+            if len(self._rebuilt_cache) >= morph.WORD_CACHE_ENTRIES:
+                self._rebuilt_cache.clear()
+            self._rebuilt_cache[low] = cached
+        return cached
+
     def _name_groups(self, low: str) -> tuple[tuple[tuple[str, ...], tuple[Place, ...]], ...]:
         """Gazetteer names a word form may start, longest first (cached per word form)."""
         cached = self._groups_cache.get(low)
@@ -917,6 +953,10 @@ class PlaceResolver:
         while i < n:
             low = tokens[i].low
             groups = () if i in consumed or low.isdigit() or len(low) < 2 else self._name_groups(low)
+            rebuilt = False
+            if not groups and i not in consumed and _may_be_rebuilt(tokens, i):
+                groups = self._rebuilt_groups(low)
+                rebuilt = bool(groups)
             joined = self.gaz.joined.get(low) if not groups and i not in consumed else None
             if joined:
                 matches.append(
@@ -938,14 +978,21 @@ class PlaceResolver:
                 i += 1
                 continue
             best: _Match | None = None
+            by_form: list[Place] = []  # candidates whose every word matched as a form, not a stem
             for words, places in groups:
                 end = i + len(words)
                 if end > n or (consumed and any(k in consumed for k in range(i, end))):
                     continue
                 if best is not None and len(words) < len(best.words):
                     break
-                if not all(self._word_matches(tokens[i + k].low, words, k) for k in range(len(words))):
+                if not rebuilt and not all(
+                    self._word_matches(tokens[i + k].low, words, k) for k in range(len(words))
+                ):
                     continue
+                if rebuilt or all(
+                    self._word_matches(tokens[i + k].low, words, k, False) for k in range(len(words))
+                ):
+                    by_form.extend(places)
                 if best is None:
                     best = _Match(
                         words=words,
@@ -963,7 +1010,8 @@ class PlaceResolver:
                 best.candidates.extend(places)
             if best is not None:
                 exact = [p for p in best.candidates if p.words == tuple(t.low for t in tokens[i : best.end])]
-                pool = exact or best.candidates
+                # «в Ильинске» is Ильинск, not a village Ильинское its stem also starts
+                pool = exact or [p for p in best.candidates if p in by_form] or best.candidates
                 best.candidates = _distinct(pool)
                 if caseless and any(p.major for p in best.candidates):
                     best.capital = best.caseless = True
@@ -1003,12 +1051,12 @@ class PlaceResolver:
             return any_major  # «Оричи», «Кумёны»; a person's name otherwise
         return not match.sent_start  # «в Бору», not «Бор горит»
 
-    def _word_matches(self, low: str, words: tuple[str, ...], k: int) -> bool:
+    def _word_matches(self, low: str, words: tuple[str, ...], k: int, stems_too: bool = True) -> bool:
         name_keys = self.gaz.name_keys[words][k]
         keys, stems = _token_keys(low)
         if keys & name_keys:
             return True
-        return any(("~" + s) in name_keys for s in stems)
+        return stems_too and any(("~" + s) in name_keys for s in stems)
 
     # ------------------------------------------------------------------ resolution
     def _in_kirov(self, code: str | None) -> bool:
