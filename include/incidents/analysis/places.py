@@ -377,6 +377,25 @@ def _token_keys(low: str) -> tuple[frozenset[str], tuple[str, ...]]:
     return keys, stems
 
 
+_KIROV_INSTITUTIONS = _TOWN_INSTITUTIONS | {
+    "драмтеатр", "онкодиспансер", "диспансер", "зоопарк", "филармония", "аэропорт", "цирк", "планетарий",
+}  # fmt: skip
+"""Institutions a «Кировский …» one is the city of Kirov's (the region's are in Kirov too)."""
+
+
+def _institution_after(tokens: Sequence[Token], i: int, institutions: frozenset[str]) -> bool:
+    """An institution's noun follows the adjective at token ``i``, maybe after another adjective
+    («Кировский драмтеатр», «Кировская областная больница»), within the phrase."""
+    for j in (i + 1, i + 2):
+        if j >= len(tokens) or tokens[j - 1].punct_after:
+            return False
+        if _token_keys(tokens[j].low)[0] & institutions:
+            return True
+        if not tokens[j].low.endswith(_ADJ_ENDINGS):
+            return False
+    return False
+
+
 def _may_be_rebuilt(tokens: Sequence[Token], i: int) -> bool:
     """A capitalised form of an everyday word after a preposition of place inside a sentence may
     be a short name's case form: «в Туже» is Тужа, «до Колобова» is Колобово (not «дворнику
@@ -1262,7 +1281,10 @@ class PlaceResolver:
             return PlaceResult(
                 self.gaz.municipality(next(iter(poselenie_munis))), None, 0.8, sorted(poselenie_names)
             )
-        for tok in tokens:
+        for i, tok in enumerate(tokens):
+            if tok.low.startswith("кировск") and _institution_after(tokens, i, _KIROV_INSTITUTIONS):
+                # «Кировский драмтеатр», «кировских школ», «Кировская областная больница»
+                return PlaceResult(self.gaz.municipality(KIROV), None, 0.7, [tok.text], note="institution")
             demonym = _DEMONYMS.match(tok.low)
             if demonym:  # «Кировчане, подскажите …», «Котельничане сообщают …»
                 code = _DEMONYM_CODES[demonym.group(1)]
