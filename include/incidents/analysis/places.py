@@ -117,6 +117,9 @@ _STREET_AFTER = frozenset(
     {"улица", "переулок", "проспект", "площадь", "бульвар", "шоссе", "тракт", "проезд", "набережная"}
 )
 _STREET_PREPOSITIONS = frozenset({"на", "по"})
+_STREET_LINKS = frozenset({"у", "от", "до", "над", "возле", "около", "вдоль", "и", "между", "угол"})
+"""Words before a street's name where a village would take «в»: «у Комсомольской», «от
+Воровского до Ленина», «перекрёсток Московской и Ленина»."""
 _STREET_FORM = re.compile(r".+(?:ова|ева|ина|ына|ого|его|ой|ей|ая|ую)")
 """Forms of a street's name right after «на»/«по»: a person's name in the genitive («на Кирова»,
 «по Ленина», «на Горького») or a feminine adjective («на Московской», «по Советской»). A town or
@@ -232,8 +235,9 @@ KIROV_LOCALITIES: tuple[tuple[str, str, bool], ...] = (
     ("Малая Субботиха", "pervomaysky", False),
     ("Спичфабрика", "pervomaysky", False),
 )
-# Colloquial names of towns: alias -> OKTMO of the settlement.
-ALIASES: tuple[tuple[str, str], ...] = (("Чепецк", "33707000001"),)
+# Colloquial names of towns: alias -> OKTMO of the settlement. A village of the alias's name
+# still wins after its marker («д. Поляны»); every writer meant the town by a bare «в Полянах».
+ALIASES: tuple[tuple[str, str], ...] = (("Чепецк", "33707000001"), ("Поляны", "33704000001"))
 _CASE_ENDINGS = (
     "ами",
     "ями",
@@ -571,6 +575,15 @@ def _is_caseless(tokens: Sequence[Token]) -> bool:
 
 
 @lru_cache(maxsize=20_000)
+@lru_cache(maxsize=4096)
+def _is_first_name(word: str) -> bool:
+    """A first name's form («Ивана», «Карла», «Степана»), not a surname or a place."""
+    if not morph.is_known(word):
+        return False
+    parses = morph.analyzer().parse(word)
+    return any("Name" in p.tag.grammemes for p in parses if p.score >= 0.05)
+
+
 def _is_person_name(word: str) -> bool:
     if not morph.is_known(word):
         return False  # guessed parses of unknown words say nothing
@@ -686,6 +699,15 @@ class KirovPlaces:
                 for key in keys[0]:
                     self.by_first[key].append(len(self.names) - 1)
         self._starts: dict[str, tuple[int, ...]] = {}
+
+    def is_street(self, low: str) -> bool:
+        """Whether a word form is a form of a one-word curated street's name («Ленина»,
+        «Московской»)."""
+        for j in self._starting(low):
+            place, words, word_keys = self.names[j]
+            if place.kind == "street" and len(words) == 1 and self._word_matches(low, word_keys[0]):
+                return True
+        return False
 
     def _starting(self, low: str) -> tuple[int, ...]:
         """Indexes of the names a word form may start, longest first (cached per word form;
@@ -862,6 +884,15 @@ class PlaceResolver:
             prev = tokens[start - 1]
             if prev.low in _STREET_PREPOSITIONS and not prev.punct_after:
                 return bool(_STREET_FORM.fullmatch(tokens[start].low))
+            if not prev.punct_after and _STREET_FORM.fullmatch(tokens[start].low):
+                if prev.is_capitalized and not prev.sent_start and _is_first_name(prev.low):
+                    return True  # «ул. Ивана Попова», «перекрёсток Карла Маркса»: a person's street
+                if prev.low in _STREET_LINKS and self.kirov.is_street(tokens[start].low):
+                    # «у Комсомольской», «от Воровского до Ленина»: Kirov's streets (not a town's
+                    # form: «у Кирова», «до Кирова»)
+                    return not any(
+                        p.major for _, places in self._name_groups(tokens[start].low) for p in places
+                    )
         return False
 
     def _districts(
