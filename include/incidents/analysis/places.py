@@ -400,6 +400,11 @@ def _institution_after(tokens: Sequence[Token], i: int, institutions: frozenset[
     return False
 
 
+def _near_not_in(tokens: Sequence[Token], match: _Match) -> bool:
+    """The name follows «под» («под Слободским», «деревня под Котельничем»): near the town."""
+    return match.start > 0 and tokens[match.start - 1].low == "под" and not match.marker
+
+
 def _may_be_rebuilt(tokens: Sequence[Token], i: int) -> bool:
     """A capitalised form of an everyday word after a preposition of place inside a sentence may
     be a short name's case form: «в Туже» is Тужа, «до Колобова» is Колобово (not «дворнику
@@ -436,6 +441,10 @@ class Gazetteer:
         }
         """A district whose centre is a town of its own (an urban okrug): Слободской район -> город
         Слободской, whose institutions («Слободской водоканал») stand in the town."""
+        self.okrug_district: dict[str, str] = {
+            okrug: district for district, okrug in self.centre_okrug.items()
+        }
+        """The district around a town of its own: город Слободской -> Слободской район."""
         self.places = list(places)
         self.name_keys: dict[tuple[str, ...], list[frozenset[str]]] = {}
         self.by_lemma: dict[str, list[Place]] = defaultdict(list)
@@ -1365,6 +1374,9 @@ class PlaceResolver:
                     words + [tokens[i].text for _, i in districts[:1]],
                     note="district named; settlement elsewhere ignored",
                 )
+            around = self.gaz.okrug_district.get(code) if _near_not_in(tokens, match) else None
+            if around:  # «полигон под Слободским»: the district around the town
+                return PlaceResult(self.gaz.municipality(around), None, 0.7, words, note="near the town")
             conf = min(0.99, 0.55 + score * 0.05)
             return PlaceResult(municipality, chosen, round(conf, 2), words)
         munis = {p.municipality_code for p in pool}
