@@ -1075,6 +1075,8 @@ class PlaceResolver:
                 if caseless and any(p.major for p in best.candidates):
                     best.capital = best.caseless = True
                     best.header = best.header or best.start == 0
+            if best is not None and _other_region_follows(tokens, best.end):
+                best = None  # «в Советске Калининградской области»: a namesake in another region
             if best is not None and not self._is_street(tokens, best.start, best.end):
                 matches.append(best)
                 i = best.end
@@ -1584,6 +1586,8 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
         return True  # «из Кирова», colloquially «с Кирова»; «трасса на Киров», «поезд через Киров»
     if i > 1 and tokens[i - 1].low == "по" and morph.lemmas(tokens[i - 2].low) & {"скучать", "соскучиться"}:
         return True  # «скучаю по Кирову»
+    if i > 1 and tokens[i - 1].low in ("в", "во") and tokens[i - 2].low == "домой":
+        return True  # «везу домой в Киров»: the writer's home, the post is about the trip
     if other_at > i:
         return False
     opens = all(t.low in _PLACE_OPENERS for t in tokens[:other_at])
