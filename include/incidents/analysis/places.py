@@ -410,10 +410,10 @@ def _may_be_rebuilt(tokens: Sequence[Token], i: int) -> bool:
     be a short name's case form: «в Туже» is Тужа, «до Колобова» is Колобово (not «дворнику
     Николаю», «Обрыв Гончарова», «НА ЛЕНИНА», «у Советской»)."""
     tok = tokens[i]
-    if not tok.is_capitalized or tok.sent_start or tok.text.isupper() or i == 0:
+    if i == 0 or tok.sent_start or tokens[i - 1].low not in _PLACE_PREPOSITIONS:
         return False
     # an adjective's form is a street's («у Советской»), not a village's
-    return tokens[i - 1].low in _PLACE_PREPOSITIONS and not tok.low.endswith(_ADJ_ENDINGS)
+    return tok.is_capitalized and not tok.text.isupper() and not tok.low.endswith(_ADJ_ENDINGS)
 
 
 def _rebuilt(low: str) -> frozenset[str]:
@@ -1013,7 +1013,7 @@ class PlaceResolver:
             low = tokens[i].low
             groups = () if i in consumed or low.isdigit() or len(low) < 2 else self._name_groups(low)
             rebuilt = False
-            if not groups and i not in consumed and _may_be_rebuilt(tokens, i):
+            if not groups and i and tokens[i - 1].low in _PLACE_PREPOSITIONS and _may_be_rebuilt(tokens, i):
                 groups = self._rebuilt_groups(low)
                 rebuilt = bool(groups)
             joined = self.gaz.joined.get(low) if not groups and i not in consumed else None
@@ -1037,7 +1037,7 @@ class PlaceResolver:
                 i += 1
                 continue
             best: _Match | None = None
-            by_form: list[Place] = []  # candidates whose every word matched as a form, not a stem
+            matched: list[tuple[tuple[str, ...], tuple[Place, ...]]] = []
             for words, places in groups:
                 end = i + len(words)
                 if end > n or (consumed and any(k in consumed for k in range(i, end))):
@@ -1048,10 +1048,7 @@ class PlaceResolver:
                     self._word_matches(tokens[i + k].low, words, k) for k in range(len(words))
                 ):
                     continue
-                if rebuilt or all(
-                    self._word_matches(tokens[i + k].low, words, k, False) for k in range(len(words))
-                ):
-                    by_form.extend(places)
+                matched.append((words, places))
                 if best is None:
                     best = _Match(
                         words=words,
@@ -1069,13 +1066,24 @@ class PlaceResolver:
                 best.candidates.extend(places)
             if best is not None:
                 exact = [p for p in best.candidates if p.words == tuple(t.low for t in tokens[i : best.end])]
-                # «в Ильинске» is Ильинск, not a village Ильинское its stem also starts
-                pool = exact or [p for p in best.candidates if p in by_form] or best.candidates
+                pool = exact or best.candidates
+                if not exact and len(matched) > 1 and not rebuilt:
+                    # «в Ильинске» is Ильинск, not a village Ильинское its stem also starts
+                    by_form = [
+                        p
+                        for words, places in matched
+                        if all(
+                            self._word_matches(tokens[i + k].low, words, k, False) for k in range(len(words))
+                        )
+                        for p in places
+                    ]
+                    pool = by_form or pool
                 best.candidates = _distinct(pool)
                 if caseless and any(p.major for p in best.candidates):
                     best.capital = best.caseless = True
                     best.header = best.header or best.start == 0
-            if best is not None and _other_region_follows(tokens, best.end):
+            nxt = best.end + 1 if best is not None else n
+            if nxt < n and tokens[nxt].low[:3] in ("обл", "кра") and _other_region_follows(tokens, nxt - 1):
                 best = None  # «в Советске Калининградской области»: a namesake in another region
             if best is not None and not self._is_street(tokens, best.start, best.end):
                 matches.append(best)
@@ -1658,7 +1666,9 @@ def _other_region_at(tokens: Sequence[Token]) -> tuple[int, str] | None:
     """
     n = len(tokens)
     for i, tok in enumerate(tokens):
-        if (tok.low in _NIZHNY and _is_nizhny(tokens, i)) or _OTHER_DEMONYMS.match(tok.low):
+        if (tok.low in _NIZHNY and _is_nizhny(tokens, i)) or (
+            tok.low[:3] in _OTHER_DEMONYM_STARTS and _OTHER_DEMONYMS.match(tok.low)
+        ):
             return i, tok.text
         if i == 0 and tok.low in _HEADING_CITIES and tok.punct_after:
             if any(t.low in _ADDRESS_MARKERS for t in tokens[1:3]):
@@ -1687,6 +1697,10 @@ _OTHER_DEMONYMS = re.compile(
 )
 """Plural forms of other regions' residents («Пермяки, подскажите…», «поздравляю вологжан»):
 not «москвичи» (a car), nor forms that are surnames («Пермяков», «Казанцев»)."""
+_OTHER_DEMONYM_STARTS = frozenset(
+    stem[:3] for stem in _OTHER_DEMONYMS.pattern.split("(")[1].split(")")[0].lstrip("^").split("|")
+)
+"""First three letters of those forms: most words are no resident's name, checked by a set."""
 
 
 def _is_nizhny(tokens: Sequence[Token], i: int) -> bool:
