@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from incidents.analysis import morph
 from incidents.analysis.normalize import ABBREVIATIONS, Token, clean, tokenize, truncate
@@ -387,17 +388,30 @@ _KIROV_INSTITUTIONS = _TOWN_INSTITUTIONS | {
 """Institutions a «Кировский …» one is the city of Kirov's (the region's are in Kirov too)."""
 
 
-def _institution_after(tokens: Sequence[Token], i: int, institutions: frozenset[str]) -> bool:
-    """An institution's noun follows the adjective at token ``i``, maybe after another adjective
-    («Кировский драмтеатр», «Кировская областная больница»), within the phrase."""
+_V = TypeVar("_V")
+
+
+def _remember(cache: dict[str, _V], key: str, value: _V) -> None:
+    """Store a per-word-form result, starting the cache afresh once it holds
+    :data:`morph.WORD_CACHE_ENTRIES` forms (memory stays bounded on a stream of new words)."""
+    if len(cache) >= morph.WORD_CACHE_ENTRIES:
+        cache.clear()
+    cache[key] = value
+
+
+def _institution_after(tokens: Sequence[Token], i: int, institutions: frozenset[str]) -> frozenset[str]:
+    """The institution (its lemma keys among ``institutions``) whose noun follows the adjective
+    at token ``i``, maybe after another adjective, within the phrase («Кировский драмтеатр»,
+    «Орловский краеведческий музей»); empty when none does."""
     for j in (i + 1, i + 2):
         if j >= len(tokens) or tokens[j - 1].punct_after:
-            return False
-        if _token_keys(tokens[j].low)[0] & institutions:
-            return True
+            break
+        found = _token_keys(tokens[j].low)[0] & institutions
+        if found:
+            return found
         if not tokens[j].low.endswith(_ADJ_ENDINGS):
-            return False
-    return False
+            break
+    return frozenset()
 
 
 def _near_not_in(tokens: Sequence[Token], match: _Match) -> bool:
@@ -728,9 +742,7 @@ class KirovPlaces:
         idxs = {j for k in keys for j in self.by_first.get(k, ())}
         idxs.update(j for s in stems for j in self.by_first.get("~" + s, ()))
         result = tuple(sorted(idxs, key=lambda j: -len(self.names[j][1])))
-        if len(self._starts) >= morph.WORD_CACHE_ENTRIES:
-            self._starts.clear()
-        self._starts[low] = result
+        _remember(self._starts, low, result)
         return result
 
     @classmethod
@@ -846,9 +858,7 @@ class PlaceResolver:
                 and (low[:-cut] in self.gaz.district_stems or low[:-cut] in self.gaz.poselenie_stems)
                 for cut in (2, 3)
             )
-            if len(self._adjective_cache) >= morph.WORD_CACHE_ENTRIES:
-                self._adjective_cache.clear()
-            self._adjective_cache[low] = cached
+            _remember(self._adjective_cache, low, cached)
         return cached
 
     # ------------------------------------------------------------------ evidence
@@ -945,16 +955,16 @@ class PlaceResolver:
                 if ending not in _ADJ_ENDINGS or len(stem) < 4:
                     continue
                 codes = self.gaz.district_stems.get(stem)
-                institution = not tok.punct_after and bool(next_keys & _DISTRICT_INSTITUTIONS)
-                if not institution and not tok.punct_after and nxt2 and nxt[-2:] in _ADJ_ENDINGS:
-                    # «Орловский краеведческий музей», «Зуевская районная больница»
-                    next_keys = _token_keys(nxt2)[0]
-                    institution = not tokens[i + 1].punct_after and bool(next_keys & _DISTRICT_INSTITUTIONS)
+                institution = (
+                    _institution_after(tokens, i, _DISTRICT_INSTITUTIONS)
+                    if codes and not district_word
+                    else frozenset()
+                )
                 if codes and (district_word or (institution and len(codes) == 1)):
                     # «Первомайский район» of Kirov vs none other; «Октябрьский район» likewise
                     if "муниципальный" in next_keys and nxt2:
                         consumed.add(i + 2)
-                    if not district_word and next_keys & _TOWN_INSTITUTIONS:
+                    if not district_word and institution & _TOWN_INSTITUTIONS:
                         codes = [self.gaz.centre_okrug.get(c, c) for c in codes]
                     found.extend((c, i) for c in codes)
                     consumed.update({i, i + 1})
@@ -980,9 +990,7 @@ class PlaceResolver:
                         if len(place.words) == 1:
                             groups.setdefault(place.words, []).append(place)
                 cached = tuple((w, tuple(p)) for w, p in sorted(groups.items()))
-            if len(self._rebuilt_cache) >= morph.WORD_CACHE_ENTRIES:
-                self._rebuilt_cache.clear()
-            self._rebuilt_cache[low] = cached
+            _remember(self._rebuilt_cache, low, cached)
         return cached
 
     def _name_groups(self, low: str) -> tuple[tuple[tuple[str, ...], tuple[Place, ...]], ...]:
@@ -999,9 +1007,7 @@ class PlaceResolver:
             for place in self.gaz.by_stem.get(stem, ()):
                 groups.setdefault(place.words, []).append(place)
         result = tuple((w, tuple(p)) for w, p in sorted(groups.items(), key=lambda kv: -len(kv[0])))
-        if len(self._groups_cache) >= morph.WORD_CACHE_ENTRIES:
-            self._groups_cache.clear()
-        self._groups_cache[low] = result
+        _remember(self._groups_cache, low, result)
         return result
 
     def _settlement_matches(self, tokens: Sequence[Token], consumed: set[int]) -> list[_Match]:
@@ -1691,15 +1697,14 @@ _NIZHNY = frozenset({"нижний", "нижнего", "нижнему", "ниж
 _HEADING_CITIES = frozenset({"владимир", "орёл", "орел", "курган"})
 """Cities named like everyday words or first names: a city only as a post's heading before a
 street («Владимир, улица Ленина 33»)."""
-_OTHER_DEMONYMS = re.compile(
-    "^(питерц|петербуржц|казанц|пермяк|ижевчан|вологжан|нижегородц|екатеринбуржц|сыктывкарц"
-    "|костромич|ярославц|чебоксарц|глазовчан|уфимц|самарц|котлашан)(и|ы|е|ам|ами|ах)?$"
-)
+_OTHER_DEMONYM_STEMS = (
+    "питерц", "петербуржц", "казанц", "пермяк", "ижевчан", "вологжан", "нижегородц", "екатеринбуржц",
+    "сыктывкарц", "костромич", "ярославц", "чебоксарц", "глазовчан", "уфимц", "самарц", "котлашан",
+)  # fmt: skip
+_OTHER_DEMONYMS = re.compile("^(" + "|".join(_OTHER_DEMONYM_STEMS) + ")(и|ы|е|ам|ами|ах)?$")
 """Plural forms of other regions' residents («Пермяки, подскажите…», «поздравляю вологжан»):
 not «москвичи» (a car), nor forms that are surnames («Пермяков», «Казанцев»)."""
-_OTHER_DEMONYM_STARTS = frozenset(
-    stem[:3] for stem in _OTHER_DEMONYMS.pattern.split("(")[1].split(")")[0].lstrip("^").split("|")
-)
+_OTHER_DEMONYM_STARTS = frozenset(stem[:3] for stem in _OTHER_DEMONYM_STEMS)
 """First three letters of those forms: most words are no resident's name, checked by a set."""
 
 
