@@ -161,7 +161,7 @@ class TextModel:
             self.lemma_vocab = {w: i for i, w in enumerate(z["lemma_vocab"].tolist())}
             self.char_vocab = {w: i for i, w in enumerate(z["char_vocab"].tolist())}
             self.w_lemma = z["w_lemma"].astype(np.float32)
-            self.w_char = z["w_char"].astype(np.float32)
+            w_char = z["w_char"].astype(np.float32)
             w_dense = self.w_dense = z["w_dense"].astype(np.float32)
             self.bias = z["bias"].astype(np.float32)
         self.labels: dict[str, list[str]] = meta["labels"]
@@ -179,10 +179,18 @@ class TextModel:
         # table[s, c] = centroid c of sub-space s projected onto every head (× DENSE_SCALE)
         qdim = pq.dim // pq.qdim
         sub = w_dense.reshape(pq.qdim, qdim, -1)
-        self.table = np.einsum("scd,sdk->sck", pq.codes.astype(np.float32), sub) * DENSE_SCALE
-        self.table = np.ascontiguousarray(self.table, dtype=np.float32)
-        self._sub = np.arange(pq.qdim)
+        table = np.einsum("scd,sdk->sck", pq.codes.astype(np.float32), sub) * DENSE_SCALE
         self.width = self.bias.shape[0]
+        # one matrix of every row a word's vector sums: the projected centroids (sub-space s,
+        # centroid c at row s * centroids + c), then the character n-grams' rows
+        centroids = table.shape[1]
+        self._rows = np.ascontiguousarray(
+            np.vstack([table.reshape(-1, self.width), w_char]), dtype=np.float32
+        )
+        self.w_char = self._rows[table.shape[0] * centroids :]
+        self._char_offset = table.shape[0] * centroids
+        self._sub_offsets = np.arange(pq.qdim, dtype=np.intp) * centroids
+        self._codes = pq.indexes
         self._cache_rows = np.zeros((WORD_CACHE_SIZE, self.width), dtype=np.float32)
         self._cache: dict[str, int] = {}
         self._generation = 0
@@ -192,14 +200,14 @@ class TextModel:
     def _word_vector(self, word: str) -> np.ndarray:
         """A word form's whole contribution: its character n-grams and its navec vector,
         projected onto every head."""
-        vec = np.zeros(self.width, dtype=np.float32)
-        ids = [i for g in char_ngrams(word) if (i := self.char_vocab.get(g)) is not None]
-        if ids:
-            vec += self.w_char[ids].sum(axis=0)
+        get, offset = self.char_vocab.get, self._char_offset
+        rows = [i + offset for g in char_ngrams(word) if (i := get(g)) is not None]
         nid = navec_id(self.navec, word)
         if nid is not None:
-            vec += self.table[self._sub, self.navec.pq.indexes[nid]].sum(axis=0)
-        return vec
+            rows.extend((self._sub_offsets + self._codes[nid]).tolist())
+        if not rows:
+            return np.zeros(self.width, dtype=np.float32)
+        return np.add.reduce(self._rows.take(rows, axis=0), axis=0)
 
     def _word_row(self, word: str) -> int:
         row = self._cache.get(word)
