@@ -1134,6 +1134,11 @@ class PlaceResolver:
         return stems_too and any(("~" + s) in name_keys for s in stems)
 
     # ------------------------------------------------------------------ resolution
+    def _in_okrug(self, place: Place) -> bool:
+        """Whether a place is in a town of its own (an urban okrug, Kirov's city districts too)."""
+        m = self.gaz.municipality(self.gaz.city_district_parent(place.municipality_code))
+        return place.type == "мкр" or (m is not None and m.kind == "urban_okrug")
+
     def _in_kirov(self, code: str | None) -> bool:
         return bool(code) and (code == KIROV or self.gaz.city_district_parent(code or "") == KIROV)
 
@@ -1282,6 +1287,8 @@ class PlaceResolver:
             any_major = any(p.major for p in cands)
             if match.marker and not tokens[match.start - 1].dot_after and _is_everyday(match):
                 continue  # «в городе был кинотеатр»: «город» before a verb, not «город Был»
+            if match.marker == "мкр" and not any(self._in_okrug(p) for p in cands):
+                continue  # «Вятские Поляны: в микрорайоне Центральный»: a town's part, no district's village
             if not (match.marker or context or match.joined) and not self._plain_name_counts(
                 match, cands, any_major
             ):
