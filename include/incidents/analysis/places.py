@@ -121,6 +121,8 @@ _STREET_PREPOSITIONS = frozenset({"на", "по"})
 _STREET_LINKS = frozenset({"у", "от", "до", "над", "возле", "около", "вдоль", "и", "между", "угол"})
 """Words before a street's name where a village would take «в»: «у Комсомольской», «от
 Воровского до Ленина», «перекрёсток Московской и Ленина»."""
+_CROSSING_LEMMAS = frozenset({"перекресток", "пересечение", "угол"})
+"""Words before a street's name at a crossing: «на перекрёстке Московской и Карла Маркса»."""
 _STREET_FORM = re.compile(r".+(?:ова|ева|ина|ына|ого|его|ой|ей|ая|ую)")
 """Forms of a street's name right after «на»/«по»: a person's name in the genitive («на Кирова»,
 «по Ленина», «на Горького») or a feminine adjective («на Московской», «по Советской»). A town or
@@ -899,11 +901,15 @@ class PlaceResolver:
                 and not (end + 1 < len(tokens) and _token_keys(tokens[end + 1].low)[0] & _QUANTITY_LEMMAS)
             ):
                 return True  # «Ленина 148», «Кирова 3»: a street's form with a house number
+        if self._street_before_and(tokens, start, end):
+            return True
         if end - start == 1 and start > 0:
             prev = tokens[start - 1]
             if prev.low in _STREET_PREPOSITIONS and not prev.punct_after:
                 return bool(_STREET_FORM.fullmatch(tokens[start].low))
             if not prev.punct_after and _STREET_FORM.fullmatch(tokens[start].low):
+                if _token_keys(prev.low)[0] & _CROSSING_LEMMAS:
+                    return True  # «на перекрёстке Московской …», «угол Советской»
                 if prev.is_capitalized and not prev.sent_start and _is_first_name(prev.low):
                     return True  # «ул. Ивана Попова», «перекрёсток Карла Маркса»: a person's street
                 if prev.low in _STREET_LINKS and self.kirov.is_street(tokens[start].low):
@@ -913,6 +919,18 @@ class PlaceResolver:
                         p.major for _, places in self._name_groups(tokens[start].low) for p in places
                     )
         return False
+
+    def _street_before_and(self, tokens: Sequence[Token], start: int, end: int) -> bool:
+        """«Комсомольской и Карла Маркса», «Московской и Ленина»: a street's form, «и», then one of
+        Kirov's streets or a person's first name (a crossing; not «Слободского и Котельнича»)."""
+        if end - start != 1 or end + 1 >= len(tokens) or tokens[end].low != "и":
+            return False
+        name, after = tokens[start], tokens[end + 1]
+        if name.punct_after or not _STREET_FORM.fullmatch(name.low):
+            return False
+        if not (self.kirov.is_street(after.low) or (after.is_capitalized and _is_first_name(after.low))):
+            return False
+        return not any(p.major for _, places in self._name_groups(name.low) for p in places)
 
     def _districts(
         self, tokens: Sequence[Token]
