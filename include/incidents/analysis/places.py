@@ -903,6 +903,8 @@ class PlaceResolver:
                 return True  # «Ленина 148», «Кирова 3»: a street's form with a house number
         if self._street_before_and(tokens, start, end):
             return True
+        if _in_street_list(tokens, start) and not self._is_major(tokens[start].low):
+            return True  # not «Улица Полевая, Кумёны»: a town after its street
         if end - start == 1 and start > 0:
             prev = tokens[start - 1]
             if prev.low in _STREET_PREPOSITIONS and not prev.punct_after:
@@ -915,9 +917,7 @@ class PlaceResolver:
                 if prev.low in _STREET_LINKS and self.kirov.is_street(tokens[start].low):
                     # «у Комсомольской», «от Воровского до Ленина»: Kirov's streets (not a town's
                     # form: «у Кирова», «до Кирова»)
-                    return not any(
-                        p.major for _, places in self._name_groups(tokens[start].low) for p in places
-                    )
+                    return not self._is_major(tokens[start].low)
         return False
 
     def _street_before_and(self, tokens: Sequence[Token], start: int, end: int) -> bool:
@@ -930,7 +930,11 @@ class PlaceResolver:
             return False
         if not (self.kirov.is_street(after.low) or (after.is_capitalized and _is_first_name(after.low))):
             return False
-        return not any(p.major for _, places in self._name_groups(name.low) for p in places)
+        return not self._is_major(name.low)
+
+    def _is_major(self, low: str) -> bool:
+        """Whether a word form may start the name of a town or a district's centre."""
+        return any(p.major for _, places in self._name_groups(low) for p in places)
 
     def _districts(
         self, tokens: Sequence[Token]
@@ -1444,6 +1448,31 @@ class PlaceResolver:
                 if prev in _STREET_BEFORE or nxt_keys & _STREET_AFTER or len(street) > 1:
                     return " ".join(t.text for t in tokens[i:end])
         return None
+
+
+_STREET_LIST_SPAN = 6
+"""How many names before it a street list's item looks for the list's «улицы»."""
+
+
+def _in_street_list(tokens: Sequence[Token], start: int) -> bool:
+    """A name in a list of streets after «улицы»/«улицах» («на улицах Пугачёва, Свободы, Труда»,
+    «улиц Дерендяева, Свободы и Горького»): the names before it, each followed by a comma or
+    joined by «и», go back to a street word in the same sentence."""
+    if start < 2 or tokens[start].sent_start:
+        return False
+    j = start - 1
+    for _ in range(_STREET_LIST_SPAN):
+        if j < 1 or tokens[j + 1].sent_start:
+            return False
+        tok = tokens[j]
+        if tok.low == "и" or (tok.is_capitalized and tok.punct_after and not tok.dot_after):
+            j -= 1
+            continue
+        if tok.is_capitalized and j == start - 2 and tokens[start - 1].low == "и":
+            j -= 1  # «Дерендяева и Свободы»
+            continue
+        return j < start - 1 and not tok.punct_after and bool(_token_keys(tok.low)[0] & _STREET_AFTER)
+    return False
 
 
 def _type_compatible(marker: str, place_type: str) -> bool:
