@@ -46,6 +46,13 @@ _EMOJI = re.compile(
     "\U000e0000-\U000e007f"
     "]+"
 )
+_PICTOGRAPHS = "\U0001f000-\U0001faff\U00002600-\U000027bf\U00002b00-\U00002bff"
+_PICTOGRAPH_ENDS_SENTENCE = re.compile(
+    f"[{_PICTOGRAPHS}][{_PICTOGRAPHS}\ufe0f\u200d]*(?=[ \t\u00a0]*[А-ЯЁA-Z])"
+)
+"""Emoji before a capital letter end a sentence («крыша едет 🙃 Хорошо, что…»); before a
+hashtag («☔ #слободской») or inside a sentence they are only removed."""
+_MAY_BE_EMOJI = re.compile(f"[{_PICTOGRAPHS}]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u3000]+")
 _PUNCT_RUN = re.compile(r"([!?.,])\1+")
@@ -186,6 +193,8 @@ def clean(text: str, is_known: Callable[[str], bool] | None = None) -> str:
     text = _OK_MARKUP.sub(" ", text)
     if "@" in text:
         text = _MENTION.sub(" ", text)
+    if _MAY_BE_EMOJI.search(text):
+        text = _PICTOGRAPH_ENDS_SENTENCE.sub("\n", text)
     text = _HASHTAG.sub(_hashtag_words, text)
     text = _EMOJI.sub(" ", text)
     text = text.replace("ё", "е").replace("Ё", "Е")
@@ -220,6 +229,8 @@ class Token:
     «Луза — кладбище…»; the end of the text counts as punctuation."""
     dash_after: bool = False
     """A dash between this word and the next («Киров — Советск»)."""
+    quoted: bool = False
+    """An opening quote right before the word: a name in quotes («ДК «Родина»», «ТЦ "Глобус"»)."""
 
     @property
     def is_capitalized(self) -> bool:
@@ -231,16 +242,23 @@ _WORD_AND_GAP = re.compile(rf"({_WORD.pattern})([^{_CYR}A-Za-z0-9]*)")
 _GAP_CACHE_MAX_LEN = 6
 
 
+_OPENING_QUOTES = ("«", '"', "“", "„")
+
+_Gap = tuple[bool, bool, bool, bool, bool, bool]
+
+
 @lru_cache(maxsize=4096)
-def _gap(gap: str) -> tuple[bool, bool, bool, bool, bool]:
+def _gap(gap: str) -> _Gap:
     """What the characters between two words say: (ends a sentence, a dot ends the sentence
     only unless the word before is an abbreviation, a dot right after the word, punctuation
-    right after the word, a dash between the words). The end of the text counts as punctuation."""
+    right after the word, a dash between the words, an opening quote before the next word).
+    The end of the text counts as punctuation."""
     ends = bool(_SENTENCE_END.search(gap))
     dot_may_abbreviate = ends and gap.lstrip().startswith(".") and "\n" not in gap
     spaced = gap.lstrip(" ")  # «Луза — кладбище…»: a dash after a space still follows the word
     punct = (spaced[:1] in _PUNCT_AFTER) if spaced else not gap
-    return ends, dot_may_abbreviate, gap.startswith("."), punct, spaced[:1] in _DASHES and bool(spaced)
+    dash = spaced[:1] in _DASHES and bool(spaced)
+    return ends, dot_may_abbreviate, gap.startswith("."), punct, dash, gap.endswith(_OPENING_QUOTES)
 
 
 def tokenize(cleaned: str) -> list[Token]:
@@ -254,7 +272,7 @@ def tokenize(cleaned: str) -> list[Token]:
     append = tokens.append
     sent_start = True
     prev: Token | None = None
-    prev_gap: tuple[bool, bool, bool, bool, bool] = (False, False, False, False, False)
+    prev_gap: _Gap = (False, False, False, False, False, cleaned[:1] in _OPENING_QUOTES)
     for match in _WORD_AND_GAP.finditer(cleaned):
         word, gap = match.group(1, 2)
         if prev is not None:
@@ -268,7 +286,16 @@ def tokenize(cleaned: str) -> list[Token]:
         info = _gap(gap) if len(gap) <= _GAP_CACHE_MAX_LEN else _gap.__wrapped__(gap)
         start = match.start()
         prev = Token(
-            word, word.lower(), len(tokens), start, start + len(word), sent_start, info[2], info[3], info[4]
+            word,
+            word.lower(),
+            len(tokens),
+            start,
+            start + len(word),
+            sent_start,
+            info[2],
+            info[3],
+            info[4],
+            prev_gap[5],
         )
         append(prev)
         prev_gap = info

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import re
 import threading
 from collections import defaultdict
@@ -1125,6 +1126,8 @@ class PlaceResolver:
         """Whether a name without a type marker or a named district counts as a place."""
         ordinary = all(p.ordinary for p in cands)
         shouted = match.surface.isupper() and not match.caseless
+        if not _form_of_name(match):
+            return False
         if match.header and match.capital and not shouted:
             if any_major or not all(_is_person_name(w) for w in match.words):
                 return True
@@ -1311,6 +1314,8 @@ class PlaceResolver:
                 continue  # «в городе был кинотеатр»: «город» before a verb, not «город Был»
             if match.marker == "мкр" and not any(self._in_okrug(p) for p in cands):
                 continue  # «Вятские Поляны: в микрорайоне Центральный»: a town's part, no district's village
+            if (tokens[match.start].quoted and not match.marker) or _patronymic_after(tokens, match.end):
+                continue  # «ДК «Родина»», «фельдшеру деревни Надежде Петровне»: an institution, a person
             if not (match.marker or context or match.joined) and not self._plain_name_counts(
                 match, cands, any_major
             ):
@@ -1448,6 +1453,30 @@ class PlaceResolver:
                 if prev in _STREET_BEFORE or nxt_keys & _STREET_AFTER or len(street) > 1:
                     return " ".join(t.text for t in tokens[i:end])
         return None
+
+
+_PATRONYMIC = re.compile(
+    r"[а-я]{2,}(?:[ое]вич(?:а|у|ем|е)?|[ое]вн(?:а|ы|е|у|ой|ою)|(?:ин)?ичн(?:а|ы|е|у|ой|ою))"
+)
+"""A patronymic's form («Петровне», «Ивановичем», «Ильиничной», «Кузьминичну»)."""
+
+
+def _patronymic_after(tokens: Sequence[Token], end: int) -> bool:
+    """Whether a capitalised patronymic follows the name («Надежде Петровне»): a person."""
+    return end < len(tokens) and tokens[end].is_capitalized and bool(_PATRONYMIC.fullmatch(tokens[end].low))
+
+
+def _form_of_name(match: _Match) -> bool:
+    """Whether the written words are forms of the name's own words (they differ only in their
+    last three letters), not another word sharing a lemma with it («Короче» is no «Короткие»)."""
+    written = match.surface.lower().replace("ё", "е").split()
+    if len(written) != len(match.words):
+        return True
+    for w, name in zip(written, match.words, strict=True):
+        common = len(os.path.commonprefix([w, name]))
+        if common < max(len(w), len(name)) - 3:
+            return False
+    return True
 
 
 _STREET_LIST_SPAN = 6

@@ -113,6 +113,17 @@ def test_streets_are_not_settlements(resolver: PlaceResolver) -> None:
         ("Неделю уже так. Луза, ул. Маяковского", "33622"),
         # an everyday word opening a sentence is no village
         ("Застряли в лифте. Хорошо, соседи услышали", None),
+        ("устала, крыша едет 🙃 Хорошо, что завтра пятница", None),  # an emoji ends the sentence
+        ("Короче. Щиток на этаже открыт, опять", None),  # «короткий» is no village «Короткие»
+        # streets at a crossing or in a list, not villages of those names
+        ("Светофор на перекрёстке Московской и Карла Маркса не работает", None),
+        ("Яма на углу Комсомольской и Ленина", None),
+        ("Отключение света на улицах Пугачёва, Свободы, Труда с 9 до 17", None),
+        ("Улица Полевая, Кумёны. Канава у дороги", "33620"),  # a town after its street
+        # a town's part, an institution's name in quotes, a person with a patronymic
+        ("Вятские Поляны: в микрорайоне Центральный не достроили садик", "33704"),
+        ("У ДК «Родина» открыт электрический шкаф", None),
+        ("Спасибо фельдшеру нашей деревни Надежде Петровне", None),
     ],
 )
 def test_street_forms_and_sentence_headings(
