@@ -8,7 +8,13 @@ A post's feature vector has three blocks (built the same way by training and inf
 * **character n-grams**: 3- and 4-grams of every word (``<яма>`` → ``<ям``, ``ям``…), counted,
   summed over the words and divided by the number of words;
 * **navec**: the mean of the words' pretrained 300-d navec vectors (``navec_news_v1_1B_250K_300d_100q``
-  from the pinned ``natasha`` wheel; unknown words count as zero vectors) times :data:`DENSE_SCALE`.
+  from the pinned ``natasha`` wheel; unknown words count as zero vectors) times :data:`DENSE_SCALE`;
+* **word pairs**: every two neighbouring words cut to their first :data:`BIGRAM_PREFIX` letters
+  («открытый люк» → ``откры_люк``, «провод висит» → ``прово_висит``), restricted to the training
+  vocabulary, binary, scaled by ``1/sqrt(n)`` like the lemmas. In five folds that keep each of
+  17 writers' files whole, the hazard head's recall at precision 0.85 went from 0.927 to 0.931 with
+  the pairs of at least five posts (0.946 with those of two, whose weights would not fit a
+  committed artifact), category accuracy from 0.904 to 0.907, incident F1 from 0.9732 to 0.9737.
 
 Every head is a linear model, so a post's scores are a sum of per-word and per-lemma columns.
 :class:`TextModel` keeps, per distinct word form, the word's whole contribution (its n-grams
@@ -39,12 +45,14 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 ARTIFACT_PATH = Path(__file__).resolve().parent / "model" / "analyser.npz"
-ARTIFACT_FORMAT = 1
+ARTIFACT_FORMAT = 2
 NAVEC_FILE = "navec_news_v1_1B_250K_300d_100q.tar"
 DENSE_SCALE = 3.0
 """Weight of the mean navec vector relative to the sparse blocks (a feature transform: training
 and inference apply it alike)."""
 NGRAM_SIZES = (3, 4)
+BIGRAM_PREFIX = 5
+"""Letters of each word a word pair keeps (a crude stem: «открытый»/«открытого» → «откры»)."""
 WORD_CACHE_SIZE = 60_000
 """Distinct word forms whose projected contribution is kept (about 0.6 KB each; a word that fell
 out costs about 30 µs to project again)."""
@@ -109,6 +117,12 @@ def char_ngrams(word: str) -> list[str]:
     return out
 
 
+def word_pairs(words: Sequence[str]) -> set[str]:
+    """The word-pair features of a post's lower-case words (``откры_люк``)."""
+    stems = [w[:BIGRAM_PREFIX] for w in words]
+    return {f"{a}_{b}" for a, b in zip(stems, stems[1:], strict=False)}
+
+
 @lru_cache(maxsize=1)
 def load_navec() -> Any:
     """The navec embeddings shipped in the ``natasha`` wheel (no download); one per process,
@@ -162,6 +176,8 @@ class TextModel:
             self.char_vocab = {w: i for i, w in enumerate(z["char_vocab"].tolist())}
             self.w_lemma = z["w_lemma"].astype(np.float32)
             w_char = z["w_char"].astype(np.float32)
+            self.pair_vocab = {w: i for i, w in enumerate(z["pair_vocab"].tolist())}
+            self.w_pair = z["w_pair"].astype(np.float32)
             w_dense = self.w_dense = z["w_dense"].astype(np.float32)
             self.bias = z["bias"].astype(np.float32)
         self.labels: dict[str, list[str]] = meta["labels"]
@@ -229,6 +245,11 @@ class TextModel:
         ids = [i for f in feats if (i := get(f)) is not None]
         if ids:
             out += self.w_lemma[ids].sum(axis=0) / math.sqrt(len(ids))
+        if len(words) > 1:
+            pair = self.pair_vocab.get
+            pairs = [i for f in word_pairs(words) if (i := pair(f)) is not None]
+            if pairs:
+                out += self.w_pair[pairs].sum(axis=0) / math.sqrt(len(pairs))
         if words:
             generation = self._generation
             cached = self._cache.get

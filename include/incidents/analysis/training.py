@@ -30,7 +30,7 @@ import logging
 import math
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from incidents.analysis.model import (
     joint_hazard,
     load_navec,
     navec_id,
+    word_pairs,
 )
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ HAZARD_MIN_INCIDENT_CANDIDATES = (HAZARD_MIN_INCIDENT, 0.05, 0.1, 0.15, 0.2, 0.3
 hazard threshold): an advert or a lost-dog notice («Помогите найти хозяина собаки») scores a
 hazard's words but almost no complaint."""
 MIN_DF = 2
+PAIR_MIN_DF = 5
+"""Word pairs need five training posts (about 20,000 pairs; at two, 66,000 pairs would add
+20 MB of weights and the artifact would be too large to commit)."""
 C_BINARY = 4.0
 C_MULTI = 4.0
 MAX_ITER = 300
@@ -175,7 +179,7 @@ def prepare(examples: Sequence[Example], analyzer: Any) -> Prepared:
     return Prepared(feats, words, rule_hazard)
 
 
-def _vocab(docs: Sequence[Sequence[str] | frozenset[str]], min_df: int) -> list[str]:
+def _vocab(docs: Iterable[Iterable[str]], min_df: int) -> list[str]:
     df: Counter[str] = Counter()
     for d in docs:
         df.update(set(d))
@@ -183,9 +187,14 @@ def _vocab(docs: Sequence[Sequence[str] | frozenset[str]], min_df: int) -> list[
 
 
 def build_matrix(
-    prep: Prepared, lemma_vocab: dict[str, int], char_vocab: dict[str, int], navec: Any
+    prep: Prepared,
+    lemma_vocab: dict[str, int],
+    char_vocab: dict[str, int],
+    navec: Any,
+    pair_vocab: dict[str, int],
 ) -> sparse.csr_matrix:
-    """Rows of [lemmas/sqrt(n) | char n-gram counts/words | DENSE_SCALE * mean navec]."""
+    """Rows of [lemmas/sqrt(n) | char n-gram counts/words | DENSE_SCALE * mean navec | word
+    pairs/sqrt(n)]."""
     n_l, n_c = len(lemma_vocab), len(char_vocab)
     dense_dim = navec.pq.dim
     vec_cache: dict[str, np.ndarray | None] = {}
@@ -218,7 +227,17 @@ def build_matrix(
                 cols.append(n_l + c)
                 vals.append(counts[c] / len(words))
     sp = sparse.csr_matrix((vals, (rows, cols)), shape=(len(prep.feats), n_l + n_c), dtype=np.float64)
-    return sparse.hstack([sp, sparse.csr_matrix(dense)], format="csr")
+    rows, cols, vals = [], [], []
+    for r, words in enumerate(prep.words):
+        pair_ids = sorted(pair_vocab[p] for p in word_pairs(words) if p in pair_vocab)
+        if pair_ids:
+            rows.extend([r] * len(pair_ids))
+            cols.extend(pair_ids)
+            vals.extend([1.0 / math.sqrt(len(pair_ids))] * len(pair_ids))
+    pairs = sparse.csr_matrix(
+        (vals, (rows, cols)), shape=(len(prep.words), len(pair_vocab)), dtype=np.float64
+    )
+    return sparse.hstack([sp, sparse.csr_matrix(dense), pairs], format="csr")
 
 
 def _fit(
@@ -422,9 +441,14 @@ def train(
     lemma_vocab = {w: i for i, w in enumerate(_vocab(prep.feats, MIN_DF))}
     grams = [[g for w in words for g in char_ngrams(w)] for words in prep.words]
     char_vocab = {w: i for i, w in enumerate(_vocab(grams, MIN_DF))}
-    x = build_matrix(prep, lemma_vocab, char_vocab, navec)
+    pair_vocab = {w: i for i, w in enumerate(_vocab([word_pairs(w) for w in prep.words], PAIR_MIN_DF))}
+    x = build_matrix(prep, lemma_vocab, char_vocab, navec, pair_vocab)
     log.info(
-        "features: %d lemmas, %d char n-grams, %d dense", len(lemma_vocab), len(char_vocab), navec.pq.dim
+        "features: %d lemmas, %d char n-grams, %d dense, %d word pairs",
+        len(lemma_vocab),
+        len(char_vocab),
+        navec.pq.dim,
+        len(pair_vocab),
     )
 
     weights = source_weights(examples)
@@ -480,6 +504,8 @@ def train(
             "char_ngrams": n_c,
             "dense": int(navec.pq.dim),
             "dense_scale": DENSE_SCALE,
+            "word_pairs": len(pair_vocab),
+            "word_pair_min_df": PAIR_MIN_DF,
         },
         "seed": SEED,
         "source_weights": SOURCE_WEIGHTS,
@@ -495,7 +521,9 @@ def train(
         char_vocab=np.array(sorted(char_vocab, key=char_vocab.__getitem__)),
         w_lemma=w[:n_l].astype(np.float16),
         w_char=w[n_l : n_l + n_c].astype(np.float16),
-        w_dense=w[n_l + n_c :].astype(np.float32),
+        w_dense=w[n_l + n_c : n_l + n_c + navec.pq.dim].astype(np.float32),
+        pair_vocab=np.array(sorted(pair_vocab, key=pair_vocab.__getitem__)),
+        w_pair=w[n_l + n_c + navec.pq.dim :].astype(np.float16),
         bias=np.concatenate(biases).astype(np.float32),
     )
     tmp.replace(path)

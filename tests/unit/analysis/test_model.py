@@ -14,7 +14,7 @@ import pytest
 from incidents import HAZARD_TYPES
 from incidents.analysis.classifier import CLASSIFIER_VERSION, Analyzer
 from incidents.analysis.evaluate import evaluate_blind
-from incidents.analysis.model import ARTIFACT_PATH, TextModel, artifact_version, load_navec
+from incidents.analysis.model import ARTIFACT_PATH, TextModel, artifact_version, load_navec, word_pairs
 from incidents.analysis.training import (
     HAZARD_MIN_INCIDENT_CANDIDATES,
     TRAIN_DIR,
@@ -136,8 +136,8 @@ def test_fast_inference_equals_the_training_features(analyzer: Analyzer) -> None
     ]
     examples = [type("E", (), {"text": t})() for t in texts]
     prep: Prepared = prepare(examples, analyzer)  # type: ignore[arg-type]
-    x = build_matrix(prep, model.lemma_vocab, model.char_vocab, load_navec())
-    w = np.vstack([model.w_lemma, model.w_char, model.w_dense])
+    x = build_matrix(prep, model.lemma_vocab, model.char_vocab, load_navec(), model.pair_vocab)
+    w = np.vstack([model.w_lemma, model.w_char, model.w_dense, model.w_pair])
     for i, (feats, words) in enumerate(zip(prep.feats, prep.words, strict=True)):
         expected = np.asarray(x[i] @ w).ravel() + model.bias
         for _ in range(2):  # the second pass is served from the word cache
@@ -245,3 +245,10 @@ def test_category_probabilities_join_the_category_and_topic_heads(analyzer: Anal
     for i, topic in enumerate(model.labels["topic"]):
         by_topics[cats.index(analyzer.topics[topic]["category"])] += s.topic[i]
     assert np.allclose(probs, (s.category + by_topics) / 2, atol=1e-5)
+
+
+def test_word_pairs_are_neighbouring_stems() -> None:
+    """A word pair joins two neighbouring words' first letters, so its forms share one feature."""
+    assert word_pairs(["открытый", "люк", "во", "дворе"]) == {"откры_люк", "люк_во", "во_дворе"}
+    assert word_pairs(["открытого", "люка"]) == {"откры_люка"}
+    assert word_pairs(["яма"]) == set() and word_pairs([]) == set()
