@@ -922,16 +922,26 @@ class PlaceResolver:
         return False
 
     def _street_before_and(self, tokens: Sequence[Token], start: int, end: int) -> bool:
-        """«Комсомольской и Карла Маркса», «Московской и Ленина»: a street's form, «и», then one of
-        Kirov's streets or a person's first name (a crossing; not «Слободского и Котельнича»)."""
-        if end - start != 1 or end + 1 >= len(tokens) or tokens[end].low != "и":
+        """A crossing: a street's form, then «и» or a dash, then one of Kirov's streets or a person's
+        first name («Комсомольской и Карла Маркса», «Ленина — Московской»; not «Слободского и
+        Котельнича»); or a street's form after one of Kirov's streets and a dash («Ленина —
+        Московской»)."""
+        if end - start != 1:
             return False
-        name, after = tokens[start], tokens[end + 1]
-        if name.punct_after or not _STREET_FORM.fullmatch(name.low):
+        name = tokens[start]
+        if not _STREET_FORM.fullmatch(name.low) or self._is_major(name.low):
             return False
-        if not (self.kirov.is_street(after.low) or (after.is_capitalized and _is_first_name(after.low))):
+        if start > 0 and tokens[start - 1].dash_after and self._crossing_street(tokens[start - 1]):
+            return True
+        if name.dash_after and end < len(tokens):
+            return self._crossing_street(tokens[end])
+        if name.punct_after or end + 1 >= len(tokens) or tokens[end].low != "и":
             return False
-        return not self._is_major(name.low)
+        return self._crossing_street(tokens[end + 1])
+
+    def _crossing_street(self, tok: Token) -> bool:
+        """One of Kirov's streets, or a person's first name starting a street's name («Карла»)."""
+        return self.kirov.is_street(tok.low) or (tok.is_capitalized and _is_first_name(tok.low))
 
     def _is_major(self, low: str) -> bool:
         """Whether a word form may start the name of a town or a district's centre."""
@@ -1629,7 +1639,7 @@ def _city_start(low: str) -> tuple[tuple[str, ...], ...] | None:
     """Other-region names a word form may start (``()`` for a region adjective), None for none."""
     index = _other_city_index()
     keys = morph.lemmas(low) | {low}
-    starts = keys & index.keys() if "-" not in low else index.keys()
+    starts = index.keys() & keys if "-" not in low else index.keys()
     found = tuple(
         dict.fromkeys(
             words for first in starts for words in index[first] if _word_is(low, words[0], len(words) > 1)
@@ -1808,7 +1818,7 @@ def _is_settlement_marker(tok: Token) -> bool:
     is about (the Kirov region has no city named like another region's one)."""
     if tok.low in _LETTER_MARKERS:
         return tok.low != "г" and (tok.dot_after or tok.low in _LETTERS_WITHOUT_DOT)
-    kinds = {_MARKER_LEMMAS[k] for k in _token_keys(tok.low)[0] & _MARKER_LEMMAS.keys()}
+    kinds = {_MARKER_LEMMAS[k] for k in _MARKER_LEMMAS.keys() & _token_keys(tok.low)[0]}
     return bool(kinds - {"г", "мкр"})
 
 

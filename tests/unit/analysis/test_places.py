@@ -118,6 +118,7 @@ def test_streets_are_not_settlements(resolver: PlaceResolver) -> None:
         # streets at a crossing or in a list, not villages of those names
         ("Светофор на перекрёстке Московской и Карла Маркса не работает", None),
         ("Яма на углу Комсомольской и Ленина", None),
+        ("Светофор на Профсоюзной — Комсомольской опять отключили", None),
         ("Отключение света на улицах Пугачёва, Свободы, Труда с 9 до 17", None),
         ("Улица Полевая, Кумёны. Канава у дороги", "33620"),  # a town after its street
         # a town's part, an institution's name in quotes, a person with a patronymic
