@@ -241,15 +241,9 @@ class TextModel:
     def raw_scores(self, words: Sequence[str], feats: Iterable[str]) -> np.ndarray:
         """The heads' decision values (before calibration/softmax) of one post."""
         out = self.bias.copy()
-        get = self.lemma_vocab.get
-        ids = [i for f in feats if (i := get(f)) is not None]
-        if ids:
-            out += self.w_lemma[ids].sum(axis=0) / math.sqrt(len(ids))
+        _add_binary(out, self.w_lemma, self.lemma_vocab, feats)
         if len(words) > 1:
-            pair = self.pair_vocab.get
-            pairs = [i for f in word_pairs(words) if (i := pair(f)) is not None]
-            if pairs:
-                out += self.w_pair[pairs].sum(axis=0) / math.sqrt(len(pairs))
+            _add_binary(out, self.w_pair, self.pair_vocab, word_pairs(words))
         if words:
             generation = self._generation
             cached = self._cache.get
@@ -280,6 +274,15 @@ class TextModel:
         a, b = self.platt[head]
         z = a * value + b
         return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
+
+
+def _add_binary(out: np.ndarray, weights: np.ndarray, vocab: dict[str, int], feats: Iterable[str]) -> None:
+    """Add a binary block's contribution: the rows of the known features, over sqrt(their count)
+    (as :func:`incidents.analysis.training.build_matrix` scales them)."""
+    get = vocab.get
+    ids = [i for f in feats if (i := get(f)) is not None]
+    if ids:
+        out += weights[ids].sum(axis=0) / math.sqrt(len(ids))
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -186,6 +186,18 @@ def _vocab(docs: Iterable[Iterable[str]], min_df: int) -> list[str]:
     return sorted(w for w, c in df.items() if c >= min_df)
 
 
+def _binary_block(docs: Sequence[Iterable[str]], vocab: dict[str, int]) -> sparse.csr_matrix:
+    """One row per post: 1/sqrt(n) at each of its ``n`` features known to ``vocab``."""
+    rows, cols, vals = [], [], []
+    for r, doc in enumerate(docs):
+        ids = sorted(vocab[f] for f in doc if f in vocab)
+        if ids:
+            rows.extend([r] * len(ids))
+            cols.extend(ids)
+            vals.extend([1.0 / math.sqrt(len(ids))] * len(ids))
+    return sparse.csr_matrix((vals, (rows, cols)), shape=(len(docs), len(vocab)), dtype=np.float64)
+
+
 def build_matrix(
     prep: Prepared,
     lemma_vocab: dict[str, int],
@@ -195,49 +207,36 @@ def build_matrix(
 ) -> sparse.csr_matrix:
     """Rows of [lemmas/sqrt(n) | char n-gram counts/words | DENSE_SCALE * mean navec | word
     pairs/sqrt(n)]."""
-    n_l, n_c = len(lemma_vocab), len(char_vocab)
-    dense_dim = navec.pq.dim
     vec_cache: dict[str, np.ndarray | None] = {}
     gram_cache: dict[str, list[int]] = {}
     rows, cols, vals = [], [], []
-    dense = np.zeros((len(prep.feats), dense_dim), dtype=np.float64)
-    for r, (feats, words) in enumerate(zip(prep.feats, prep.words, strict=True)):
-        ids = sorted(lemma_vocab[f] for f in feats if f in lemma_vocab)
-        if ids:
-            v = 1.0 / math.sqrt(len(ids))
-            rows.extend([r] * len(ids))
-            cols.extend(ids)
-            vals.extend([v] * len(ids))
-        if words:
-            counts: Counter[int] = Counter()
-            for w in words:
-                g = gram_cache.get(w)
-                if g is None:
-                    g = gram_cache[w] = [char_vocab[x] for x in char_ngrams(w) if x in char_vocab]
-                counts.update(g)
-                if w not in vec_cache:
-                    nid = navec_id(navec, w)
-                    vec_cache[w] = navec.pq[nid] if nid is not None else None
-                vec = vec_cache[w]
-                if vec is not None:
-                    dense[r] += vec
-            dense[r] *= DENSE_SCALE / len(words)
-            for c in sorted(counts):
-                rows.append(r)
-                cols.append(n_l + c)
-                vals.append(counts[c] / len(words))
-    sp = sparse.csr_matrix((vals, (rows, cols)), shape=(len(prep.feats), n_l + n_c), dtype=np.float64)
-    rows, cols, vals = [], [], []
+    dense = np.zeros((len(prep.words), navec.pq.dim), dtype=np.float64)
     for r, words in enumerate(prep.words):
-        pair_ids = sorted(pair_vocab[p] for p in word_pairs(words) if p in pair_vocab)
-        if pair_ids:
-            rows.extend([r] * len(pair_ids))
-            cols.extend(pair_ids)
-            vals.extend([1.0 / math.sqrt(len(pair_ids))] * len(pair_ids))
-    pairs = sparse.csr_matrix(
-        (vals, (rows, cols)), shape=(len(prep.words), len(pair_vocab)), dtype=np.float64
+        if not words:
+            continue
+        counts: Counter[int] = Counter()
+        for w in words:
+            g = gram_cache.get(w)
+            if g is None:
+                g = gram_cache[w] = [char_vocab[x] for x in char_ngrams(w) if x in char_vocab]
+            counts.update(g)
+            if w not in vec_cache:
+                nid = navec_id(navec, w)
+                vec_cache[w] = navec.pq[nid] if nid is not None else None
+            vec = vec_cache[w]
+            if vec is not None:
+                dense[r] += vec
+        dense[r] *= DENSE_SCALE / len(words)
+        for c in sorted(counts):
+            rows.append(r)
+            cols.append(c)
+            vals.append(counts[c] / len(words))
+    chars = sparse.csr_matrix(
+        (vals, (rows, cols)), shape=(len(prep.words), len(char_vocab)), dtype=np.float64
     )
-    return sparse.hstack([sp, sparse.csr_matrix(dense), pairs], format="csr")
+    lemmas = _binary_block(prep.feats, lemma_vocab)
+    pairs = _binary_block([word_pairs(words) for words in prep.words], pair_vocab)
+    return sparse.hstack([lemmas, chars, sparse.csr_matrix(dense), pairs], format="csr")
 
 
 def _fit(
