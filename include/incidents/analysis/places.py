@@ -789,6 +789,7 @@ class KirovPlaces:
         """Curated places the text names, with their token spans, in text order."""
         found: list[tuple[KirovPlace, int, int]] = []
         n = len(tokens)
+        caseless: bool | None = None
         i = 0
         while i < n:
             low = tokens[i].low
@@ -811,6 +812,12 @@ class KirovPlaces:
                     continue
                 if place.context and not self._in_context(tokens, i, end):
                     continue
+                if place.context and place.kind != "landmark" and not tokens[i].is_capitalized:
+                    # a lower-case ordinary word («в пригородных электричках», «на московской
+                    # трассе») names the street only with a street word or a house number
+                    caseless = _is_caseless(tokens) if caseless is None else caseless
+                    if not caseless and not self._street_evidence(tokens, i, end):
+                        continue
                 best = (place, end)
                 break
             if best is None:
@@ -820,6 +827,17 @@ class KirovPlaces:
             i = best[1]
         named = {p.id for p, _s, _e in found}
         return [(p, s, e) for p, s, e in found if not p.town or p.town in named]
+
+    @staticmethod
+    def _street_evidence(tokens: Sequence[Token], start: int, end: int) -> bool:
+        """A street word right before or after the name («ул. пригородной», «московская улица»),
+        or a house number right after it («на профсоюзной 5»)."""
+        if start > 0 and _token_keys(tokens[start - 1].low)[0] & _STREET_BEFORE:
+            return True
+        if end < len(tokens):
+            nxt = tokens[end].low
+            return nxt[:1].isdigit() or bool(_token_keys(nxt)[0] & _STREET_AFTER)
+        return False
 
     @staticmethod
     def _in_context(tokens: Sequence[Token], start: int, end: int) -> bool:

@@ -98,6 +98,25 @@ def test_streets_are_not_settlements(resolver: PlaceResolver) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "kirov"),
+    [
+        # a curated street whose name is an ordinary word, in lower case: an adjective
+        ("Пенсионерам отменили льготы в пригородных автобусах", False),
+        ("Прошу вернуть скидку для студентов в пригородных электричках", False),
+        # in lower case with a street word or a house number it is the street
+        ("Яма на ул. пригородной у остановки", True),
+        ("на профсоюзной 5 опять не убран снег", True),
+        ("Яма на Пригородной у остановки", True),
+    ],
+)
+def test_lower_case_ordinary_words_need_street_evidence(
+    resolver: PlaceResolver, text: str, kirov: bool
+) -> None:
+    res = resolve(resolver, text)
+    assert (res.municipality is not None and res.municipality.code.startswith("33701")) is kirov
+
+
+@pytest.mark.parametrize(
     ("text", "municipality"),
     [
         # a street's form after «на»/«по», or with a house number, is no village or town
