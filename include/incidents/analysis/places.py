@@ -1739,16 +1739,29 @@ def _names_more_after(tokens: Sequence[Token], i: int) -> bool:
 def _kirov_passed_through(tokens: Sequence[Token], match: _Match, matches: Sequence[_Match]) -> bool:
     """The city of Kirov is an end of a route beside another named place, which the post is
     about: «трасса Киров — Советск в районе Пижанки», «автобус Слободской — Киров», «из Кстинино
-    до Кирова билет подорожал» (not «Киров, Лепсе», a heading before a part of the city)."""
+    до Кирова билет подорожал» (not «Киров, Лепсе», a heading before a part of the city). So is
+    a trip's destination beside a place outside the city, where the writer lives: «Кто едет в
+    Киров из Орлова?», «ездим на работу в Киров» (not «в Кирове»; an origin is the writer's own
+    place: «Кто едет из Кирова в Котельнич?»)."""
     if match.words != ("киров",) or len(matches) < 2:
         return False
     if match.start > 0 and tokens[match.start - 1].low == "до":
-        return any(m.end <= match.start - 1 for m in matches)  # «из Кстинино до Кирова»
+        if any(m.end <= match.start - 1 for m in matches):  # «из Кстинино до Кирова»
+            return True
+    if match.start > 0 and _is_destination(tokens, match.start):
+        return any(m is not match and _outside_kirov(m) for m in matches)
     after = tokens[match.end - 1].dash_after and any(
         m.start == match.end and _outside_kirov(m) for m in matches
     )
     before = match.start > 0 and tokens[match.start - 1].dash_after
     return after or (before and any(m.end == match.start and _outside_kirov(m) for m in matches))
+
+
+def _is_destination(tokens: Sequence[Token], i: int) -> bool:
+    """Token ``i`` (a form of «Киров») is where a trip goes: «в Киров», «на Киров» (the
+    accusative, not the locative «в Кирове»), «до Кирова»."""
+    prev = tokens[i - 1].low
+    return prev == "до" or (prev in ("в", "во", "на") and tokens[i].low == "киров")
 
 
 def _outside_kirov(match: _Match) -> bool:

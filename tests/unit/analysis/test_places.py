@@ -98,6 +98,24 @@ def test_streets_are_not_settlements(resolver: PlaceResolver) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "municipality"),
+    [
+        # Kirov as a trip's destination: the post is about the writer's own place
+        ("Кто едет в субботу в Киров из Орлова? Возьму попутчика", "33645"),
+        ("Автобусы по маршруту до Кирова из Зуевки опаздывают на 40 минут", "33614"),
+        # Kirov as the origin or the location stays Kirov
+        ("Кто едет завтра из Кирова в Котельнич? Возьмите попутчика", "33701"),
+        ("Живу в Кирове, а прописан в Зуевке: куда идти за справкой?", "33701"),
+    ],
+)
+def test_kirov_as_a_destination_yields_to_the_other_place(
+    resolver: PlaceResolver, text: str, municipality: str
+) -> None:
+    res = resolve(resolver, text)
+    assert res.municipality is not None and res.municipality.code == municipality
+
+
+@pytest.mark.parametrize(
     ("text", "kirov"),
     [
         # a curated street whose name is an ordinary word, in lower case: an adjective
