@@ -1223,9 +1223,32 @@ class PlaceResolver:
                 if _kirov_mention_is_aside(tokens, i, other_at):
                     continue
                 return True
-        return any(
+        if any(
             not tokens[i].low.startswith(_COMMON_DISTRICT_STEMS) for _code, i in self._districts(tokens)[0]
-        )
+        ):
+            return True
+        return self._names_own_town(tokens, other_at)
+
+    def _names_own_town(self, tokens: Sequence[Token], other_at: int) -> bool:
+        """The post opens with a town of the region (a town or an urban-type settlement), named
+        before the other region's city: «Луза, в аптеке нет лекарств. Ближайшая в Котласе», «В
+        Белой Холунице на Глазова не вывозят мусор» (a street). A town named later may be an aside
+        («Отдыхали в Красной Поляне… #сочи», «не путайте Котельнич и Котельники»); the other
+        region's own town or district («Радужный, ХМАО», «Ленинский район Екатеринбурга») does not
+        count."""
+        for match in self._settlement_matches(tokens, set()):
+            if match.start >= other_at:
+                break
+            if (
+                match.capital
+                and match.end < other_at
+                and all(t.low in _PLACE_OPENERS for t in tokens[: match.start])
+                and any(p.major and not p.municipality_code.startswith(KIROV) for p in match.candidates)
+                and not tokens[match.start].low.startswith(_COMMON_DISTRICT_STEMS)
+                and not _other_region_follows(tokens, match.end)
+            ):
+                return True
+        return False
 
     def result_key(self, result: PlaceResult) -> str | None:
         """The place key of a resolved result, by the rules of :meth:`place_key` (a village's

@@ -100,6 +100,27 @@ def test_streets_are_not_settlements(resolver: PlaceResolver) -> None:
 @pytest.mark.parametrize(
     ("text", "municipality"),
     [
+        # a post that opens with a town of the region names a neighbouring region's city in passing
+        ("Луза, в аптеке нет лекарств. Ближайшая аптека в Котласе", "33622"),
+        ("В Уни нет лаборатории, кровь на анализы возят в Глазов", "33640"),
+        ("Белая Холуница, на Глазова не вывозят мусор", "33605"),
+        # a town named later, the other region's own town or district: another region
+        ("Отдыхали в Красной Поляне на новогодние, всем советую #сочи", None),
+        ("Радужный, ХМАО — горячей воды нет четвёртый день", None),
+        ("Ленинский район Екатеринбурга, в школе кормят просрочкой", None),
+    ],
+)
+def test_a_town_opening_the_post_outweighs_another_regions_city(
+    resolver: PlaceResolver, text: str, municipality: str | None
+) -> None:
+    res = resolve(resolver, text)
+    assert (res.municipality.code if res.municipality else None) == municipality
+    assert res.other_region is (municipality is None)
+
+
+@pytest.mark.parametrize(
+    ("text", "municipality"),
+    [
         # Kirov as a trip's destination: the post is about the writer's own place
         ("Кто едет в субботу в Киров из Орлова? Возьму попутчика", "33645"),
         ("Автобусы по маршруту до Кирова из Зуевки опаздывают на 40 минут", "33614"),
