@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from incidents import HAZARD_TYPES
-from incidents.analysis.classifier import CLASSIFIER_VERSION, Analyzer
+from incidents.analysis.classifier import CATEGORY_HEAD_WEIGHT, CLASSIFIER_VERSION, Analyzer
 from incidents.analysis.evaluate import evaluate_blind
 from incidents.analysis.model import ARTIFACT_PATH, TextModel, artifact_version, load_navec, word_pairs
 from incidents.analysis.training import (
@@ -244,7 +244,38 @@ def test_category_probabilities_join_the_category_and_topic_heads(analyzer: Anal
     by_topics = np.zeros(len(cats))
     for i, topic in enumerate(model.labels["topic"]):
         by_topics[cats.index(analyzer.topics[topic]["category"])] += s.topic[i]
-    assert np.allclose(probs, (s.category + by_topics) / 2, atol=1e-5)
+    w = CATEGORY_HEAD_WEIGHT
+    assert 0.0 < w < 1.0
+    assert np.allclose(probs, w * s.category + (1.0 - w) * by_topics, atol=1e-5)
+
+
+def test_the_hazard_type_is_the_models_even_when_a_rule_finds_the_hazard(
+    analyzer: Analyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rule decides that there is a hazard; the hazard-type head decides which, and the
+    explanation names both when they differ."""
+    model = analyzer.model
+    assert model is not None
+    text = "Подвал затопило по колено, вода дошла до электрощита, там всё искрит и трещит"
+    p = analyzer.prepare(text)
+    assert p.rules.hazard is not None
+    rule_type = p.rules.hazard.name
+    real = model.scores(p.words, p.feats)
+    labels = model.labels["hazard_type"]
+    other = next(t for t in labels if t != rule_type)
+    forced = np.full(len(labels), 0.01, dtype=np.float32)
+    forced[labels.index(other)] = 1.0 - 0.01 * (len(labels) - 1)
+
+    def typed(words: list[str], feats: set[str]) -> object:
+        return type(real)(
+            real.incident, max(real.hazard, 0.9), real.category, real.topic, forced, hazard_head=0.9
+        )
+
+    monkeypatch.setattr(model, "scores", typed)
+    res = analyzer.analyse(text)
+    assert res.hazard and res.hazard_type == other
+    assert analyzer.topics[res.topic]["hazard_type"] == other
+    assert f"hazard {other} (model type; rule {rule_type})" in res.explanation
 
 
 def test_word_pairs_are_neighbouring_stems() -> None:
