@@ -1,6 +1,6 @@
 """The trained part of the analyser: linear heads over lemma, character n-gram and navec features.
 
-A post's feature vector has three blocks (built the same way by training and inference):
+A post's feature vector has four blocks (built the same way by training and inference):
 
 * **lemmas**: the rule engine's feature set (every lemma of every parse, ``не+LEMMA`` after a
   negation, discourse marks such as ``~q`` or ``~timerange``) restricted to the training
@@ -11,10 +11,12 @@ A post's feature vector has three blocks (built the same way by training and inf
   from the pinned ``natasha`` wheel; unknown words count as zero vectors) times :data:`DENSE_SCALE`;
 * **word pairs**: every two neighbouring words cut to their first :data:`BIGRAM_PREFIX` letters
   («открытый люк» → ``откры_люк``, «провод висит» → ``прово_висит``), restricted to the training
-  vocabulary, binary, scaled by ``1/sqrt(n)`` like the lemmas. In five folds that keep each of
-  17 writers' files whole, the hazard head's recall at precision 0.85 went from 0.927 to 0.931 with
-  the pairs of at least five posts (0.946 with those of two, whose weights would not fit a
-  committed artifact), category accuracy from 0.904 to 0.907, incident F1 from 0.9732 to 0.9737.
+  vocabulary (pairs of at least five posts), binary, scaled by ``1/sqrt(n)`` like the lemmas.
+  In five folds that keep each of 17 writers' files whole, the hazard head's recall at precision
+  0.85 went from 0.927 to 0.931 with them, category accuracy from 0.904 to 0.907, incident F1 from
+  0.9732 to 0.9737 (see :data:`incidents.analysis.training.PAIR_MIN_DF` on pairs of two posts).
+
+The sparse blocks' weights are stored as int8 with a scale per feature (:func:`quantise`).
 
 Every head is a linear model, so a post's scores are a sum of per-word and per-lemma columns.
 :class:`TextModel` keeps, per distinct word form, the word's whole contribution (its n-grams
@@ -45,7 +47,12 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 ARTIFACT_PATH = Path(__file__).resolve().parent / "model" / "analyser.npz"
-ARTIFACT_FORMAT = 2
+ARTIFACT_FORMAT = 3
+QUANT_LEVELS = 127
+"""The sparse blocks' weights are stored as int8 with one float32 scale per feature (its largest
+absolute weight over every head / 127). Quantising the float16 weights of ``hybrid-762e25da39a8``
+this way changed one decision (a category) of 4,800 writers' posts it had not been trained on,
+and no confidence by more than 0.002; the artifact shrank from 21 MB to 6 MB."""
 NAVEC_FILE = "navec_news_v1_1B_250K_300d_100q.tar"
 DENSE_SCALE = 3.0
 """Weight of the mean navec vector relative to the sparse blocks (a feature transform: training
@@ -174,10 +181,10 @@ class TextModel:
             self.meta: dict[str, Any] = meta
             self.lemma_vocab = {w: i for i, w in enumerate(z["lemma_vocab"].tolist())}
             self.char_vocab = {w: i for i, w in enumerate(z["char_vocab"].tolist())}
-            self.w_lemma = z["w_lemma"].astype(np.float32)
-            w_char = z["w_char"].astype(np.float32)
+            self.w_lemma = dequantise(z["w_lemma"], z["w_lemma_scale"])
+            w_char = dequantise(z["w_char"], z["w_char_scale"])
             self.pair_vocab = {w: i for i, w in enumerate(z["pair_vocab"].tolist())}
-            self.w_pair = z["w_pair"].astype(np.float32)
+            self.w_pair = dequantise(z["w_pair"], z["w_pair_scale"])
             w_dense = self.w_dense = z["w_dense"].astype(np.float32)
             self.bias = z["bias"].astype(np.float32)
         self.labels: dict[str, list[str]] = meta["labels"]
@@ -274,6 +281,19 @@ class TextModel:
         a, b = self.platt[head]
         z = a * value + b
         return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
+
+
+def quantise(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A block of weights (features × outputs) as int8 rows and one float32 scale per row."""
+    scale = np.abs(w).max(axis=1) / QUANT_LEVELS
+    scale[scale == 0] = 1.0
+    q = np.rint(w / scale[:, None]).astype(np.int8)
+    return q, scale.astype(np.float32)
+
+
+def dequantise(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The float32 weights of :func:`quantise`'s rows and scales."""
+    return np.asarray(q, dtype=np.float32) * np.asarray(scale, dtype=np.float32)[:, None]
 
 
 def _add_binary(out: np.ndarray, weights: np.ndarray, vocab: dict[str, int], feats: Iterable[str]) -> None:

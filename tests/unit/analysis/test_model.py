@@ -14,7 +14,16 @@ import pytest
 from incidents import HAZARD_TYPES
 from incidents.analysis.classifier import CATEGORY_HEAD_WEIGHT, CLASSIFIER_VERSION, Analyzer
 from incidents.analysis.evaluate import evaluate_blind
-from incidents.analysis.model import ARTIFACT_PATH, TextModel, artifact_version, load_navec, word_pairs
+from incidents.analysis.model import (
+    ARTIFACT_PATH,
+    QUANT_LEVELS,
+    TextModel,
+    artifact_version,
+    dequantise,
+    load_navec,
+    quantise,
+    word_pairs,
+)
 from incidents.analysis.training import (
     HAZARD_MIN_INCIDENT_CANDIDATES,
     TRAIN_DIR,
@@ -283,3 +292,19 @@ def test_word_pairs_are_neighbouring_stems() -> None:
     assert word_pairs(["открытый", "люк", "во", "дворе"]) == {"откры_люк", "люк_во", "во_дворе"}
     assert word_pairs(["открытого", "люка"]) == {"откры_люка"}
     assert word_pairs(["яма"]) == set() and word_pairs([]) == set()
+
+
+def test_quantised_weights_keep_every_row_within_half_a_step() -> None:
+    """Each feature's weights are int8 over its own scale: no weight moves by more than half a
+    step of its row, a zero row stays zero, and the largest weight of a row is exact."""
+    rng = np.random.default_rng(3)
+    w = rng.normal(scale=[[0.01], [2.0], [0.3]], size=(3, 149)).astype(np.float32)
+    w = np.vstack([w, np.zeros((1, 149), dtype=np.float32)])
+    q, scale = quantise(w)
+    assert q.dtype == np.int8 and scale.dtype == np.float32 and scale.shape == (4,)
+    back = dequantise(q, scale)
+    step = np.abs(w).max(axis=1) / QUANT_LEVELS
+    assert (np.abs(back - w).max(axis=1) <= step / 2 + 1e-7).all()
+    assert not back[3].any()
+    top = np.abs(w).argmax(axis=1)[:3]
+    assert np.allclose(back[np.arange(3), top], w[np.arange(3), top], rtol=1e-6)
