@@ -816,7 +816,7 @@ class KirovPlaces:
                     # a lower-case ordinary word («в пригородных электричках», «на московской
                     # трассе») names the street only with a street word or a house number
                     caseless = _is_caseless(tokens) if caseless is None else caseless
-                    if not caseless and not self._street_evidence(tokens, i, end):
+                    if not caseless and not _marked_as_street(tokens, i, end):
                         continue
                 best = (place, end)
                 break
@@ -827,17 +827,6 @@ class KirovPlaces:
             i = best[1]
         named = {p.id for p, _s, _e in found}
         return [(p, s, e) for p, s, e in found if not p.town or p.town in named]
-
-    @staticmethod
-    def _street_evidence(tokens: Sequence[Token], start: int, end: int) -> bool:
-        """A street word right before or after the name («ул. пригородной», «московская улица»),
-        or a house number right after it («на профсоюзной 5»)."""
-        if start > 0 and _token_keys(tokens[start - 1].low)[0] & _STREET_BEFORE:
-            return True
-        if end < len(tokens):
-            nxt = tokens[end].low
-            return nxt[:1].isdigit() or bool(_token_keys(nxt)[0] & _STREET_AFTER)
-        return False
 
     @staticmethod
     def _in_context(tokens: Sequence[Token], start: int, end: int) -> bool:
@@ -903,23 +892,8 @@ class PlaceResolver:
         Луговая») or right after it («Луговая улица»), a house number after it («Ленина 148»), or
         a street's form after «на»/«по» («на Московской», «по Кирова»). Punctuation between them
         says otherwise: «Вятские Поляны, набережная: …», «Жители Кирово-Чепецка, улица Сосновая»."""
-        if start > 0:
-            prev = tokens[start - 1]
-            joined = not prev.punct_after or (prev.dot_after and prev.low in ABBREVIATIONS)
-            if joined and (prev.low in _STREET_BEFORE or (_token_keys(prev.low)[0] & _STREET_BEFORE)):
-                return True
-        if end < len(tokens) and not tokens[end - 1].punct_after:
-            if _token_keys(tokens[end].low)[0] & _STREET_AFTER and _ADJECTIVE_FORM.fullmatch(
-                tokens[end - 1].low
-            ):
-                return True  # «Луговая улица»; not «пижанка улица труда» (a town, then its street)
-            if (
-                end - start == 1
-                and _HOUSE_NUMBER.match(tokens[end].low)
-                and _STREET_FORM.fullmatch(tokens[start].low)
-                and not (end + 1 < len(tokens) and _token_keys(tokens[end + 1].low)[0] & _QUANTITY_LEMMAS)
-            ):
-                return True  # «Ленина 148», «Кирова 3»: a street's form with a house number
+        if _marked_as_street(tokens, start, end):
+            return True
         if self._street_before_and(tokens, start, end):
             return True
         if _in_street_list(tokens, start) and not self._is_major(tokens[start].low):
@@ -1768,16 +1742,37 @@ def _kirov_passed_through(tokens: Sequence[Token], match: _Match, matches: Seque
     place: «Кто едет из Кирова в Котельнич?»)."""
     if match.words != ("киров",) or len(matches) < 2:
         return False
-    if match.start > 0 and tokens[match.start - 1].low == "до":
-        if any(m.end <= match.start - 1 for m in matches):  # «из Кстинино до Кирова»
-            return True
     if match.start > 0 and _is_destination(tokens, match.start):
+        if tokens[match.start - 1].low == "до" and any(m.end <= match.start - 1 for m in matches):
+            return True  # «из Кстинино до Кирова»
         return any(m is not match and _outside_kirov(m) for m in matches)
     after = tokens[match.end - 1].dash_after and any(
         m.start == match.end and _outside_kirov(m) for m in matches
     )
     before = match.start > 0 and tokens[match.start - 1].dash_after
     return after or (before and any(m.end == match.start and _outside_kirov(m) for m in matches))
+
+
+def _marked_as_street(tokens: Sequence[Token], start: int, end: int) -> bool:
+    """A street word right before the name («ул. Луговая», «улица Луговая») or right after it
+    («Луговая улица»), or a house number after a street's form («Ленина 148»); punctuation between
+    them says otherwise."""
+    if start > 0:
+        prev = tokens[start - 1]
+        joined = not prev.punct_after or (prev.dot_after and prev.low in ABBREVIATIONS)
+        if joined and (prev.low in _STREET_BEFORE or (_token_keys(prev.low)[0] & _STREET_BEFORE)):
+            return True
+    if end < len(tokens) and not tokens[end - 1].punct_after:
+        if _token_keys(tokens[end].low)[0] & _STREET_AFTER and _ADJECTIVE_FORM.fullmatch(tokens[end - 1].low):
+            return True  # «Луговая улица»; not «пижанка улица труда» (a town, then its street)
+        if (
+            end - start == 1
+            and _HOUSE_NUMBER.match(tokens[end].low)
+            and _STREET_FORM.fullmatch(tokens[start].low)
+            and not (end + 1 < len(tokens) and _token_keys(tokens[end + 1].low)[0] & _QUANTITY_LEMMAS)
+        ):
+            return True  # «Ленина 148», «Кирова 3»: a street's form with a house number
+    return False
 
 
 def _is_destination(tokens: Sequence[Token], i: int) -> bool:
