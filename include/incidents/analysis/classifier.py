@@ -591,7 +591,7 @@ class Analyzer:
         out: list[str] = []
         s = d.scores
         if s is not None and d.is_incident:
-            out.append(f"model: incident p={s.incident:.2f} ({', '.join(self._top_words(p, 'incident'))})")
+            out.append(f"model: incident p={s.incident:.2f} ({', '.join(self._top_words(d, 'incident'))})")
         if d.is_incident:
             if r.is_incident:
                 out.append("rules: " + ", ".join(r.problem_words or ["topic words"]))
@@ -611,7 +611,7 @@ class Analyzer:
             out.append(f"hazard rule {r.hazard.name} overruled by the model (p={s.hazard_head:.2f})")
         elif d.hazard and s is not None:
             out.append(
-                f"hazard {d.hazard_type} (model p={s.hazard:.2f}): " + ", ".join(self._top_words(p, "hazard"))
+                f"hazard {d.hazard_type} (model p={s.hazard:.2f}): " + ", ".join(self._top_words(d, "hazard"))
             )
         return out
 
@@ -680,17 +680,10 @@ class Analyzer:
             self._topic_columns[category] = cached
         return cached
 
-    def _top_words(self, p: Prepared, head: str, k: int = 3) -> list[str]:
+    def _top_words(self, d: _Decision, head: str, k: int = 3) -> list[str]:
         """The lemmas that pushed ``head`` up most (the model's side of the explanation)."""
-        assert self.model is not None
-        col = self.model.slices[head].start
-        get = self.model.lemma_vocab.get
-        pairs = [(i, f) for f in p.feats if f[0] != "~" and (i := get(f)) is not None]
-        if not pairs:
-            return []
-        weights = self.model.w_lemma[[i for i, _ in pairs], col].tolist()
-        scored = sorted(zip(weights, (f for _, f in pairs), strict=True), reverse=True)
-        return [f for w, f in scored[:k] if w > 0]
+        assert self.model is not None and d.scores is not None
+        return self.model.top_lemmas(d.scores.lemma_rows, head, k)
 
     def analyse_many(
         self, texts: Iterable[str], *, source_municipalities: Iterable[str | None] | None = None

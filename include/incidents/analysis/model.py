@@ -37,7 +37,7 @@ import logging
 import math
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -164,6 +164,8 @@ class Scores:
     hazard_type: np.ndarray
     hazard_head: float = -1.0
     """The hazard head's own calibrated probability (the hazard score when no joint score is used)."""
+    lemma_rows: list[int] = field(default_factory=list)
+    """The rows of the post's known lemma features (the explanation's words come from them)."""
 
 
 class TextModel:
@@ -179,7 +181,8 @@ class TextModel:
             if meta.get("format") != ARTIFACT_FORMAT:
                 raise ValueError(f"{self.path}: artifact format {meta.get('format')} != {ARTIFACT_FORMAT}")
             self.meta: dict[str, Any] = meta
-            self.lemma_vocab = {w: i for i, w in enumerate(z["lemma_vocab"].tolist())}
+            self.lemma_names: list[str] = z["lemma_vocab"].tolist()
+            self.lemma_vocab = {w: i for i, w in enumerate(self.lemma_names)}
             self.char_vocab = {w: i for i, w in enumerate(z["char_vocab"].tolist())}
             self.w_lemma = dequantise(z["w_lemma"], z["w_lemma_scale"])
             w_char = dequantise(z["w_char"], z["w_char_scale"])
@@ -220,49 +223,86 @@ class TextModel:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ features
-    def _word_vector(self, word: str) -> np.ndarray:
-        """A word form's whole contribution: its character n-grams and its navec vector,
-        projected onto every head."""
+    def _feature_rows(self, word: str) -> list[int]:
+        """The rows of :attr:`_rows` a word form's contribution sums: its known character
+        n-grams and, for a navec word, its 100 projected centroids."""
         get, offset = self.char_vocab.get, self._char_offset
         rows = [i + offset for g in char_ngrams(word) if (i := get(g)) is not None]
         nid = navec_id(self.navec, word)
         if nid is not None:
             rows.extend((self._sub_offsets + self._codes[nid]).tolist())
-        if not rows:
-            return np.zeros(self.width, dtype=np.float32)
-        return np.add.reduce(self._rows.take(rows, axis=0), axis=0)
+        return rows
 
-    def _word_row(self, word: str) -> int:
-        row = self._cache.get(word)
-        if row is not None:
-            return row
-        vec = self._word_vector(word)
-        with self._lock:
-            if len(self._cache) >= WORD_CACHE_SIZE:
-                self._cache.clear()  # a new generation: rows are overwritten from 0
-                self._generation += 1
-            row = self._cache.setdefault(word, len(self._cache))
-            self._cache_rows[row] = vec
-        return row
+    def _word_vector(self, word: str) -> np.ndarray:
+        """A word form's whole contribution: its character n-grams and its navec vector,
+        projected onto every head."""
+        return self._word_vectors([word])[0]
+
+    def _word_vectors(self, words: Sequence[str]) -> np.ndarray:
+        """:meth:`_word_vector` of several word forms with one gather (each word's rows are then
+        summed alone, in the same order as one word's, so the sums do not depend on the batch)."""
+        out = np.zeros((len(words), self.width), dtype=np.float32)
+        rows: list[int] = []
+        bounds: list[tuple[int, int, int]] = []
+        for k, word in enumerate(words):
+            word_rows = self._feature_rows(word)
+            if word_rows:  # a word with no known n-gram and no vector contributes zeros
+                bounds.append((k, len(rows), len(rows) + len(word_rows)))
+                rows.extend(word_rows)
+        if rows:
+            block = self._rows.take(rows, axis=0)
+            add = np.add.reduce
+            for k, start, end in bounds:
+                out[k] = add(block[start:end], axis=0)
+        return out
+
+    def _word_cache_rows(self, words: Sequence[str]) -> list[int] | None:
+        """The word cache's rows of a post's words, projecting the new ones together; None when the
+        cache was recycled meanwhile (the rows looked up before may have been reused)."""
+        generation = self._generation
+        cached = self._cache.get
+        rows = [cached(w) for w in words]
+        if None in rows:
+            new = list(dict.fromkeys(w for w, r in zip(words, rows, strict=True) if r is None))
+            vectors = self._word_vectors(new)
+            with self._lock:
+                if len(self._cache) + len(new) > WORD_CACHE_SIZE:
+                    self._cache.clear()  # a new generation: rows are overwritten from 0
+                    self._generation += 1
+                for word, vector in zip(new[:WORD_CACHE_SIZE], vectors, strict=False):
+                    row = self._cache.setdefault(word, len(self._cache))
+                    self._cache_rows[row] = vector
+            rows = [cached(w) for w in words]
+        if self._generation != generation or None in rows:
+            return None
+        return rows  # type: ignore[return-value]
 
     def raw_scores(self, words: Sequence[str], feats: Iterable[str]) -> np.ndarray:
         """The heads' decision values (before calibration/softmax) of one post."""
+        return self._raw_scores(words, self.lemma_rows(feats))
+
+    def lemma_rows(self, feats: Iterable[str]) -> list[int]:
+        """The rows of the known features among ``feats``."""
+        get = self.lemma_vocab.get
+        return [i for f in feats if (i := get(f)) is not None]
+
+    def _raw_scores(self, words: Sequence[str], lemma_rows: list[int]) -> np.ndarray:
         out = self.bias.copy()
-        _add_binary(out, self.w_lemma, self.lemma_vocab, feats)
+        _add_rows(out, self.w_lemma, lemma_rows)
         if len(words) > 1:
-            _add_binary(out, self.w_pair, self.pair_vocab, word_pairs(words))
+            get = self.pair_vocab.get
+            _add_rows(out, self.w_pair, [i for f in word_pairs(words) if (i := get(f)) is not None])
         if words:
-            generation = self._generation
-            cached = self._cache.get
-            rows = [r if (r := cached(w)) is not None else self._word_row(w) for w in words]
-            if self._generation == generation:
+            rows = self._word_cache_rows(words)
+            if rows is not None:
                 out += self._cache_rows[rows].sum(axis=0) / len(words)
             else:  # the cache was recycled while this post's words were added: rows were reused
-                out += np.sum([self._word_vector(w) for w in words], axis=0) / len(words)
+                out += self._word_vectors(words).sum(axis=0) / len(words)
         return out
 
     def scores(self, words: Sequence[str], feats: Iterable[str]) -> Scores:
-        raw = self.raw_scores(words, feats)
+        lemma_rows = self.lemma_rows(feats)
+        raw = self._raw_scores(words, lemma_rows)
         head = self._platt("hazard", float(raw[self.slices["hazard"]][0]))
         topic = _softmax(raw[self.slices["topic"]])
         hazard = head
@@ -275,7 +315,19 @@ class TextModel:
             topic=topic,
             hazard_type=_softmax(raw[self.slices["hazard_type"]]),
             hazard_head=head,
+            lemma_rows=lemma_rows,
         )
+
+    def top_lemmas(self, lemma_rows: Sequence[int], head: str, k: int = 3) -> list[str]:
+        """The ``k`` lemmas (not discourse marks) among ``lemma_rows`` that pushed ``head`` up
+        most, strongest first (equal weights in descending name order)."""
+        names = self.lemma_names
+        rows = [i for i in lemma_rows if names[i][0] != "~"]
+        if not rows:
+            return []
+        weights = self.w_lemma[rows, self.slices[head].start].tolist()
+        scored = sorted(zip(weights, (names[i] for i in rows), strict=True), reverse=True)
+        return [f for w, f in scored[:k] if w > 0]
 
     def _platt(self, head: str, value: float) -> float:
         a, b = self.platt[head]
@@ -296,13 +348,11 @@ def dequantise(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return np.asarray(q, dtype=np.float32) * np.asarray(scale, dtype=np.float32)[:, None]
 
 
-def _add_binary(out: np.ndarray, weights: np.ndarray, vocab: dict[str, int], feats: Iterable[str]) -> None:
-    """Add a binary block's contribution: the rows of the known features, over sqrt(their count)
+def _add_rows(out: np.ndarray, weights: np.ndarray, rows: list[int]) -> None:
+    """Add a binary block's contribution: the known features' rows, over sqrt(their count)
     (as :func:`incidents.analysis.training.build_matrix` scales them)."""
-    get = vocab.get
-    ids = [i for f in feats if (i := get(f)) is not None]
-    if ids:
-        out += weights[ids].sum(axis=0) / math.sqrt(len(ids))
+    if rows:
+        out += weights[rows].sum(axis=0) / math.sqrt(len(rows))
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
