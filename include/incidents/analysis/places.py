@@ -385,6 +385,13 @@ def _token_keys(low: str) -> tuple[frozenset[str], tuple[str, ...]]:
     return keys, stems
 
 
+def _keys_match(low: str, name_keys: frozenset[str]) -> bool:
+    """Whether a word form matches a name's word (its keys: lemmas, ``~stem``): a shared lemma,
+    or for a word the dictionary does not know, a stem of it that is the name's."""
+    keys, stems = _token_keys(low)
+    return bool(keys & name_keys) or any(("~" + s) in name_keys for s in stems)
+
+
 _KIROV_INSTITUTIONS = _TOWN_INSTITUTIONS | {
     "драмтеатр", "онкодиспансер", "диспансер", "зоопарк", "филармония", "аэропорт", "цирк", "планетарий",
 }  # fmt: skip
@@ -790,15 +797,15 @@ class KirovPlaces:
         found: list[tuple[KirovPlace, int, int]] = []
         n = len(tokens)
         caseless: bool | None = None
+        starts = self._starts
         i = 0
         while i < n:
             low = tokens[i].low
-            if len(low) < 2 or low.isdigit():
-                i += 1
-                continue
-            candidates = self._starting(low)
-            if not candidates:
-                i += 1
+            candidates = starts.get(low)
+            if candidates is None:
+                candidates = () if len(low) < 2 or low.isdigit() else self._starting(low)
+            if not candidates or len(low) < 2 or low.isdigit():
+                i += 1  # most words start no curated name
                 continue
             best: tuple[KirovPlace, int] | None = None
             for j in candidates:
@@ -848,28 +855,50 @@ class KirovPlaces:
         return max(found, key=lambda f: (_KIND_RANK[f[0].kind], -f[1]))[0]
 
 
+_Group = tuple[tuple[str, ...], tuple[Place, ...]]
+"""A gazetteer name (its words) and the places of that name."""
+
+
+@dataclass(frozen=True, slots=True)
+class _NameStart:
+    """What a word form can start, decided from the word alone (see :meth:`PlaceResolver._name_start`)."""
+
+    groups: tuple[_Group, ...]
+    """The names the word may start, longest first (none for a number or a single letter)."""
+    longer: tuple[tuple[tuple[str, ...], tuple[Place, ...], tuple[frozenset[str], ...]], ...]
+    """Those of several words, longest first, with their words' keys: the next words decide."""
+    second: frozenset[str]
+    """The keys of the second words of those: a next word that matches none starts none of them."""
+    word: tuple[str, ...] | None
+    """The first one-word name: the match's words when no longer name matches (None: no such name)."""
+    candidates: tuple[Place, ...]
+    """The candidates of a match of one word."""
+    joined: tuple[Place, ...]
+    """When the word starts no name: the places of a name of several words written as one
+    («#вятскиеполяны»), without repeats."""
+
+
+_NO_NAME_START = _NameStart((), (), frozenset(), None, (), ())
+"""The word starts no name (most words)."""
+
+
 class PlaceResolver:
     """Resolve the place of a tokenised text against a :class:`Gazetteer` (thread-safe, stateless)."""
 
     def __init__(self, gazetteer: Gazetteer, kirov: KirovPlaces | None = None) -> None:
         self.gaz = gazetteer
         self.kirov = kirov if kirov is not None else KirovPlaces.load()
-        self._groups_cache: dict[str, tuple[tuple[tuple[str, ...], tuple[Place, ...]], ...]] = {}
+        self._groups_cache: dict[str, tuple[_Group, ...]] = {}
+        self._start_cache: dict[str, _NameStart] = {}
         self._rebuilt_cache: dict[str, tuple[tuple[tuple[str, ...], tuple[Place, ...]], ...]] = {}
-        self._adjective_cache: dict[str, bool] = {}
-
-    def _may_be_district_adjective(self, low: str) -> bool:
-        """Whether a word form is a district's or poselenie's adjective stem plus an adjective
-        ending (cached per word form: most words are not)."""
-        cached = self._adjective_cache.get(low)
-        if cached is None:
-            cached = any(
-                low[-cut:] in _ADJ_ENDINGS
-                and (low[:-cut] in self.gaz.district_stems or low[:-cut] in self.gaz.poselenie_stems)
-                for cut in (2, 3)
-            )
-            _remember(self._adjective_cache, low, cached)
-        return cached
+        stems = set(gazetteer.district_stems) | set(gazetteer.poselenie_stems)
+        self._district_adjectives = frozenset(stem + ending for stem in stems for ending in _ADJ_ENDINGS)
+        """Forms of a district's or poselenie's adjective stem plus an adjective ending («слободской»,
+        «лузского»)."""
+        self._district_words = self._district_adjectives | frozenset(
+            [*_ABBREVIATED_TOWNS, *_ABBREVIATED_DISTRICTS, "зато"]
+        )
+        """Every word form :meth:`_districts` looks at: those, an abbreviation («кчр», «кч»), «зато»."""
 
     # ------------------------------------------------------------------ evidence
     def _marker(self, tokens: Sequence[Token], i: int) -> str | None:
@@ -947,8 +976,11 @@ class PlaceResolver:
         consumed: set[int] = set()
         poselenies: list[tuple[str, str]] = []
         n = len(tokens)
+        district_words = self._district_words
         for i, tok in enumerate(tokens):
             low = tok.low
+            if low not in district_words:
+                continue  # most words: no district, poselenie or abbreviation, no need to look around
             town = _ABBREVIATED_TOWNS.get(low)
             if town and not tok.text.isupper():
                 # «кч» counts only where the text's case says nothing and a preposition of place
@@ -968,8 +1000,8 @@ class PlaceResolver:
                 if i + 1 < n:
                     consumed.add(i + 1)
                 continue
-            if not self._may_be_district_adjective(low):
-                continue  # most words: no district or poselenie stem, no need to look around
+            if low not in self._district_adjectives:
+                continue
             nxt = tokens[i + 1].low if i + 1 < n else ""
             nxt2 = tokens[i + 2].low if i + 2 < n else ""
             next_keys = _token_keys(nxt)[0] if nxt else frozenset()
@@ -1018,11 +1050,18 @@ class PlaceResolver:
             _remember(self._rebuilt_cache, low, cached)
         return cached
 
-    def _name_groups(self, low: str) -> tuple[tuple[tuple[str, ...], tuple[Place, ...]], ...]:
+    def _name_groups(self, low: str) -> tuple[_Group, ...]:
         """Gazetteer names a word form may start, longest first (cached per word form)."""
         cached = self._groups_cache.get(low)
-        if cached is not None:
-            return cached
+        if cached is None:
+            cached = self._collect_name_groups(low)
+            _remember(self._groups_cache, low, cached)
+        return cached
+
+    def _collect_name_groups(self, low: str) -> tuple[_Group, ...]:
+        """Gazetteer names a word form may start, longest first: those one of its lemmas starts,
+        then those one of its stems starts (for words the dictionary does not know). The word's
+        form always matches the first word of each name (see :meth:`_word_matches`)."""
         keys, stems = _token_keys(low)
         groups: dict[tuple[str, ...], list[Place]] = {}
         for key in keys:
@@ -1031,97 +1070,182 @@ class PlaceResolver:
         for stem in stems:
             for place in self.gaz.by_stem.get(stem, ()):
                 groups.setdefault(place.words, []).append(place)
-        result = tuple((w, tuple(p)) for w, p in sorted(groups.items(), key=lambda kv: -len(kv[0])))
-        _remember(self._groups_cache, low, result)
-        return result
+        return tuple((w, tuple(p)) for w, p in sorted(groups.items(), key=lambda kv: -len(kv[0])))
+
+    def _name_start(self, low: str) -> _NameStart:
+        """What a word form can start, decided from the word alone (cached per word form; for
+        almost every word :data:`_NO_NAME_START`): the names it may start and, for a one-word name,
+        the match's candidates: the places of that exact name, else those the word's form (not
+        only its stem) matches, else all, without repeats («в Ильинске» is Ильинск, not a village
+        Ильинское its stem also starts)."""
+        cached = self._start_cache.get(low)
+        if cached is not None:
+            return cached
+        groups = () if low.isdigit() or len(low) < 2 else self._collect_name_groups(low)
+        joined = () if groups else tuple(_distinct(self.gaz.joined.get(low, ())))
+        if not groups and not joined:
+            _remember(self._start_cache, low, _NO_NAME_START)
+            return _NO_NAME_START
+        longer = tuple(
+            (words, places, tuple(self.gaz.name_keys[words])) for words, places in groups if len(words) > 1
+        )
+        singles = [(words, places) for words, places in groups if len(words) == 1]
+        candidates: list[Place] = [p for _, places in singles for p in places]
+        exact = [p for p in candidates if p.words == (low,)]
+        pool = exact or candidates
+        if not exact and len(singles) > 1:
+            by_form = [
+                p for words, places in singles if self._word_matches(low, words, 0, False) for p in places
+            ]
+            pool = by_form or pool
+        start = _NameStart(
+            groups=groups,
+            longer=longer,
+            second=frozenset().union(*(name_keys[1] for _, _, name_keys in longer)),
+            word=singles[0][0] if singles else None,
+            candidates=tuple(_distinct(pool)),
+            joined=joined,
+        )
+        _remember(self._start_cache, low, start)
+        return start
 
     def _settlement_matches(self, tokens: Sequence[Token], consumed: set[int]) -> list[_Match]:
+        """Settlement names in the text, in text order (a street's name is none)."""
         matches: list[_Match] = []
         n = len(tokens)
-        caseless = _is_caseless(tokens)
+        caseless: bool | None = None
+        start_cache = self._start_cache
         i = 0
         while i < n:
+            if i in consumed:  # a district's adjective («Слободской район») starts no settlement
+                i += 1
+                continue
             low = tokens[i].low
-            groups = () if i in consumed or low.isdigit() or len(low) < 2 else self._name_groups(low)
-            rebuilt = False
-            if not groups and i and tokens[i - 1].low in _PLACE_PREPOSITIONS and _may_be_rebuilt(tokens, i):
-                groups = self._rebuilt_groups(low)
-                rebuilt = bool(groups)
-            joined = self.gaz.joined.get(low) if not groups and i not in consumed else None
-            if joined:
-                matches.append(
-                    _Match(
-                        words=(low,),
-                        start=i,
-                        end=i + 1,
-                        candidates=_distinct(joined),
-                        marker=None,
-                        capital=True,
-                        sent_start=tokens[i].sent_start,
-                        surface=tokens[i].text,
-                        joined=True,
-                    )
-                )
-                i += 1
-                continue
-            if not groups:  # most words start no settlement's name
-                i += 1
-                continue
+            start = start_cache.get(low) or self._name_start(low)
             best: _Match | None = None
-            matched: list[tuple[tuple[str, ...], tuple[Place, ...]]] = []
-            for words, places in groups:
-                end = i + len(words)
-                if end > n or (consumed and any(k in consumed for k in range(i, end))):
-                    continue
-                if best is not None and len(words) < len(best.words):
-                    break
-                if not rebuilt and not all(
-                    self._word_matches(tokens[i + k].low, words, k) for k in range(len(words))
-                ):
-                    continue
-                matched.append((words, places))
-                if best is None:
-                    best = _Match(
-                        words=words,
-                        start=i,
-                        end=end,
-                        candidates=[],
-                        marker=self._marker(tokens, i),
-                        capital=all(t.is_capitalized for t in tokens[i:end]),
-                        sent_start=tokens[i].sent_start,
-                        surface=" ".join(t.text for t in tokens[i:end]),
-                        header=i == 0 and tokens[end - 1].punct_after,
-                        sent_header=tokens[i].sent_start and tokens[end - 1].punct_after,
-                    )
-                # same-length names matching the same words («Слободской» town, «Слободские» village)
-                best.candidates.extend(places)
-            if best is not None:
-                exact = [p for p in best.candidates if p.words == tuple(t.low for t in tokens[i : best.end])]
-                pool = exact or best.candidates
-                if not exact and len(matched) > 1 and not rebuilt:
-                    # «в Ильинске» is Ильинск, not a village Ильинское its stem also starts
-                    by_form = [
-                        p
-                        for words, places in matched
-                        if all(
-                            self._word_matches(tokens[i + k].low, words, k, False) for k in range(len(words))
-                        )
-                        for p in places
-                    ]
-                    pool = by_form or pool
-                best.candidates = _distinct(pool)
-                if caseless and any(p.major for p in best.candidates):
+            if start.groups:
+                best = self._name_match(tokens, i, start, consumed)
+            else:
+                # «в Туже»: a known word's capitalised form may be a short name's case form
+                may_be_rebuilt = i and tokens[i - 1].low in _PLACE_PREPOSITIONS and _may_be_rebuilt(tokens, i)
+                rebuilt = self._rebuilt_groups(low) if may_be_rebuilt else ()
+                if rebuilt:
+                    best = self._groups_match(tokens, i, rebuilt, consumed, True)
+                elif start.joined:
+                    matches.append(self._joined_match(tokens, i, start))
+            if best is None:
+                i += 1
+                continue
+            if any(p.major for p in best.candidates):
+                caseless = _is_caseless(tokens) if caseless is None else caseless
+                if caseless:
                     best.capital = best.caseless = True
                     best.header = best.header or best.start == 0
-            nxt = best.end + 1 if best is not None else n
+            nxt = best.end + 1
             if nxt < n and tokens[nxt].low[:3] in ("обл", "кра") and _other_region_follows(tokens, nxt - 1):
-                best = None  # «в Советске Калининградской области»: a namesake in another region
-            if best is not None and not self._is_street(tokens, best.start, best.end):
+                i += 1  # «в Советске Калининградской области»: a namesake in another region
+            elif self._is_street(tokens, best.start, best.end):
+                i += 1
+            else:
                 matches.append(best)
                 i = best.end
-            else:
-                i += 1
         return matches
+
+    @staticmethod
+    def _joined_match(tokens: Sequence[Token], i: int, start: _NameStart) -> _Match:
+        """A name of several words written as one («#вятскиеполяны») at token ``i``."""
+        return _Match(
+            words=(tokens[i].low,),
+            start=i,
+            end=i + 1,
+            candidates=list(start.joined),
+            marker=None,
+            capital=True,
+            sent_start=tokens[i].sent_start,
+            surface=tokens[i].text,
+            joined=True,
+        )
+
+    def _name_match(
+        self, tokens: Sequence[Token], i: int, start: _NameStart, consumed: set[int]
+    ) -> _Match | None:
+        """The longest name starting at token ``i`` (not consumed) that the text's words match, with
+        all the same-length names they match as candidates."""
+        n = len(tokens)
+        longer = start.longer if i + 1 < n and _keys_match(tokens[i + 1].low, start.second) else ()
+        for words, _places, name_keys in longer:
+            end = i + len(words)
+            if end > n or (consumed and any(k in consumed for k in range(i + 1, end))):
+                continue
+            if all(_keys_match(tokens[i + k].low, name_keys[k]) for k in range(1, len(words))):
+                return self._groups_match(tokens, i, start.groups, consumed, False)
+        if start.word is None:
+            return None
+        tok = tokens[i]
+        return _Match(
+            words=start.word,
+            start=i,
+            end=i + 1,
+            candidates=list(start.candidates),
+            marker=self._marker(tokens, i),
+            capital=tok.is_capitalized,
+            sent_start=tok.sent_start,
+            surface=tok.text,
+            header=i == 0 and tok.punct_after,
+            sent_header=tok.sent_start and tok.punct_after,
+        )
+
+    def _groups_match(
+        self, tokens: Sequence[Token], i: int, groups: Sequence[_Group], consumed: set[int], rebuilt: bool
+    ) -> _Match | None:
+        """The longest of ``groups`` (names, longest first) the words at token ``i`` match, with all
+        the same-length names they match as candidates; ``rebuilt``: names a known word's case form
+        was rebuilt to, which match without a check."""
+        n = len(tokens)
+        best: _Match | None = None
+        matched: list[_Group] = []
+        for words, places in groups:
+            end = i + len(words)
+            if end > n or (consumed and any(k in consumed for k in range(i, end))):
+                continue
+            if best is not None and len(words) < len(best.words):
+                break
+            if not rebuilt and not all(
+                self._word_matches(tokens[i + k].low, words, k) for k in range(len(words))
+            ):
+                continue
+            matched.append((words, places))
+            if best is None:
+                best = _Match(
+                    words=words,
+                    start=i,
+                    end=end,
+                    candidates=[],
+                    marker=self._marker(tokens, i),
+                    capital=all(t.is_capitalized for t in tokens[i:end]),
+                    sent_start=tokens[i].sent_start,
+                    surface=" ".join(t.text for t in tokens[i:end]),
+                    header=i == 0 and tokens[end - 1].punct_after,
+                    sent_header=tokens[i].sent_start and tokens[end - 1].punct_after,
+                )
+            # same-length names matching the same words («Слободской» town, «Слободские» village)
+            best.candidates.extend(places)
+        if best is None:
+            return None
+        written = tuple(t.low for t in tokens[i : best.end])
+        exact = [p for p in best.candidates if p.words == written]
+        pool = exact or best.candidates
+        if not exact and len(matched) > 1 and not rebuilt:
+            # «в Ильинске» is Ильинск, not a village Ильинское its stem also starts
+            by_form = [
+                p
+                for words, places in matched
+                if all(self._word_matches(tokens[i + k].low, words, k, False) for k in range(len(words)))
+                for p in places
+            ]
+            pool = by_form or pool
+        best.candidates = _distinct(pool)
+        return best
 
     @staticmethod
     def _plain_name_counts(match: _Match, cands: Sequence[Place], any_major: bool) -> bool:
@@ -1813,7 +1937,13 @@ def _other_region_at(tokens: Sequence[Token]) -> tuple[int, str] | None:
     called «Московская».
     """
     n = len(tokens)
+    may_name_get = _may_name_cache.get
     for i, tok in enumerate(tokens):
+        may_name = may_name_get(tok.low)
+        if may_name is None:
+            may_name = _may_name_other_region(tok.low)
+        if not may_name:
+            continue  # most words: no other region's name, resident or «Нижний»
         if (tok.low in _NIZHNY and _is_nizhny(tokens, i)) or (
             tok.low[:3] in _OTHER_DEMONYM_STARTS and _OTHER_DEMONYMS.match(tok.low)
         ):
@@ -1833,6 +1963,23 @@ def _other_region_at(tokens: Sequence[Token]) -> tuple[int, str] | None:
         if not found and i + 1 < n and morph.lemmas(tokens[i + 1].low) & _REGION_NOUNS:
             return i, f"{tok.text} {tokens[i + 1].text}"
     return None
+
+
+_may_name_cache: dict[str, bool] = {}
+
+
+def _may_name_other_region(low: str) -> bool:
+    """Whether a word form may be what :func:`_other_region_at` looks for, as far as the word
+    alone says: «Нижний», a resident's name, a city heading a post, or a form starting a city's
+    or a region's name (cached per word form: most words are none)."""
+    may_name = (
+        low in _NIZHNY
+        or low in _HEADING_CITIES
+        or bool(_OTHER_DEMONYMS.match(low))
+        or _city_start(low) is not None
+    )
+    _remember(_may_name_cache, low, may_name)
+    return may_name
 
 
 _NIZHNY = frozenset({"нижний", "нижнего", "нижнему", "нижнем", "нижним"})
