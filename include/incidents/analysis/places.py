@@ -181,6 +181,8 @@ _DEMONYM_CODES = {
 """Residents of a town («кировчане», «котельничане»): a post addressed to them or about them is
 about their town, when it names no place (and never over another region's city)."""
 _DEMONYMS = re.compile("(" + "|".join(sorted(_DEMONYM_CODES, key=len, reverse=True)) + ")")
+_DEMONYM_STARTS = frozenset(stem[:3] for stem in _DEMONYM_CODES)
+"""First three letters of those: most words are no resident's name, checked by a set."""
 _DISTRICT_WORDS = frozenset(
     {"район", "р-н", "р-на", "р-не", "р-ну", "округ", "мо", "муниципальный", "районный"}
 )
@@ -603,8 +605,17 @@ def _is_everyday(match: _Match) -> bool:
 
 def _is_caseless(tokens: Sequence[Token]) -> bool:
     """Whether the text's words are all in lower case or all in capitals (at least three words)."""
-    words = [t.text for t in tokens if len(t.text) > 1 and t.text[0].isalpha()]
-    return len(words) >= 3 and (all(w.islower() for w in words) or all(w.isupper() for w in words))
+    words = 0
+    lower = upper = True
+    for tok in tokens:
+        text = tok.text
+        if len(text) > 1 and text[0].isalpha():
+            lower = lower and text.islower()
+            upper = upper and text.isupper()
+            if not (lower or upper):
+                return False  # most texts: their first word has a capital and small letters
+            words += 1
+    return words >= 3
 
 
 @lru_cache(maxsize=20_000)
@@ -617,6 +628,7 @@ def _is_first_name(word: str) -> bool:
     return any("Name" in p.tag.grammemes for p in parses if p.score >= 0.05)
 
 
+@lru_cache(maxsize=20_000)
 def _is_person_name(word: str) -> bool:
     if not morph.is_known(word):
         return False  # guessed parses of unknown words say nothing
@@ -749,9 +761,12 @@ class KirovPlaces:
         if cached is not None:
             return cached
         keys, stems = _token_keys(low)
-        idxs = {j for k in keys for j in self.by_first.get(k, ())}
-        idxs.update(j for s in stems for j in self.by_first.get("~" + s, ()))
-        result = tuple(sorted(idxs, key=lambda j: -len(self.names[j][1])))
+        by_first = self.by_first
+        result: tuple[int, ...] = ()
+        if not by_first.keys().isdisjoint(keys) or (stems and any(("~" + s) in by_first for s in stems)):
+            idxs = {j for k in keys for j in by_first.get(k, ())}
+            idxs.update(j for s in stems for j in by_first.get("~" + s, ()))
+            result = tuple(sorted(idxs, key=lambda j: -len(self.names[j][1])))
         _remember(self._starts, low, result)
         return result
 
@@ -1063,12 +1078,15 @@ class PlaceResolver:
         then those one of its stems starts (for words the dictionary does not know). The word's
         form always matches the first word of each name (see :meth:`_word_matches`)."""
         keys, stems = _token_keys(low)
+        by_lemma, by_stem = self.gaz.by_lemma, self.gaz.by_stem
+        if by_lemma.keys().isdisjoint(keys) and not (stems and any(stem in by_stem for stem in stems)):
+            return ()  # most words
         groups: dict[tuple[str, ...], list[Place]] = {}
         for key in keys:
-            for place in self.gaz.by_lemma.get(key, ()):
+            for place in by_lemma.get(key, ()):
                 groups.setdefault(place.words, []).append(place)
         for stem in stems:
-            for place in self.gaz.by_stem.get(stem, ()):
+            for place in by_stem.get(stem, ()):
                 groups.setdefault(place.words, []).append(place)
         return tuple((w, tuple(p)) for w, p in sorted(groups.items(), key=lambda kv: -len(kv[0])))
 
@@ -1082,7 +1100,8 @@ class PlaceResolver:
         if cached is not None:
             return cached
         groups = () if low.isdigit() or len(low) < 2 else self._collect_name_groups(low)
-        joined = () if groups else tuple(_distinct(self.gaz.joined.get(low, ())))
+        joined_places = None if groups else self.gaz.joined.get(low)
+        joined = tuple(_distinct(joined_places)) if joined_places else ()
         if not groups and not joined:
             _remember(self._start_cache, low, _NO_NAME_START)
             return _NO_NAME_START
@@ -1115,26 +1134,22 @@ class PlaceResolver:
         n = len(tokens)
         caseless: bool | None = None
         start_cache = self._start_cache
-        i = 0
-        while i < n:
-            if i in consumed:  # a district's adjective («Слободской район») starts no settlement
-                i += 1
+        starts = [start_cache.get(tok.low) or self._name_start(tok.low) for tok in tokens]
+        resume = 0  # the token after the last match
+        for i, start in enumerate(starts):
+            if i < resume or i in consumed:  # a district's adjective («Слободской район») starts none
                 continue
-            low = tokens[i].low
-            start = start_cache.get(low) or self._name_start(low)
+            if start is _NO_NAME_START and not (i and tokens[i - 1].low in _PLACE_PREPOSITIONS):
+                continue  # most words start no name, and only a preposition makes a short name's form
             best: _Match | None = None
             if start.groups:
                 best = self._name_match(tokens, i, start, consumed)
-            else:
+            elif _may_be_rebuilt(tokens, i) and (rebuilt := self._rebuilt_groups(tokens[i].low)):
                 # «в Туже»: a known word's capitalised form may be a short name's case form
-                may_be_rebuilt = i and tokens[i - 1].low in _PLACE_PREPOSITIONS and _may_be_rebuilt(tokens, i)
-                rebuilt = self._rebuilt_groups(low) if may_be_rebuilt else ()
-                if rebuilt:
-                    best = self._groups_match(tokens, i, rebuilt, consumed, True)
-                elif start.joined:
-                    matches.append(self._joined_match(tokens, i, start))
+                best = self._groups_match(tokens, i, rebuilt, consumed, True)
+            elif start.joined:
+                matches.append(self._joined_match(tokens, i, start))
             if best is None:
-                i += 1
                 continue
             if any(p.major for p in best.candidates):
                 caseless = _is_caseless(tokens) if caseless is None else caseless
@@ -1143,12 +1158,10 @@ class PlaceResolver:
                     best.header = best.header or best.start == 0
             nxt = best.end + 1
             if nxt < n and tokens[nxt].low[:3] in ("обл", "кра") and _other_region_follows(tokens, nxt - 1):
-                i += 1  # «в Советске Калининградской области»: a namesake in another region
-            elif self._is_street(tokens, best.start, best.end):
-                i += 1
-            else:
+                continue  # «в Советске Калининградской области»: a namesake in another region
+            if not self._is_street(tokens, best.start, best.end):
                 matches.append(best)
-                i = best.end
+                resume = best.end
         return matches
 
     @staticmethod
@@ -1448,13 +1461,17 @@ class PlaceResolver:
         matches = list(self._settlement_matches(tokens, consumed))
         for match in matches:
             cands = match.candidates
-            context = [
-                p
-                for p in cands
-                if p.municipality_code in district_set
-                or self.gaz.city_district_parent(p.municipality_code) in district_parents
-                or p.municipality_code in poselenie_munis
-            ]
+            context = (
+                [
+                    p
+                    for p in cands
+                    if p.municipality_code in district_set
+                    or self.gaz.city_district_parent(p.municipality_code) in district_parents
+                    or p.municipality_code in poselenie_munis
+                ]
+                if district_set or poselenie_munis
+                else []
+            )
             if poselenie_names:
                 in_pos = [p for p in context if p.poselenie in poselenie_names]
                 context = in_pos or context
@@ -1524,7 +1541,7 @@ class PlaceResolver:
             if tok.low.startswith("кировск") and _institution_after(tokens, i, _KIROV_INSTITUTIONS):
                 # «Кировский драмтеатр», «кировских школ», «Кировская областная больница»
                 return PlaceResult(self.gaz.municipality(KIROV), None, 0.7, [tok.text], note="institution")
-            demonym = _DEMONYMS.match(tok.low)
+            demonym = _DEMONYMS.match(tok.low) if tok.low[:3] in _DEMONYM_STARTS else None
             if demonym:  # «Кировчане, подскажите …», «Котельничане сообщают …»
                 code = _DEMONYM_CODES[demonym.group(1)]
                 return PlaceResult(self.gaz.municipality(code), None, 0.7, [tok.text], note="residents")
@@ -1618,10 +1635,16 @@ def _patronymic_after(tokens: Sequence[Token], end: int) -> bool:
 def _form_of_name(match: _Match) -> bool:
     """Whether the written words are forms of the name's own words (they differ only in their
     last three letters), not another word sharing a lemma with it («Короче» is no «Короткие»)."""
-    written = match.surface.lower().replace("ё", "е").split()
-    if len(written) != len(match.words):
+    return _written_as_name(match.surface, match.words)
+
+
+@lru_cache(maxsize=morph.WORD_CACHE_ENTRIES)
+def _written_as_name(surface: str, words: tuple[str, ...]) -> bool:
+    """:func:`_form_of_name` of a match's written words and its name's words (cached)."""
+    written = surface.lower().replace("ё", "е").split()
+    if len(written) != len(words):
         return True
-    for w, name in zip(written, match.words, strict=True):
+    for w, name in zip(written, words, strict=True):
         common = len(os.path.commonprefix([w, name]))
         if common < max(len(w), len(name)) - 3:
             return False
@@ -1779,10 +1802,14 @@ def _city_start(low: str) -> tuple[tuple[str, ...], ...] | None:
     index = _other_city_index()
     keys = morph.lemmas(low) | {low}
     starts = index.keys() & keys if "-" not in low else index.keys()
-    found = tuple(
-        dict.fromkeys(
-            words for first in starts for words in index[first] if _word_is(low, words[0], len(words) > 1)
+    found = (
+        tuple(
+            dict.fromkeys(
+                words for first in starts for words in index[first] if _word_is(low, words[0], len(words) > 1)
+            )
         )
+        if starts
+        else ()
     )
     if found:
         return found
@@ -1972,11 +1999,20 @@ def _may_name_other_region(low: str) -> bool:
     """Whether a word form may be what :func:`_other_region_at` looks for, as far as the word
     alone says: «Нижний», a resident's name, a city heading a post, or a form starting a city's
     or a region's name (cached per word form: most words are none)."""
+    lemmas = morph.lemmas(low)
+    index = _other_city_index()
+    may_start = (
+        "-" in low
+        or low in index
+        or low in _REGION_ADJECTIVES
+        or not index.keys().isdisjoint(lemmas)
+        or not _REGION_ADJECTIVES.isdisjoint(lemmas)
+    )  # what _city_start needs to find something: asked only then
     may_name = (
         low in _NIZHNY
         or low in _HEADING_CITIES
         or bool(_OTHER_DEMONYMS.match(low))
-        or _city_start(low) is not None
+        or (may_start and _city_start(low) is not None)
     )
     _remember(_may_name_cache, low, may_name)
     return may_name
