@@ -758,17 +758,24 @@ class KirovPlaces:
         """Indexes of the names a word form may start, longest first (cached per word form;
         for almost every word the answer is empty)."""
         cached = self._starts.get(low)
-        if cached is not None:
-            return cached
+        if cached is None:
+            cached = self._collect_starting(low)
+            _remember(self._starts, low, cached)
+        return cached
+
+    def _collect_starting(self, low: str) -> tuple[int, ...]:
+        """:meth:`_starting`, not cached."""
         keys, stems = _token_keys(low)
         by_first = self.by_first
-        result: tuple[int, ...] = ()
-        if not by_first.keys().isdisjoint(keys) or (stems and any(("~" + s) in by_first for s in stems)):
-            idxs = {j for k in keys for j in by_first.get(k, ())}
-            idxs.update(j for s in stems for j in by_first.get("~" + s, ()))
-            result = tuple(sorted(idxs, key=lambda j: -len(self.names[j][1])))
-        _remember(self._starts, low, result)
-        return result
+        if by_first.keys().isdisjoint(keys) and not (stems and any(("~" + s) in by_first for s in stems)):
+            return ()  # most words
+        idxs = {j for k in keys for j in by_first.get(k, ())}
+        idxs.update(j for s in stems for j in by_first.get("~" + s, ()))
+        return tuple(sorted(idxs, key=lambda j: -len(self.names[j][1])))
+
+    def may_start(self, low: str) -> bool:
+        """Whether a word form may start a curated name (:meth:`find` looks at no other word)."""
+        return not (len(low) < 2 or low.isdigit()) and bool(self._collect_starting(low))
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> KirovPlaces:
@@ -807,20 +814,27 @@ class KirovPlaces:
         keys, stems = _token_keys(low)
         return bool(keys & name_keys) or any(("~" + s) in name_keys for s in stems)
 
-    def find(self, tokens: Sequence[Token]) -> list[tuple[KirovPlace, int, int]]:
-        """Curated places the text names, with their token spans, in text order."""
+    def find(
+        self, tokens: Sequence[Token], starts: Iterable[int] | None = None
+    ) -> list[tuple[KirovPlace, int, int]]:
+        """Curated places the text names, with their token spans, in text order. ``starts``: the
+        indexes of the tokens that may start one (:meth:`may_start`), when the caller knows them."""
         found: list[tuple[KirovPlace, int, int]] = []
         n = len(tokens)
         caseless: bool | None = None
-        starts = self._starts
-        i = 0
-        while i < n:
+        if starts is None:
+            starts = [
+                i
+                for i, t in enumerate(tokens)
+                if len(t.low) > 1 and not t.low.isdigit() and self._starting(t.low)
+            ]
+        resume = 0  # the token after the last place found
+        for i in starts:
+            if i < resume:
+                continue
             low = tokens[i].low
-            candidates = starts.get(low)
-            if candidates is None:
-                candidates = () if len(low) < 2 or low.isdigit() else self._starting(low)
+            candidates = self._starting(low)
             if not candidates or len(low) < 2 or low.isdigit():
-                i += 1  # most words start no curated name
                 continue
             best: tuple[KirovPlace, int] | None = None
             for j in candidates:
@@ -842,11 +856,9 @@ class KirovPlaces:
                         continue
                 best = (place, end)
                 break
-            if best is None:
-                i += 1
-                continue
-            found.append((best[0], i, best[1]))
-            i = best[1]
+            if best is not None:
+                found.append((best[0], i, best[1]))
+                resume = best[1]
         named = {p.id for p, _s, _e in found}
         return [(p, s, e) for p, s, e in found if not p.town or p.town in named]
 
@@ -862,9 +874,10 @@ class KirovPlaces:
             return True
         return end - start > 1 and all(t.is_capitalized for t in tokens[start:end])
 
-    def best(self, tokens: Sequence[Token]) -> KirovPlace | None:
-        """The most specific curated place of the text (a street or landmark over a microdistrict)."""
-        found = self.find(tokens)
+    def best(self, tokens: Sequence[Token], starts: Iterable[int] | None = None) -> KirovPlace | None:
+        """The most specific curated place of the text (a street or landmark over a microdistrict);
+        ``starts`` as for :meth:`find`."""
+        found = self.find(tokens, starts)
         if not found:
             return None
         return max(found, key=lambda f: (_KIND_RANK[f[0].kind], -f[1]))[0]
@@ -875,8 +888,11 @@ _Group = tuple[tuple[str, ...], tuple[Place, ...]]
 
 
 @dataclass(frozen=True, slots=True)
-class _NameStart:
-    """What a word form can start, decided from the word alone (see :meth:`PlaceResolver._name_start`)."""
+class _WordRoles:
+    """What a word form can start or be, decided from the word alone (see :meth:`PlaceResolver._roles`)."""
+
+    name: bool
+    """It starts a settlement's name (``groups``) or is a joined name (``joined``)."""
 
     groups: tuple[_Group, ...]
     """The names the word may start, longest first (none for a number or a single letter)."""
@@ -891,10 +907,30 @@ class _NameStart:
     joined: tuple[Place, ...]
     """When the word starts no name: the places of a name of several words written as one
     («#вятскиеполяны»), without repeats."""
+    kirov: bool
+    """It may start a curated Kirov place's name (:meth:`KirovPlaces.may_start`)."""
+    other_region: bool
+    """It may name another region (:func:`_may_name_other_region`)."""
+    district: bool
+    """:meth:`PlaceResolver._districts` looks at it."""
 
 
-_NO_NAME_START = _NameStart((), (), frozenset(), None, (), ())
-"""The word starts no name (most words)."""
+_PLAIN_WORD = _WordRoles(False, (), (), frozenset(), None, (), (), False, False, False)
+"""A word that starts or is none of these (most words)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _TextRoles:
+    """The roles of a text's words (see :meth:`PlaceResolver._text_roles`)."""
+
+    words: list[_WordRoles]
+    """Each token's."""
+    kirov: list[int]
+    """Indexes of the tokens that may start a curated Kirov place's name."""
+    other_region: list[int]
+    """Indexes of the tokens that may name another region."""
+    districts: list[int]
+    """Indexes of the tokens :meth:`PlaceResolver._districts` looks at."""
 
 
 class PlaceResolver:
@@ -904,7 +940,7 @@ class PlaceResolver:
         self.gaz = gazetteer
         self.kirov = kirov if kirov is not None else KirovPlaces.load()
         self._groups_cache: dict[str, tuple[_Group, ...]] = {}
-        self._start_cache: dict[str, _NameStart] = {}
+        self._roles_cache: dict[str, _WordRoles] = {}
         self._rebuilt_cache: dict[str, tuple[tuple[tuple[str, ...], tuple[Place, ...]], ...]] = {}
         stems = set(gazetteer.district_stems) | set(gazetteer.poselenie_stems)
         self._district_adjectives = frozenset(stem + ending for stem in stems for ending in _ADJ_ENDINGS)
@@ -914,6 +950,37 @@ class PlaceResolver:
             [*_ABBREVIATED_TOWNS, *_ABBREVIATED_DISTRICTS, "зато"]
         )
         """Every word form :meth:`_districts` looks at: those, an abbreviation («кчр», «кч»), «зато»."""
+        cities = _other_city_index()
+        self._start_keys = (
+            frozenset(gazetteer.by_lemma)
+            | frozenset(self.kirov.by_first)
+            | frozenset(cities)
+            | _REGION_ADJECTIVES
+        )
+        """Lemmas that start a settlement's, a curated Kirov place's or another region's name."""
+        self._start_stems = frozenset(gazetteer.by_stem) | frozenset(
+            key[1:] for key in self.kirov.by_first if key.startswith("~")
+        )
+        """Stems that start a settlement's or a curated Kirov place's name."""
+        self._special_words = (
+            self._district_words
+            | frozenset(gazetteer.joined)
+            | frozenset(cities)
+            | _NIZHNY
+            | _HEADING_CITIES
+            | _REGION_ADJECTIVES
+        )
+        """Word forms with a role whatever their lemmas: a district's word, a joined name, another
+        region's city or adjective, «Нижний», a city heading a post."""
+        self._hyphenated_ends = tuple(
+            {
+                "-" + words[0].partition("-")[2]
+                for names in cities.values()
+                for words in names
+                if "-" in words[0]
+            }
+        )
+        """The ends of other regions' hyphenated names («-на-дону»): a form of one ends so."""
 
     # ------------------------------------------------------------------ evidence
     def _marker(self, tokens: Sequence[Token], i: int) -> str | None:
@@ -984,18 +1051,16 @@ class PlaceResolver:
         return any(p.major for _, places in self._name_groups(low) for p in places)
 
     def _districts(
-        self, tokens: Sequence[Token]
+        self, tokens: Sequence[Token], roles: _TextRoles
     ) -> tuple[list[tuple[str, int]], set[int], list[tuple[str, str]]]:
         """Districts named in the text (code, token index), consumed token indexes, named poselenies."""
         found: list[tuple[str, int]] = []
         consumed: set[int] = set()
         poselenies: list[tuple[str, str]] = []
         n = len(tokens)
-        district_words = self._district_words
-        for i, tok in enumerate(tokens):
+        for i in roles.districts:  # most words: no district, poselenie or abbreviation
+            tok = tokens[i]
             low = tok.low
-            if low not in district_words:
-                continue  # most words: no district, poselenie or abbreviation, no need to look around
             town = _ABBREVIATED_TOWNS.get(low)
             if town and not tok.text.isupper():
                 # «кч» counts only where the text's case says nothing and a preposition of place
@@ -1090,21 +1155,51 @@ class PlaceResolver:
                 groups.setdefault(place.words, []).append(place)
         return tuple((w, tuple(p)) for w, p in sorted(groups.items(), key=lambda kv: -len(kv[0])))
 
-    def _name_start(self, low: str) -> _NameStart:
-        """What a word form can start, decided from the word alone (cached per word form; for
-        almost every word :data:`_NO_NAME_START`): the names it may start and, for a one-word name,
-        the match's candidates: the places of that exact name, else those the word's form (not
-        only its stem) matches, else all, without repeats («в Ильинске» is Ильинск, not a village
-        Ильинское its stem also starts)."""
-        cached = self._start_cache.get(low)
-        if cached is not None:
-            return cached
+    def _text_roles(self, tokens: Sequence[Token]) -> _TextRoles:
+        """The roles of the text's words: one cached look-up per word, and the few words each
+        step of the resolution looks at."""
+        cache = self._roles_cache
+        words = [cache.get(tok.low) or self._roles(tok.low) for tok in tokens]
+        kirov: list[int] = []
+        other_region: list[int] = []
+        districts: list[int] = []
+        for i, roles in enumerate(words):
+            if roles is _PLAIN_WORD:
+                continue
+            if roles.kirov:
+                kirov.append(i)
+            if roles.other_region:
+                other_region.append(i)
+            if roles.district:
+                districts.append(i)
+        return _TextRoles(words, kirov, other_region, districts)
+
+    def _roles(self, low: str) -> _WordRoles:
+        """What a word form can start or be, decided from the word alone (cached per word form;
+        for almost every word :data:`_PLAIN_WORD`): the settlement names it may start and, for a
+        one-word name, the match's candidates: the places of that exact name, else those the
+        word's form (not only its stem) matches, else all, without repeats («в Ильинске» is
+        Ильинск, not a village Ильинское its stem also starts); whether it may start a curated
+        Kirov name, name another region, or be a district's word."""
+        keys, stems = _token_keys(low)
+        if (
+            keys.isdisjoint(self._start_keys)
+            and not (stems and not self._start_stems.isdisjoint(stems))
+            and low not in self._special_words
+            and not low.endswith(self._hyphenated_ends)
+            and low[:3] not in _OTHER_DEMONYM_STARTS
+        ):  # most words: what each role needs is missing (the checks below would say so, slower)
+            _remember(self._roles_cache, low, _PLAIN_WORD)
+            return _PLAIN_WORD
         groups = () if low.isdigit() or len(low) < 2 else self._collect_name_groups(low)
         joined_places = None if groups else self.gaz.joined.get(low)
         joined = tuple(_distinct(joined_places)) if joined_places else ()
-        if not groups and not joined:
-            _remember(self._start_cache, low, _NO_NAME_START)
-            return _NO_NAME_START
+        kirov = self.kirov.may_start(low)
+        other_region = _may_name_other_region(low)
+        district = low in self._district_words
+        if not (groups or joined or kirov or other_region or district):
+            _remember(self._roles_cache, low, _PLAIN_WORD)
+            return _PLAIN_WORD
         longer = tuple(
             (words, places, tuple(self.gaz.name_keys[words])) for words, places in groups if len(words) > 1
         )
@@ -1117,29 +1212,33 @@ class PlaceResolver:
                 p for words, places in singles if self._word_matches(low, words, 0, False) for p in places
             ]
             pool = by_form or pool
-        start = _NameStart(
+        roles = _WordRoles(
+            name=bool(groups or joined),
             groups=groups,
             longer=longer,
             second=frozenset().union(*(name_keys[1] for _, _, name_keys in longer)),
             word=singles[0][0] if singles else None,
             candidates=tuple(_distinct(pool)),
             joined=joined,
+            kirov=kirov,
+            other_region=other_region,
+            district=district,
         )
-        _remember(self._start_cache, low, start)
-        return start
+        _remember(self._roles_cache, low, roles)
+        return roles
 
-    def _settlement_matches(self, tokens: Sequence[Token], consumed: set[int]) -> list[_Match]:
+    def _settlement_matches(
+        self, tokens: Sequence[Token], consumed: set[int], roles: _TextRoles
+    ) -> list[_Match]:
         """Settlement names in the text, in text order (a street's name is none)."""
         matches: list[_Match] = []
         n = len(tokens)
         caseless: bool | None = None
-        start_cache = self._start_cache
-        starts = [start_cache.get(tok.low) or self._name_start(tok.low) for tok in tokens]
         resume = 0  # the token after the last match
-        for i, start in enumerate(starts):
+        for i, start in enumerate(roles.words):
             if i < resume or i in consumed:  # a district's adjective («Слободской район») starts none
                 continue
-            if start is _NO_NAME_START and not (i and tokens[i - 1].low in _PLACE_PREPOSITIONS):
+            if not start.name and not (i and tokens[i - 1].low in _PLACE_PREPOSITIONS):
                 continue  # most words start no name, and only a preposition makes a short name's form
             best: _Match | None = None
             if start.groups:
@@ -1165,7 +1264,7 @@ class PlaceResolver:
         return matches
 
     @staticmethod
-    def _joined_match(tokens: Sequence[Token], i: int, start: _NameStart) -> _Match:
+    def _joined_match(tokens: Sequence[Token], i: int, start: _WordRoles) -> _Match:
         """A name of several words written as one («#вятскиеполяны») at token ``i``."""
         return _Match(
             words=(tokens[i].low,),
@@ -1180,7 +1279,7 @@ class PlaceResolver:
         )
 
     def _name_match(
-        self, tokens: Sequence[Token], i: int, start: _NameStart, consumed: set[int]
+        self, tokens: Sequence[Token], i: int, start: _WordRoles, consumed: set[int]
     ) -> _Match | None:
         """The longest name starting at token ``i`` (not consumed) that the text's words match, with
         all the same-length names they match as candidates."""
@@ -1312,16 +1411,17 @@ class PlaceResolver:
         (Москва, Казань, «Пермский край»…) and names nothing of the Kirov region explicitly —
         even when its street names also exist in Kirov.
         """
-        other = _other_region_at(tokens)
-        if other is not None and not self._names_kirov(tokens, other[0]):
+        roles = self._text_roles(tokens)
+        other = _other_region_at(tokens, roles.other_region)
+        if other is not None and not self._names_kirov(tokens, other[0], roles):
             return PlaceResult(
                 note=f"another region: {other[1]}", other_region=True, address=street_address(tokens)
             )
-        result = self._resolve_kirov(tokens, source_municipality)
+        result = self._resolve_kirov(tokens, source_municipality, roles)
         result.address = street_address(tokens, result.words[0] if result.note.startswith("Kirov ") else None)
         return result
 
-    def _names_kirov(self, tokens: Sequence[Token], other_at: int) -> bool:
+    def _names_kirov(self, tokens: Sequence[Token], other_at: int, roles: _TextRoles) -> bool:
         """The text names the city of Kirov, the region or one of its districts explicitly.
 
         Names other regions share do not count: «Киров Калужской области» (a Kirov of another
@@ -1335,19 +1435,20 @@ class PlaceResolver:
                     continue
                 return True
         if any(
-            not tokens[i].low.startswith(_COMMON_DISTRICT_STEMS) for _code, i in self._districts(tokens)[0]
+            not tokens[i].low.startswith(_COMMON_DISTRICT_STEMS)
+            for _code, i in self._districts(tokens, roles)[0]
         ):
             return True
-        return self._names_own_town(tokens, other_at)
+        return self._names_own_town(tokens, other_at, roles)
 
-    def _names_own_town(self, tokens: Sequence[Token], other_at: int) -> bool:
+    def _names_own_town(self, tokens: Sequence[Token], other_at: int, roles: _TextRoles) -> bool:
         """The post opens with a town of the region (a town or an urban-type settlement), named
         before the other region's city: «Луза, в аптеке нет лекарств. Ближайшая в Котласе», «В
         Белой Холунице на Глазова не вывозят мусор» (a street). A town named later may be an aside
         («Отдыхали в Красной Поляне… #сочи», «не путайте Котельнич и Котельники»); the other
         region's own town or district («Радужный, ХМАО», «Ленинский район Екатеринбурга») does not
         count."""
-        for match in self._settlement_matches(tokens, set()):
+        for match in self._settlement_matches(tokens, set(), roles):
             if match.start >= other_at:
                 break
             if (
@@ -1372,7 +1473,9 @@ class PlaceResolver:
             return None
         return result.key
 
-    def _resolve_kirov(self, tokens: Sequence[Token], source_municipality: str | None = None) -> PlaceResult:
+    def _resolve_kirov(
+        self, tokens: Sequence[Token], source_municipality: str | None = None, roles: _TextRoles | None = None
+    ) -> PlaceResult:
         """The most specific place the text names, or an empty result.
 
         ``source_municipality`` (a municipality code) only breaks ties between same-named
@@ -1380,8 +1483,9 @@ class PlaceResolver:
         (street, microdistrict, landmark) refines a result in Kirov (or an empty one); a
         street alone is weak evidence unless the source is in Kirov (towns have a «Ленина» too).
         """
-        result = self._resolve_gazetteer(tokens, source_municipality)
-        curated = self.kirov.best(tokens) if self.kirov else None
+        roles = roles if roles is not None else self._text_roles(tokens)
+        result = self._resolve_gazetteer(tokens, source_municipality, roles)
+        curated = self.kirov.best(tokens, roles.kirov) if self.kirov else None
         if curated is None or not (
             result.municipality is None or result.weak or self._in_kirov(result.municipality.code)
         ):
@@ -1448,8 +1552,10 @@ class PlaceResolver:
             return None  # the labels say otherwise (an operator, or a source fallback): trust them
         return result.key
 
-    def _resolve_gazetteer(self, tokens: Sequence[Token], source_municipality: str | None) -> PlaceResult:
-        districts, consumed, poselenies = self._districts(tokens)
+    def _resolve_gazetteer(
+        self, tokens: Sequence[Token], source_municipality: str | None, roles: _TextRoles
+    ) -> PlaceResult:
+        districts, consumed, poselenies = self._districts(tokens, roles)
         district_codes = [c for c, _ in districts]
         district_set = set(district_codes)
         district_parents = {self.gaz.city_district_parent(c) for c in district_codes}
@@ -1458,7 +1564,7 @@ class PlaceResolver:
         source_parent = self.gaz.city_district_parent(source_municipality) if source_municipality else None
 
         best: tuple[float, int, Place | None, list[Place], _Match] | None = None
-        matches = list(self._settlement_matches(tokens, consumed))
+        matches = list(self._settlement_matches(tokens, consumed, roles))
         for match in matches:
             cands = match.candidates
             context = (
@@ -1954,7 +2060,7 @@ _PLACE_OPENERS = frozenset({"г", "город", "в", "во", "я", "мы", "и�
 """Words that may come before a city's name at the very start of a post («г. Пермь, …»)."""
 
 
-def _other_region_at(tokens: Sequence[Token]) -> tuple[int, str] | None:
+def _other_region_at(tokens: Sequence[Token], at: Iterable[int]) -> tuple[int, str] | None:
     """(token index, name) of the first city or region outside the Kirov region the text names,
     or None.
 
@@ -1964,13 +2070,8 @@ def _other_region_at(tokens: Sequence[Token]) -> tuple[int, str] | None:
     called «Московская».
     """
     n = len(tokens)
-    may_name_get = _may_name_cache.get
-    for i, tok in enumerate(tokens):
-        may_name = may_name_get(tok.low)
-        if may_name is None:
-            may_name = _may_name_other_region(tok.low)
-        if not may_name:
-            continue  # most words: no other region's name, resident or «Нижний»
+    for i in at:  # the words that may name one (:func:`_may_name_other_region`)
+        tok = tokens[i]
         if (tok.low in _NIZHNY and _is_nizhny(tokens, i)) or (
             tok.low[:3] in _OTHER_DEMONYM_STARTS and _OTHER_DEMONYMS.match(tok.low)
         ):
@@ -1992,13 +2093,10 @@ def _other_region_at(tokens: Sequence[Token]) -> tuple[int, str] | None:
     return None
 
 
-_may_name_cache: dict[str, bool] = {}
-
-
 def _may_name_other_region(low: str) -> bool:
     """Whether a word form may be what :func:`_other_region_at` looks for, as far as the word
     alone says: «Нижний», a resident's name, a city heading a post, or a form starting a city's
-    or a region's name (cached per word form: most words are none)."""
+    or a region's name (most words are none)."""
     lemmas = morph.lemmas(low)
     index = _other_city_index()
     may_start = (
@@ -2014,7 +2112,6 @@ def _may_name_other_region(low: str) -> bool:
         or bool(_OTHER_DEMONYMS.match(low))
         or (may_start and _city_start(low) is not None)
     )
-    _remember(_may_name_cache, low, may_name)
     return may_name
 
 
