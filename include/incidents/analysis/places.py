@@ -913,9 +913,15 @@ class _WordRoles:
     """It may name another region (:func:`_may_name_other_region`)."""
     district: bool
     """:meth:`PlaceResolver._districts` looks at it."""
+    place_preposition: bool
+    """A preposition of place («в», «у», «до»): the next word may be a short name's case form."""
+    kirov_word: bool
+    """A form of «Киров», «Кирово-Чепецк» or «Вятка» (:data:`_KIROV_WORDS`)."""
+    resident: bool
+    """It may be a resident's name («кировчане») or «кировский» (its first three letters say so)."""
 
 
-_PLAIN_WORD = _WordRoles(False, (), (), frozenset(), None, (), (), False, False, False)
+_PLAIN_WORD = _WordRoles(False, (), (), frozenset(), None, (), (), False, False, False, False, False, False)
 """A word that starts or is none of these (most words)."""
 
 
@@ -931,6 +937,13 @@ class _TextRoles:
     """Indexes of the tokens that may name another region."""
     districts: list[int]
     """Indexes of the tokens :meth:`PlaceResolver._districts` looks at."""
+    settlements: list[int]
+    """Indexes of the tokens that may start a settlement's name: those that start one, and those
+    after a preposition of place."""
+    kirov_words: list[int]
+    """Indexes of the forms of «Киров», «Кирово-Чепецк», «Вятка»."""
+    residents: list[int]
+    """Indexes of the tokens that may be a resident's name or «кировский»."""
 
 
 class PlaceResolver:
@@ -956,8 +969,10 @@ class PlaceResolver:
             | frozenset(self.kirov.by_first)
             | frozenset(cities)
             | _REGION_ADJECTIVES
+            | _KIROV_WORDS
         )
-        """Lemmas that start a settlement's, a curated Kirov place's or another region's name."""
+        """Lemmas that start a settlement's, a curated Kirov place's or another region's name, or
+        are Kirov's."""
         self._start_stems = frozenset(gazetteer.by_stem) | frozenset(
             key[1:] for key in self.kirov.by_first if key.startswith("~")
         )
@@ -969,9 +984,10 @@ class PlaceResolver:
             | _NIZHNY
             | _HEADING_CITIES
             | _REGION_ADJECTIVES
+            | _PLACE_PREPOSITIONS
         )
         """Word forms with a role whatever their lemmas: a district's word, a joined name, another
-        region's city or adjective, «Нижний», a city heading a post."""
+        region's city or adjective, «Нижний», a city heading a post, a preposition of place."""
         self._hyphenated_ends = tuple(
             {
                 "-" + words[0].partition("-")[2]
@@ -1160,19 +1176,26 @@ class PlaceResolver:
         step of the resolution looks at."""
         cache = self._roles_cache
         words = [cache.get(tok.low) or self._roles(tok.low) for tok in tokens]
-        kirov: list[int] = []
-        other_region: list[int] = []
-        districts: list[int] = []
+        text = _TextRoles(words, [], [], [], [], [], [])
+        settlements = text.settlements
         for i, roles in enumerate(words):
             if roles is _PLAIN_WORD:
                 continue
+            if roles.name and not (settlements and settlements[-1] == i):
+                settlements.append(i)
+            if roles.place_preposition and i + 1 < len(words):
+                settlements.append(i + 1)
             if roles.kirov:
-                kirov.append(i)
+                text.kirov.append(i)
             if roles.other_region:
-                other_region.append(i)
+                text.other_region.append(i)
             if roles.district:
-                districts.append(i)
-        return _TextRoles(words, kirov, other_region, districts)
+                text.districts.append(i)
+            if roles.kirov_word:
+                text.kirov_words.append(i)
+            if roles.resident:
+                text.residents.append(i)
+        return text
 
     def _roles(self, low: str) -> _WordRoles:
         """What a word form can start or be, decided from the word alone (cached per word form;
@@ -1188,6 +1211,7 @@ class PlaceResolver:
             and low not in self._special_words
             and not low.endswith(self._hyphenated_ends)
             and low[:3] not in _OTHER_DEMONYM_STARTS
+            and low[:3] not in _DEMONYM_STARTS
         ):  # most words: what each role needs is missing (the checks below would say so, slower)
             _remember(self._roles_cache, low, _PLAIN_WORD)
             return _PLAIN_WORD
@@ -1197,7 +1221,19 @@ class PlaceResolver:
         kirov = self.kirov.may_start(low)
         other_region = _may_name_other_region(low)
         district = low in self._district_words
-        if not (groups or joined or kirov or other_region or district):
+        place_preposition = low in _PLACE_PREPOSITIONS
+        kirov_word = bool(keys & _KIROV_WORDS)
+        resident = low[:3] in _DEMONYM_STARTS
+        if not (
+            groups
+            or joined
+            or kirov
+            or other_region
+            or district
+            or place_preposition
+            or kirov_word
+            or resident
+        ):
             _remember(self._roles_cache, low, _PLAIN_WORD)
             return _PLAIN_WORD
         longer = tuple(
@@ -1223,6 +1259,9 @@ class PlaceResolver:
             kirov=kirov,
             other_region=other_region,
             district=district,
+            place_preposition=place_preposition,
+            kirov_word=kirov_word,
+            resident=resident,
         )
         _remember(self._roles_cache, low, roles)
         return roles
@@ -1235,11 +1274,10 @@ class PlaceResolver:
         n = len(tokens)
         caseless: bool | None = None
         resume = 0  # the token after the last match
-        for i, start in enumerate(roles.words):
+        for i in roles.settlements:  # most words start no name, and are after no preposition of place
             if i < resume or i in consumed:  # a district's adjective («Слободской район») starts none
                 continue
-            if not start.name and not (i and tokens[i - 1].low in _PLACE_PREPOSITIONS):
-                continue  # most words start no name, and only a preposition makes a short name's form
+            start = roles.words[i]
             best: _Match | None = None
             if start.groups:
                 best = self._name_match(tokens, i, start, consumed)
@@ -1428,9 +1466,8 @@ class PlaceResolver:
         region), and districts named as in many cities («Ленинский район Ижевска», «Советский
         район Казани»).
         """
-        for i, tok in enumerate(tokens):
-            keys = _token_keys(tok.low)[0]
-            if keys & _KIROV_WORDS and not _other_region_follows(tokens, i + 1):
+        for i in roles.kirov_words:
+            if not _other_region_follows(tokens, i + 1):
                 if _kirov_mention_is_aside(tokens, i, other_at):
                     continue
                 return True
@@ -1625,7 +1662,7 @@ class PlaceResolver:
             found = self._best_result(tokens, best, districts, district_set, district_parents)
             if found is not None:
                 return found
-        return self._without_settlement(tokens, districts, poselenie_munis, poselenie_names)
+        return self._without_settlement(tokens, districts, poselenie_munis, poselenie_names, roles)
 
     def _without_settlement(
         self,
@@ -1633,6 +1670,7 @@ class PlaceResolver:
         districts: list[tuple[str, int]],
         poselenie_munis: set[str],
         poselenie_names: set[str],
+        roles: _TextRoles,
     ) -> PlaceResult:
         """The place of a text where no settlement decides it: a named district, a poselenie, a
         town's residents, a Kirov street (weak), or nothing."""
@@ -1643,7 +1681,8 @@ class PlaceResolver:
             return PlaceResult(
                 self.gaz.municipality(next(iter(poselenie_munis))), None, 0.8, sorted(poselenie_names)
             )
-        for i, tok in enumerate(tokens):
+        for i in roles.residents:  # «кировск…» and the residents' names start as in _DEMONYM_STARTS
+            tok = tokens[i]
             if tok.low.startswith("кировск") and _institution_after(tokens, i, _KIROV_INSTITUTIONS):
                 # «Кировский драмтеатр», «кировских школ», «Кировская областная больница»
                 return PlaceResult(self.gaz.municipality(KIROV), None, 0.7, [tok.text], note="institution")
