@@ -893,7 +893,6 @@ class _WordRoles:
 
     name: bool
     """It starts a settlement's name (``groups``) or is a joined name (``joined``)."""
-
     groups: tuple[_Group, ...]
     """The names the word may start, longest first (none for a number or a single letter)."""
     longer: tuple[tuple[tuple[str, ...], tuple[Place, ...], tuple[frozenset[str], ...]], ...]
@@ -925,9 +924,9 @@ _PLAIN_WORD = _WordRoles(False, (), (), frozenset(), None, (), (), False, False,
 """A word that starts or is none of these (most words)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _TextRoles:
-    """The roles of a text's words (see :meth:`PlaceResolver._text_roles`)."""
+    """The roles of a text's words (see :meth:`PlaceResolver._text_roles`; read-only once made)."""
 
     words: list[_WordRoles]
     """Each token's."""
@@ -1783,7 +1782,7 @@ def _form_of_name(match: _Match) -> bool:
     return _written_as_name(match.surface, match.words)
 
 
-@lru_cache(maxsize=morph.WORD_CACHE_ENTRIES)
+@lru_cache(maxsize=20_000)
 def _written_as_name(surface: str, words: tuple[str, ...]) -> bool:
     """:func:`_form_of_name` of a match's written words and its name's words (cached)."""
     written = surface.lower().replace("ё", "е").split()
