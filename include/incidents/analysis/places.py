@@ -391,7 +391,9 @@ def _keys_match(low: str, name_keys: frozenset[str]) -> bool:
     """Whether a word form matches a name's word (its keys: lemmas, ``~stem``): a shared lemma,
     or for a word the dictionary does not know, a stem of it that is the name's."""
     keys, stems = _token_keys(low)
-    return bool(keys & name_keys) or any(("~" + s) in name_keys for s in stems)
+    if not keys.isdisjoint(name_keys):
+        return True
+    return bool(stems) and any(("~" + s) in name_keys for s in stems)
 
 
 _KIROV_INSTITUTIONS = _TOWN_INSTITUTIONS | {
@@ -918,9 +920,13 @@ class _WordRoles:
     """A form of «Киров», «Кирово-Чепецк» or «Вятка» (:data:`_KIROV_WORDS`)."""
     resident: bool
     """It may be a resident's name («кировчане») or «кировский» (its first three letters say so)."""
+    address_marker: bool
+    """A street marker («ул», «проспект»: :data:`_ADDRESS_MARKERS`)."""
 
 
-_PLAIN_WORD = _WordRoles(False, (), (), frozenset(), None, (), (), False, False, False, False, False, False)
+_PLAIN_WORD = _WordRoles(
+    False, (), (), frozenset(), None, (), (), False, False, False, False, False, False, False
+)
 """A word that starts or is none of these (most words)."""
 
 
@@ -943,6 +949,8 @@ class _TextRoles:
     """Indexes of the forms of «Киров», «Кирово-Чепецк», «Вятка»."""
     residents: list[int]
     """Indexes of the tokens that may be a resident's name or «кировский»."""
+    address_markers: list[int]
+    """Indexes of the street markers (:func:`street_address`)."""
 
 
 class PlaceResolver:
@@ -984,9 +992,11 @@ class PlaceResolver:
             | _HEADING_CITIES
             | _REGION_ADJECTIVES
             | _PLACE_PREPOSITIONS
+            | _ADDRESS_MARKERS
         )
         """Word forms with a role whatever their lemmas: a district's word, a joined name, another
-        region's city or adjective, «Нижний», a city heading a post, a preposition of place."""
+        region's city or adjective, «Нижний», a city heading a post, a preposition of place, a
+        street marker."""
         self._hyphenated_ends = tuple(
             {
                 "-" + words[0].partition("-")[2]
@@ -1175,11 +1185,10 @@ class PlaceResolver:
         step of the resolution looks at."""
         cache = self._roles_cache
         words = [cache.get(tok.low) or self._roles(tok.low) for tok in tokens]
-        text = _TextRoles(words, [], [], [], [], [], [])
+        text = _TextRoles(words, [], [], [], [], [], [], [])
         settlements = text.settlements
-        for i, roles in enumerate(words):
-            if roles is _PLAIN_WORD:
-                continue
+        for i in [i for i, roles in enumerate(words) if roles is not _PLAIN_WORD]:
+            roles = words[i]
             if roles.name and not (settlements and settlements[-1] == i):
                 settlements.append(i)
             if roles.place_preposition and i + 1 < len(words):
@@ -1194,6 +1203,8 @@ class PlaceResolver:
                 text.kirov_words.append(i)
             if roles.resident:
                 text.residents.append(i)
+            if roles.address_marker:
+                text.address_markers.append(i)
         return text
 
     def _roles(self, low: str) -> _WordRoles:
@@ -1223,6 +1234,7 @@ class PlaceResolver:
         place_preposition = low in _PLACE_PREPOSITIONS
         kirov_word = bool(keys & _KIROV_WORDS)
         resident = low[:3] in _DEMONYM_STARTS
+        address_marker = low in _ADDRESS_MARKERS
         if not (
             groups
             or joined
@@ -1232,6 +1244,7 @@ class PlaceResolver:
             or place_preposition
             or kirov_word
             or resident
+            or address_marker
         ):
             _remember(self._roles_cache, low, _PLAIN_WORD)
             return _PLAIN_WORD
@@ -1261,6 +1274,7 @@ class PlaceResolver:
             place_preposition=place_preposition,
             kirov_word=kirov_word,
             resident=resident,
+            address_marker=address_marker,
         )
         _remember(self._roles_cache, low, roles)
         return roles
@@ -1451,11 +1465,11 @@ class PlaceResolver:
         roles = self._text_roles(tokens)
         other = _other_region_at(tokens, roles.other_region)
         if other is not None and not self._names_kirov(tokens, other[0], roles):
-            return PlaceResult(
-                note=f"another region: {other[1]}", other_region=True, address=street_address(tokens)
-            )
+            address = street_address(tokens, markers=roles.address_markers)
+            return PlaceResult(note=f"another region: {other[1]}", other_region=True, address=address)
         result = self._resolve_kirov(tokens, source_municipality, roles)
-        result.address = street_address(tokens, result.words[0] if result.note.startswith("Kirov ") else None)
+        curated = result.words[0] if result.note.startswith("Kirov ") else None
+        result.address = street_address(tokens, curated, roles.address_markers)
         return result
 
     def _names_kirov(self, tokens: Sequence[Token], other_at: int, roles: _TextRoles) -> bool:
@@ -2200,16 +2214,22 @@ _HOUSE_NUMBER = re.compile(r"^\d{1,4}[а-я]?$")
 MAX_ADDRESS_CHARS = 200
 
 
-def street_address(tokens: Sequence[Token], curated: str | None = None) -> str | None:
+def street_address(
+    tokens: Sequence[Token], curated: str | None = None, markers: Iterable[int] | None = None
+) -> str | None:
     """Street, house number or landmark named by the text («ул. Ленина, д. 15»), or None.
 
     A street marker («ул.», «проспект», «пер.»…) followed by its name (capitalised words or a
     number: «ул. 8 Марта») and an optional house number; otherwise a curated Kirov street or
     landmark (``curated``) with the number after it. At most :data:`MAX_ADDRESS_CHARS`.
+    ``markers``: the indexes of the street markers, in order, when the caller knows them.
     """
     n = len(tokens)
-    for i, tok in enumerate(tokens):
-        if tok.low not in _ADDRESS_MARKERS or i + 1 >= n:
+    if markers is None:
+        markers = [i for i, tok in enumerate(tokens) if tok.low in _ADDRESS_MARKERS]
+    for i in markers:
+        tok = tokens[i]
+        if i + 1 >= n:
             continue
         j = i + 1
         name: list[str] = []
