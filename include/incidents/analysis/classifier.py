@@ -43,6 +43,7 @@ from incidents import CATEGORIES
 from incidents.analysis import morph
 from incidents.analysis.model import (
     HAZARD_MIN_INCIDENT,
+    RULE_HAZARD_MIN_INCIDENT,
     RULE_HAZARD_OVERRULED_BELOW,
     TextModel,
     artifact_version,
@@ -189,7 +190,8 @@ class _Decision:
     needs_review: bool = False
     scores: Any = None
     overruled: bool = False
-    """A hazard rule fired but the model overruled it (see :data:`RULE_HAZARD_OVERRULED_BELOW`)."""
+    """A hazard rule fired but the model overruled it (see :data:`RULE_HAZARD_OVERRULED_BELOW`,
+    :data:`RULE_HAZARD_MIN_INCIDENT`)."""
 
 
 @dataclass(slots=True)
@@ -542,8 +544,13 @@ class Analyzer:
         # an advert, an announced outage, news, an official warning («МЧС предупреждает: выход на
         # лёд опасен»): the rules' strongest negative cues win over a model that is not sure
         # a hazard rule stands unless the model is sure there is no danger («горит дедлайн» slips
-        # past a rule; on posts of writers left out of training no rule hazard below it was one)
-        rule_hazard = r.hazard is not None and s.hazard_head >= RULE_HAZARD_OVERRULED_BELOW
+        # past a rule) or no complaint («он после смены как оголённый провод»); on posts of
+        # writers left out of training no rule hazard below either line was one
+        rule_hazard = (
+            r.hazard is not None
+            and s.hazard_head >= RULE_HAZARD_OVERRULED_BELOW
+            and s.incident >= RULE_HAZARD_MIN_INCIDENT
+        )
         d.overruled = r.hazard is not None and not rule_hazard
         min_incident = th.get("hazard_min_incident", HAZARD_MIN_INCIDENT)
         model_hazard = s.hazard >= th["hazard"] and s.incident >= min_incident
@@ -608,7 +615,10 @@ class Analyzer:
                     f"hazard {d.hazard_type} (model type; rule {r.hazard.name}): " + ", ".join(r.hazard_words)
                 )
         elif d.overruled and r.hazard is not None and s is not None:
-            out.append(f"hazard rule {r.hazard.name} overruled by the model (p={s.hazard_head:.2f})")
+            out.append(
+                f"hazard rule {r.hazard.name} overruled by the model "
+                f"(hazard p={s.hazard_head:.2f}, incident p={s.incident:.2f})"
+            )
         elif d.hazard and s is not None:
             out.append(
                 f"hazard {d.hazard_type} (model p={s.hazard:.2f}): " + ", ".join(self._top_words(d, "hazard"))

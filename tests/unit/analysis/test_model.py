@@ -26,6 +26,8 @@ from incidents.analysis.model import (
 )
 from incidents.analysis.training import (
     HAZARD_MIN_INCIDENT_CANDIDATES,
+    HAZARD_PRECISION_FLOOR,
+    HAZARD_RECALL_TARGET,
     TRAIN_DIR,
     Prepared,
     build_matrix,
@@ -115,6 +117,20 @@ def test_the_hazard_operating_point_is_chosen_with_the_incident_floor() -> None:
     assert curve[-1]["precision"] == 1.0
     lowest = choices[0]
     assert lowest["min_incident"] == HAZARD_MIN_INCIDENT_CANDIDATES[0] and lowest["precision"] < 0.75
+
+
+def test_the_hazard_threshold_stops_at_the_precision_floor() -> None:
+    """Lowering the threshold for recall stops before the precision falls under the floor: the
+    last hazards (scores 0.05) only come with a crowd of false ones, so the target is not reached
+    and the most recall above the floor is chosen instead."""
+    hazards = 100
+    p_haz = np.concatenate([np.full(95, 0.8), np.full(5, 0.05), np.full(10, 0.8), np.full(300, 0.05)])
+    p_inc = np.ones(len(p_haz))
+    y = np.arange(len(p_haz)) < hazards
+    rule = np.zeros(len(p_haz), dtype=bool)
+    _, threshold, curve, choices = hazard_operating_point(p_haz, p_inc, rule, y, np.ones(len(y)))
+    assert curve[-1]["recall"] == 0.95 and curve[-1]["precision"] >= HAZARD_PRECISION_FLOOR
+    assert threshold > 0.05 and all(c["recall"] < HAZARD_RECALL_TARGET for c in choices)
 
 
 def test_cross_validation_keeps_each_writer_whole() -> None:
@@ -240,6 +256,28 @@ def test_a_sure_model_overrules_a_hazard_rule(analyzer: Analyzer, monkeypatch: p
     res = analyzer.analyse(text)
     assert not res.hazard and res.hazard_type is None and res.needs_review
     assert "overruled by the model" in res.explanation
+
+
+def test_a_hazard_rule_without_a_complaint_is_overruled(
+    analyzer: Analyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hazard rule's words in a post the model sees no complaint in (a joke, a warning) are no
+    hazard: the post says so in its explanation and needs review."""
+    from incidents.analysis.classifier import RULE_HAZARD_MIN_INCIDENT
+
+    model = analyzer.model
+    assert model is not None
+    text = "Открытый люк без крышки прямо у школы, дети ходят мимо, может провалиться ребёнок"
+    real = model.scores(analyzer.prepare(text).words, analyzer.prepare(text).feats)
+
+    def no_complaint(words: list[str], feats: set[str]) -> object:
+        low = RULE_HAZARD_MIN_INCIDENT / 2
+        return type(real)(low, low, real.category, real.topic, real.hazard_type, hazard_head=real.hazard_head)
+
+    monkeypatch.setattr(model, "scores", no_complaint)
+    res = analyzer.analyse(text)
+    assert not res.hazard and not res.is_incident and res.needs_review
+    assert "overruled by the model" in res.explanation and "incident p=0.03" in res.explanation
 
 
 def test_category_probabilities_join_the_category_and_topic_heads(analyzer: Analyzer) -> None:
