@@ -188,6 +188,7 @@ class TextModel:
             self.meta: dict[str, Any] = meta
             self.lemma_names: list[str] = z["lemma_vocab"].tolist()
             self.lemma_vocab = {w: i for i, w in enumerate(self.lemma_names)}
+            self._mark_rows = np.array([w.startswith("~") for w in self.lemma_names], dtype=bool)
             self.char_vocab = {w: i for i, w in enumerate(z["char_vocab"].tolist())}
             self.w_lemma = dequantise(z["w_lemma"], z["w_lemma_scale"])
             w_char = dequantise(z["w_char"], z["w_char_scale"])
@@ -326,13 +327,19 @@ class TextModel:
     def top_lemmas(self, lemma_rows: Sequence[int], head: str, k: int = 3) -> list[str]:
         """The ``k`` lemmas (not discourse marks) among ``lemma_rows`` that pushed ``head`` up
         most, strongest first (equal weights in descending name order)."""
-        names = self.lemma_names
-        rows = [i for i in lemma_rows if names[i][0] != "~"]
-        if not rows:
+        if not lemma_rows:
             return []
-        weights = self.w_lemma[rows, self.slices[head].start].tolist()
-        scored = sorted(zip(weights, (names[i] for i in rows), strict=True), reverse=True)
-        return [f for w, f in scored[:k] if w > 0]
+        rows = np.asarray(lemma_rows, dtype=np.intp)
+        weights = self.w_lemma[rows, self.slices[head].start]
+        keep = (weights > 0) & ~self._mark_rows[rows]
+        rows, weights = rows[keep], weights[keep]
+        if len(rows) > k:  # the k largest weights, and any weight equal to the k-th
+            kth = np.partition(weights, len(weights) - k)[len(weights) - k]
+            tied = weights >= kth
+            rows, weights = rows[tied], weights[tied]
+        names = self.lemma_names
+        scored = sorted(zip(weights.tolist(), (names[i] for i in rows.tolist()), strict=True), reverse=True)
+        return [f for _, f in scored[:k]]
 
     def _platt(self, head: str, value: float) -> float:
         a, b = self.platt[head]
