@@ -239,14 +239,10 @@ class TextModel:
             rows.extend((self._sub_offsets + self._codes[nid]).tolist())
         return rows
 
-    def _word_vector(self, word: str) -> np.ndarray:
-        """A word form's whole contribution: its character n-grams and its navec vector,
-        projected onto every head."""
-        return self._word_vectors([word])[0]
-
     def _word_vectors(self, words: Sequence[str]) -> np.ndarray:
-        """:meth:`_word_vector` of several word forms with one gather (each word's rows are then
-        summed alone, in the same order as one word's, so the sums do not depend on the batch)."""
+        """Each word form's whole contribution (its character n-grams and its navec vector,
+        projected onto every head), with one gather; each word's rows are summed alone, so a
+        word's sum does not depend on the words beside it."""
         out = np.zeros((len(words), self.width), dtype=np.float32)
         rows: list[int] = []
         bounds: list[tuple[int, int, int]] = []

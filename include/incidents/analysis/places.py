@@ -621,7 +621,6 @@ def _is_caseless(tokens: Sequence[Token]) -> bool:
 
 
 @lru_cache(maxsize=20_000)
-@lru_cache(maxsize=4096)
 def _is_first_name(word: str) -> bool:
     """A first name's form («Ивана», «Карла», «Степана»), not a surname or a place."""
     if not morph.is_known(word):
@@ -752,7 +751,7 @@ class KirovPlaces:
         «Московской»)."""
         for j in self._starting(low):
             place, words, word_keys = self.names[j]
-            if place.kind == "street" and len(words) == 1 and self._word_matches(low, word_keys[0]):
+            if place.kind == "street" and len(words) == 1 and _keys_match(low, word_keys[0]):
                 return True
         return False
 
@@ -811,11 +810,6 @@ class KirovPlaces:
             raise ValueError(f"{path}: unknown town ids {sorted(unknown_towns)}")
         return cls(entries)
 
-    @staticmethod
-    def _word_matches(low: str, name_keys: frozenset[str]) -> bool:
-        keys, stems = _token_keys(low)
-        return bool(keys & name_keys) or any(("~" + s) in name_keys for s in stems)
-
     def find(
         self, tokens: Sequence[Token], starts: Iterable[int] | None = None
     ) -> list[tuple[KirovPlace, int, int]]:
@@ -845,7 +839,7 @@ class KirovPlaces:
                 if best is not None and end < best[1]:
                     break
                 if end > n or not all(
-                    self._word_matches(tokens[i + k].low, word_keys[k]) for k in range(len(words))
+                    _keys_match(tokens[i + k].low, word_keys[k]) for k in range(len(words))
                 ):
                     continue
                 if place.context and not self._in_context(tokens, i, end):
@@ -1187,8 +1181,9 @@ class PlaceResolver:
         words = [cache.get(tok.low) or self._roles(tok.low) for tok in tokens]
         text = _TextRoles(words, [], [], [], [], [], [], [])
         settlements = text.settlements
-        for i in [i for i, roles in enumerate(words) if roles is not _PLAIN_WORD]:
-            roles = words[i]
+        for i, roles in enumerate(words):
+            if roles is _PLAIN_WORD:
+                continue
             if roles.name and not (settlements and settlements[-1] == i):
                 settlements.append(i)
             if roles.place_preposition and i + 1 < len(words):
@@ -1442,10 +1437,9 @@ class PlaceResolver:
 
     def _word_matches(self, low: str, words: tuple[str, ...], k: int, stems_too: bool = True) -> bool:
         name_keys = self.gaz.name_keys[words][k]
-        keys, stems = _token_keys(low)
-        if keys & name_keys:
-            return True
-        return stems_too and any(("~" + s) in name_keys for s in stems)
+        if stems_too:
+            return _keys_match(low, name_keys)
+        return not _token_keys(low)[0].isdisjoint(name_keys)
 
     # ------------------------------------------------------------------ resolution
     def _in_okrug(self, place: Place) -> bool:
