@@ -12,10 +12,11 @@
 2. **analyse** the valid posts, skipping those already analysed by the same classifier
    version from the same content (``classifier_version`` and ``analysed_hash`` match): a
    rerun is cheap, a new ``CLASSIFIER_VERSION`` or a changed text re-labels. The source's
-   municipality is the fallback place. A post whose analysis raises is quarantined (stage
+   municipality is the fallback place. A chunk's posts go to the analyser together
+   (``analyse_many``, when it has it); a post whose analysis raises is quarantined (stage
    ``analyse``) and the batch goes on.
-3. **store** the labels with bulk UPDATEs by primary key, then ``batches.status =
-   "analysed"`` and ``batches.counts``.
+3. **store** the labels (on PostgreSQL one ``UPDATE … FROM unnest(…)`` per chunk, elsewhere
+   bulk UPDATEs by primary key), then ``batches.status = "analysed"`` and ``batches.counts``.
 
 :func:`process_records` runs steps 1–2 on in-memory records, without a database.
 """
@@ -28,13 +29,14 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import JSON, Engine, String, TextClause, func, select, text, update
 from sqlalchemy.orm import Session
 
-from incidents.db.models import LABEL_COLUMNS, Batch, Post, Quarantine
+from incidents.db.models import LABEL_COLUMNS, Batch, Post, Quarantine, table_of
 from incidents.validation.gate import (
     QuarantinedRecord,
     ValidationFailed,
@@ -174,6 +176,31 @@ def _analyse_one(analyzer: Any, fallback: Fallback, text: str, municipality: str
     return fallback(result, municipality)
 
 
+def _analyse_texts(
+    analyzer: Any, fallback: Fallback, texts: Sequence[str], sources: Sequence[str | None]
+) -> list[Any]:
+    """Each post's result (after ``fallback``), or the exception its analysis raised; ``sources``
+    are the posts' source municipalities.
+
+    An analyser with ``analyse_many`` gets the posts in one call (the trained analyser scores them
+    in blocks, with the results it gives one by one); if that call raises, the posts are analysed
+    one by one, so that only the post that fails goes to quarantine."""
+    many = getattr(analyzer, "analyse_many", None)
+    if many is not None:
+        try:
+            results = many(texts, source_municipalities=sources)
+            return [fallback(r, m) for r, m in zip(results, sources, strict=True)]
+        except Exception as exc:
+            log.info("analysing %d posts together failed (%s): one by one", len(texts), exc)
+    out: list[Any] = []
+    for post_text, municipality in zip(texts, sources, strict=True):
+        try:
+            out.append(_analyse_one(analyzer, fallback, post_text, municipality))
+        except Exception as exc:
+            out.append(exc)
+    return out
+
+
 def _error_record(rec: dict[str, Any], exc: BaseException) -> QuarantinedRecord:
     network, external_id = rec.get("network"), rec.get("external_id")
     raw = json.dumps({k: v for k, v in rec.items() if k != "post_id"}, ensure_ascii=False, default=str)
@@ -303,9 +330,53 @@ def _chunks(engine: Engine, batch_id: int, size: int) -> Iterator[Sequence[Any]]
 
 
 def _clear_labels(session: Session, ids: Iterable[int]) -> None:
-    rows = [{"id": i, **dict.fromkeys(LABEL_COLUMNS)} for i in ids]
-    if rows:
-        session.execute(update(Post), rows)
+    _write_labels(session, [{"id": i, **dict.fromkeys(LABEL_COLUMNS)} for i in ids])
+
+
+def _write_labels(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Set the label columns of posts, one row per post (``id`` and every label column).
+
+    On PostgreSQL one ``UPDATE … FROM unnest(<one array per column>)`` writes them all (the ORM's
+    bulk update sends one UPDATE per row, about 90 µs each, a third of the analysis time);
+    elsewhere the ORM's bulk update by primary key. Both store ``None`` in a JSON column as JSON
+    ``null``, as the ORM does."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(update(Post), list(rows))
+        return
+    params: dict[str, list[Any]] = {"id": [r["id"] for r in rows]}
+    for name in LABEL_COLUMNS:
+        values = [r[name] for r in rows]
+        params[name] = [json.dumps(v) for v in values] if name in _JSON_LABELS else values
+    session.execute(_pg_label_update(), params)
+
+
+_JSON_LABELS = frozenset(c for c in LABEL_COLUMNS if isinstance(table_of(Post).c[c].type, JSON))
+
+
+@lru_cache(maxsize=1)
+def _pg_label_update() -> TextClause:
+    """The PostgreSQL statement of :func:`_write_labels` (column types from the model; strings as
+    ``text``, so that a value too long for its column fails as it would in a plain UPDATE instead
+    of being cut by the cast)."""
+    from sqlalchemy.dialects import postgresql
+
+    table = table_of(Post)
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+    def array(name: str) -> str:
+        sql_type = table.c[name].type
+        element = "TEXT" if isinstance(sql_type, String) else sql_type.compile(dialect=dialect)
+        return f"CAST(:{name} AS {element}[])"
+
+    names = ("id", *LABEL_COLUMNS)
+    arrays = ", ".join(array(n) for n in names)
+    sets = ", ".join(f"{n} = v.{n}" for n in LABEL_COLUMNS)
+    return text(
+        f"UPDATE {table.name} SET {sets} FROM unnest({arrays}) AS v({', '.join(names)}) "
+        f"WHERE {table.name}.id = v.id"
+    )
 
 
 def process_batch(
@@ -415,12 +486,13 @@ def process_batch(
         updates: list[dict[str, Any]] = []
         failed: list[QuarantinedRecord] = []
         unanalysed_ids: list[int] = []
-        for row in rows:
-            try:
-                result = _analyse_one(analyzer, fallback, row.text, munis.get((row.network, row.source_id)))
-            except Exception as exc:  # one bad post must not stop the batch
-                log.warning("analysis of %s:%s failed: %s", row.network, row.external_id, exc)
-                failed.append(_error_record(_record(row), exc))
+        results = _analyse_texts(
+            analyzer, fallback, [r.text for r in rows], [munis.get((r.network, r.source_id)) for r in rows]
+        )
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, Exception):  # one bad post must not stop the batch
+                log.warning("analysis of %s:%s failed: %s", row.network, row.external_id, result)
+                failed.append(_error_record(_record(row), result))
                 unanalysed_ids.append(row.id)
                 continue
             updates.append(
@@ -430,8 +502,7 @@ def process_batch(
                 }
             )
         with Session(engine) as session, session.begin():
-            if updates:
-                session.execute(update(Post), updates)
+            _write_labels(session, updates)
             quarantine_records(session, "analyse", failed, run_id=run_id, batch_id=batch_id)
             _clear_labels(session, unanalysed_ids)
         analysed += len(updates)
@@ -517,13 +588,16 @@ def process_records(
     now = datetime.now(UTC)
     labelled: list[dict[str, Any]] = []
     errors: list[QuarantinedRecord] = []
-    for rec in report.valid_records:
-        try:
-            result = _analyse_one(
-                analyzer, fallback, rec["text"], munis.get((rec["network"], rec["source_id"]))
-            )
-        except Exception as exc:  # one bad post must not stop the batch
-            errors.append(_error_record(rec, exc))
+    records = report.valid_records
+    results = _analyse_texts(
+        analyzer,
+        fallback,
+        [rec["text"] for rec in records],
+        [munis.get((rec["network"], rec["source_id"])) for rec in records],
+    )
+    for rec, result in zip(records, results, strict=True):
+        if isinstance(result, Exception):  # one bad post must not stop the batch
+            errors.append(_error_record(rec, result))
             continue
         labels = _labels(result, version, content_key(rec.get("content_hash"), rec["text"]), now, rec["text"])
         labels["analysed_at"] = _iso(now)

@@ -12,7 +12,9 @@ What is measured (full sizes; ``--quick`` divides them by 10):
   measures our code, not the networks' rate limits.
 * **validation** (``validate_rows_per_s``): :func:`~incidents.validation.gate.validate_batch` on
   generated posts in chunks of 2,000 per network, as processing calls it.
-* **classification** (``classify_posts_per_s``): one core, one process, on realistic texts
+* **classification** (``classify_posts_per_s``: posts analysed together, as processing does,
+  :meth:`~incidents.analysis.classifier.Analyzer.analyse_many`; ``classify_one_posts_per_s``: one
+  by one, as the ``classify`` command does; alternate blocks of 1,000): one core, one process, on realistic texts
   (:func:`realistic_texts`: 40–1,500 characters, median about 200, sentences of different
   labelled posts mixed with words drawn from navec's 250,000-word vocabulary, so caches meet a
   long tail of new words); ``classify_load_seconds``: building the analyser (model and navec
@@ -463,6 +465,10 @@ def realistic_texts(n: int, *, seed: int = 11) -> list[str]:
     return out
 
 
+CLASSIFY_BLOCK = 1_000
+"""Posts per timed block of the classification measurement (see :func:`measure_classification`)."""
+
+
 def measure_classification(sample: Path, n: int) -> dict[str, float]:
     """``classify_posts_per_s`` (one core, one process) on :func:`realistic_texts`;
     ``classify_read_ratio``; ``classify_text_chars_median``; ``classify_load_seconds``."""
@@ -478,15 +484,31 @@ def measure_classification(sample: Path, n: int) -> dict[str, float]:
     analyzer = default_analyzer()
     for text, muni in posts[:500]:
         analyzer.analyse(text, source_municipality=muni)
+    # blocks of CLASSIFY_BLOCK posts, alternately analysed together (analyse_many, as processing
+    # does) and one by one (analyse, as the classify command does), so both meet caches alike
     incidents = 0
-    with _Timer() as t:
-        for text, muni in posts:
-            incidents += bool(analyzer.analyse(text, source_municipality=muni).is_incident)
-    log.info("classified %d posts in %.1fs (%d incidents)", len(posts), t.seconds, incidents)
+    seconds = {"many": 0.0, "one": 0.0}
+    counted = {"many": 0, "one": 0}
+    for k, start in enumerate(range(0, len(posts), CLASSIFY_BLOCK)):
+        block = posts[start : start + CLASSIFY_BLOCK]
+        way = "many" if k % 2 == 0 else "one"
+        with _Timer() as t:
+            if way == "many":
+                results = analyzer.analyse_many(
+                    [p[0] for p in block], source_municipalities=[p[1] for p in block]
+                )
+            else:
+                results = [analyzer.analyse(text, source_municipality=muni) for text, muni in block]
+        seconds[way] += t.seconds
+        counted[way] += len(block)
+        incidents += sum(r.is_incident for r in results)
+    total = sum(seconds.values())
+    log.info("classified %d posts in %.1fs (%d incidents)", len(posts), total, incidents)
     lengths = sorted(len(t) for t in texts)
     return {
-        "classify_posts_per_s": _rate(len(posts), t.seconds),
-        "classify_read_ratio": _ratio(t.seconds, read.seconds),
+        "classify_posts_per_s": _rate(counted["many"], seconds["many"]),
+        "classify_one_posts_per_s": _rate(counted["one"], seconds["one"]),
+        "classify_read_ratio": _ratio(total, read.seconds),
         "classify_incident_share": round(incidents / max(1, len(posts)), 4),
         "classify_text_chars_median": float(lengths[len(lengths) // 2]) if lengths else 0.0,
         "classify_load_seconds": load["seconds"],

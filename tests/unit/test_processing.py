@@ -168,6 +168,39 @@ def test_labels_quarantine_and_batch_counts(engine):
         assert batch.counts["incidents"] == 14 and batch.counts["quarantined"] == 4
 
 
+class BatchAnalyzer(FakeAnalyzer):
+    """A FakeAnalyzer with ``analyse_many``, which fails as a whole when one text would."""
+
+    def __init__(self) -> None:
+        super().__init__("fake-many")
+        self.batches: list[int] = []
+
+    def analyse_many(self, texts, *, source_municipalities=None):
+        self.batches.append(len(texts))
+        if any("BOOM" in t for t in texts):
+            raise ValueError("one text of the batch exploded")
+        return [
+            self.analyse(t, source_municipality=m) for t, m in zip(texts, source_municipalities, strict=True)
+        ]
+
+
+def test_posts_are_analysed_together_and_one_by_one_when_that_fails(engine):
+    """An analyser's ``analyse_many`` gets each chunk at once; a chunk whose call raises is
+    analysed one by one, so only the failing post goes to quarantine."""
+    batch_id = make_batch(engine, MIXED)
+    many = BatchAnalyzer()
+    result = run(engine, batch_id, many, chunk_size=7)
+    assert many.batches == [7, 7, 2]  # 16 valid posts; the chunk holding «яма и BOOM» failed whole
+    assert result.counts["analysed"] == 15 and result.counts["analysis_errors"] == 1
+    together = [r[:11] + r[12:] for r in labels(engine, batch_id)]  # all but the time of analysis
+    with Session(engine) as s, s.begin():
+        s.execute(update(Post).values(classifier_version=None))
+    one_by_one = FakeAnalyzer("fake-many")
+    run(engine, batch_id, one_by_one, chunk_size=7)
+    assert len(one_by_one.calls) == 16
+    assert [r[:11] + r[12:] for r in labels(engine, batch_id)] == together
+
+
 def test_rerun_is_idempotent_and_cheap(engine, tmp_path):
     batch_id = make_batch(engine, MIXED)
     fake = FakeAnalyzer()

@@ -320,6 +320,58 @@ class TextModel:
             lemma_rows=lemma_rows,
         )
 
+    def scores_many(self, posts: Sequence[tuple[Sequence[str], Iterable[str]]]) -> list[Scores]:
+        """:meth:`scores` of several posts ``(words, feats)`` at once, with one sparse product per
+        block and vectorised softmaxes instead of a dozen small numpy calls per post (about 45 µs
+        of a post's 130 on the generator's texts).
+
+        The numbers are :meth:`scores`' own, bit for bit: a block's rows are summed in the same
+        order in float32 (a sparse row of ones times the weights adds the same rows one by one,
+        as ``sum(axis=0)`` does) and divided by the same float32 factor, the softmax runs on
+        contiguous rows, and the calibration is the same scalar code."""
+        n = len(posts)
+        if n == 0:
+            return []
+        words = [list(w) for w, _ in posts]
+        lemma_rows = [self.lemma_rows(f) for _, f in posts]
+        get = self.pair_vocab.get
+        pair_rows = [
+            [i for f in word_pairs(w) if (i := get(f)) is not None] if len(w) > 1 else [] for w in words
+        ]
+        flat = [w for post in words for w in post]
+        cache_rows = self._word_cache_rows(flat) if flat else []
+        if cache_rows is None:  # this call recycled the cache: the words are all in the new one
+            cache_rows = self._word_cache_rows(flat)
+        if cache_rows is None:  # more new words than the cache holds, or another thread's turn
+            return [self.scores(w, f) for w, f in posts]
+        bounds = np.cumsum([0, *(len(w) for w in words)])
+        word_rows = [cache_rows[bounds[k] : bounds[k + 1]] for k in range(n)]
+        raw = np.repeat(self.bias[None, :], n, axis=0)
+        raw += _block_sums(lemma_rows, self.w_lemma, root=True)
+        raw += _block_sums(pair_rows, self.w_pair, root=True)
+        raw += _block_sums(word_rows, self._cache_rows, root=False)
+        topic = _softmax_rows(raw[:, self.slices["topic"]])
+        category = _softmax_rows(raw[:, self.slices["category"]])
+        hazard_type = _softmax_rows(raw[:, self.slices["hazard_type"]])
+        incident = raw[:, self.slices["incident"].start].tolist()
+        head = [self._platt("hazard", v) for v in raw[:, self.slices["hazard"].start].tolist()]
+        hazard = head
+        if self._hazard_columns is not None:
+            mass = _row_sums(topic[:, self._hazard_columns]).tolist()
+            hazard = [float(joint_hazard(h, m)) for h, m in zip(head, mass, strict=True)]
+        return [
+            Scores(
+                incident=self._platt("incident", incident[k]),
+                hazard=hazard[k],
+                category=category[k],
+                topic=topic[k],
+                hazard_type=hazard_type[k],
+                hazard_head=head[k],
+                lemma_rows=lemma_rows[k],
+            )
+            for k in range(n)
+        ]
+
     def top_lemmas(self, lemma_rows: Sequence[int], head: str, k: int = 3) -> list[str]:
         """The ``k`` lemmas (not discourse marks) among ``lemma_rows`` that pushed ``head`` up
         most, strongest first (equal weights in descending name order)."""
@@ -361,6 +413,34 @@ def _add_rows(out: np.ndarray, weights: np.ndarray, rows: list[int]) -> None:
     (as :func:`incidents.analysis.training.build_matrix` scales them)."""
     if rows:
         out += weights[rows].sum(axis=0) / math.sqrt(len(rows))
+
+
+def _block_sums(rows: Sequence[Sequence[int]], weights: np.ndarray, *, root: bool) -> np.ndarray:
+    """Per post, the sum of its ``rows`` of ``weights`` over sqrt(their count) (``root``, as
+    :func:`_add_rows`) or over their count (the words' mean); zeros for a post without rows."""
+    from scipy import sparse
+
+    counts = np.fromiter((len(r) for r in rows), dtype=np.intp, count=len(rows))
+    indices = np.fromiter((i for r in rows for i in r), dtype=np.int32, count=int(counts.sum()))
+    indptr = np.concatenate(([0], np.cumsum(counts)))
+    ones = np.ones(len(indices), dtype=np.float32)
+    matrix = sparse.csr_matrix((ones, indices, indptr), shape=(len(rows), weights.shape[0]))
+    sums = np.asarray(matrix @ weights, dtype=np.float32)
+    divisor = np.sqrt(np.maximum(counts, 1)) if root else np.maximum(counts, 1)
+    sums /= divisor.astype(np.float32)[:, None]
+    return sums
+
+
+def _softmax_rows(x: np.ndarray) -> np.ndarray:
+    """:func:`_softmax` of every row, equal to it bit for bit: each row's sum is taken on its own
+    (numpy sums a row of a matrix in another order than the same values as a vector)."""
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / _row_sums(e)[:, None]
+
+
+def _row_sums(x: np.ndarray) -> np.ndarray:
+    """Each row's ``sum()`` as a vector's (see :func:`_softmax_rows`)."""
+    return np.array([row.sum() for row in x], dtype=x.dtype)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

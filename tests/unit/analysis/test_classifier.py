@@ -102,6 +102,34 @@ def test_analyse_many_and_threads(analyzer: Analyzer) -> None:
     assert all(r == expected for r in results)
 
 
+def test_analysing_many_posts_equals_analysing_each(
+    analyzer: Analyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """analyse_many scores blocks of posts together (SCORE_BLOCK) with the results of analyse."""
+    import incidents.analysis.classifier as classifier_module
+
+    monkeypatch.setattr(classifier_module, "SCORE_BLOCK", 4)
+    texts = [
+        "В Кумёнах нет света",
+        "Спасибо за дорогу!",
+        "Открытый люк во дворе, дети рядом",
+        "+1",
+        "Во дворе дома 5 на Ленина огромная яма, машины не проехать, прошу принять меры",
+        "В Казани на улице Ленина огромная яма",
+        "Продам люк чугунный, недорого",
+        "На остановке в Слободском висит оголённый провод",
+        "Сосульки над входом в поликлинику, страшно ходить",
+    ]
+    sources = ["33620", None, "33710", None, "33701000", None, None, "33635", None]
+    one_by_one = [
+        analyzer.analyse(t, source_municipality=m).to_dict() for t, m in zip(texts, sources, strict=True)
+    ]
+    assert [r.to_dict() for r in analyzer.analyse_many(texts, source_municipalities=sources)] == one_by_one
+    assert analyzer.analyse_many([]) == []
+    with pytest.raises(ValueError, match="2 texts but 1 source"):
+        analyzer.analyse_many(texts[:2], source_municipalities=["33620"])
+
+
 def test_rejects_non_text(analyzer: Analyzer) -> None:
     with pytest.raises(TypeError):
         analyzer.analyse(None)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from incidents.analysis.evaluate import evaluate_blind
 from incidents.analysis.model import (
     ARTIFACT_PATH,
     QUANT_LEVELS,
+    Scores,
     TextModel,
     artifact_version,
     dequantise,
@@ -183,6 +184,50 @@ def test_a_recycled_word_cache_never_mixes_posts(analyzer: Analyzer, monkeypatch
     for _ in range(3):
         assert np.allclose(small.raw_scores(words, feats), expected, atol=1e-5)
     assert small._generation > 0
+
+
+SCORED_TEXTS = [
+    "Во дворе дома 5 огромная яма, машины не проехать",
+    "Продам гараж, недорого",
+    "",
+    "+1",
+    "ёлки-палки, опять провода оборваны на Ленина!!! неизвестноесловоблин",
+    "Открытый люк у школы №3, дети ходят рядом. Прошу принять меры",
+    "В Кумёнах нет света третий день, холодильники текут",
+]
+
+
+def _same_scores(a: Scores, b: Scores) -> bool:
+    arrays = ("category", "topic", "hazard_type")
+    return (a.incident, a.hazard, a.hazard_head, a.lemma_rows) == (
+        b.incident,
+        b.hazard,
+        b.hazard_head,
+        b.lemma_rows,
+    ) and all(np.array_equal(getattr(a, f), getattr(b, f)) for f in arrays)
+
+
+def test_scoring_posts_together_gives_the_same_numbers(
+    analyzer: Analyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """:meth:`TextModel.scores_many` equals :meth:`TextModel.scores` bit for bit, also when the
+    block's new words recycle the word cache (once: retried; beyond its size: one by one)."""
+    import incidents.analysis.model as model_module
+
+    assert analyzer.model is not None
+    posts = [(p.words, p.feats) for p in (analyzer.prepare(t) for t in SCORED_TEXTS * 3)]
+    expected = [analyzer.model.scores(w, f) for w, f in posts]
+    assert all(_same_scores(a, b) for a, b in zip(analyzer.model.scores_many(posts), expected, strict=True))
+    assert analyzer.model.scores_many([]) == []
+    distinct = len({w for words, _ in posts for w in words})
+    for size in (distinct, 5):  # room for the block's words (after a recycle), then not even that
+        monkeypatch.setattr(model_module, "WORD_CACHE_SIZE", size)
+        small = TextModel(navec=load_navec())
+        small.scores(["спасибо", "за", "ремонт", "дороги"], {"спасибо"})  # words the block lacks
+        for _ in range(2):
+            got = small.scores_many(posts)
+            assert all(_same_scores(a, b) for a, b in zip(got, expected, strict=True))
+        assert small._generation == 1 if size == distinct else small._generation > 1
 
 
 def test_other_regions_get_no_kirov_place(analyzer: Analyzer) -> None:
