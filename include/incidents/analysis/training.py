@@ -18,6 +18,12 @@ values only, that is on writers the scoring heads never saw:
   that the out-of-fold precision falls under :data:`HAZARD_PRECISION_FLOOR`;
 * ``incident``: the threshold that maximises out-of-fold F1 of *model or hazard*.
 
+The report also gives the out-of-fold category accuracy (``category_accuracy_oof``, and per
+training file): over the true incidents, the category the analyser's decision would give from the
+out-of-fold topic, category and hazard-type heads and the rules' topic (:func:`oof_categories`), a
+missed incident counting as wrong. Posts too short for the model and the rules' veto are not
+modelled (nor are they in the incident F1).
+
 Then every head is fit on all rows and one ``.npz`` artifact is written; its SHA-256 is the
 classifier version. The blind test set (``data/blind/``) is never read here.
 """
@@ -200,6 +206,12 @@ def prepare(examples: Sequence[Example], analyzer: Any) -> Prepared:
     return Prepared(feats, words, rule_hazard)
 
 
+def rule_topics(prep: Prepared) -> list[str | None]:
+    """The rules' topic of every post (their ``~r:topic:`` feature), None where they give none."""
+    mark = "~r:topic:"
+    return [next((f[len(mark) :] for f in feats if f.startswith(mark)), None) for feats in prep.feats]
+
+
 def _vocab(docs: Iterable[Iterable[str]], min_df: int) -> list[str]:
     df: Counter[str] = Counter()
     for d in docs:
@@ -277,7 +289,8 @@ def source_weights(examples: Sequence[Example]) -> np.ndarray:
 
 class TopicFit:
     """Fits the topic head (117 classes) on a subset of rows: for the artifact and, in every
-    cross-validation fold, for the out-of-fold probability of a hazard topic."""
+    cross-validation fold, for the out-of-fold probability of a hazard topic and the out-of-fold
+    category (:func:`oof_categories`, with the category head fitted in the same fold)."""
 
     def __init__(
         self,
@@ -289,6 +302,12 @@ class TopicFit:
             [i for i, e in enumerate(examples) if e.is_incident and (e.topic in topics or e.hazard)]
         )
         self.labels = np.array([_label(examples[i], "topic", topics) for i in self.rows])
+        self.classes: list[str] = sorted({str(t) for t in self.labels})
+        """The topic head's classes over all rows (a fold's head may miss some)."""
+        self.category_rows = np.array([i for i, e in enumerate(examples) if e.is_incident], dtype=np.intp)
+        self.categories = np.array([str(examples[i].category) for i in self.category_rows])
+        self.hazard_rows = np.array([i for i, e in enumerate(examples) if e.hazard], dtype=np.intp)
+        self.hazard_kinds = np.array([str(examples[i].hazard_type) for i in self.hazard_rows])
         self.weights = weights
         self.topics = topics
 
@@ -298,11 +317,89 @@ class TopicFit:
         idx = self.rows[mask]
         return _fit(x[idx], self.labels[mask], C_MULTI, self.weights[idx])
 
-    def hazard_mass(self, x: sparse.csr_matrix, train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        """Probability of a hazard topic for ``test_rows``, the head fitted on ``train_rows``."""
+    def probabilities(
+        self, x: sparse.csr_matrix, train_rows: np.ndarray, test_rows: np.ndarray
+    ) -> np.ndarray:
+        """The topic head fitted on ``train_rows``: probabilities of ``test_rows`` over :attr:`classes`."""
         model = self.fit(x, train_rows)
-        hazard = np.array([bool(self.topics.get(str(c), {}).get("hazard")) for c in model.classes_])
-        return np.asarray(model.predict_proba(x[test_rows])[:, hazard].sum(axis=1))
+        out = np.zeros((len(test_rows), len(self.classes)))
+        out[:, [self.classes.index(str(c)) for c in model.classes_]] = model.predict_proba(x[test_rows])
+        return out
+
+    def category_probabilities(
+        self, x: sparse.csr_matrix, train_rows: np.ndarray, test_rows: np.ndarray
+    ) -> np.ndarray:
+        """The category head (as :func:`train` fits it) fitted on the incidents among ``train_rows``:
+        probabilities of ``test_rows`` over :data:`incidents.CATEGORIES`."""
+        mask = np.isin(self.category_rows, train_rows)
+        idx = self.category_rows[mask]
+        model = _fit(x[idx], self.categories[mask], C_MULTI, self.weights[idx])
+        out = np.zeros((len(test_rows), len(CATEGORIES)))
+        out[:, [CATEGORIES.index(str(c)) for c in model.classes_]] = model.predict_proba(x[test_rows])
+        return out
+
+    def hazard_types(self, x: sparse.csr_matrix, train_rows: np.ndarray, test_rows: np.ndarray) -> list[str]:
+        """The hazard-type head (as :func:`train` fits it) fitted on the hazards among
+        ``train_rows``: the likeliest type of each of ``test_rows``."""
+        mask = np.isin(self.hazard_rows, train_rows)
+        idx = self.hazard_rows[mask]
+        model = _fit(x[idx], self.hazard_kinds[mask], C_MULTI, self.weights[idx])
+        return [str(t) for t in model.predict(x[test_rows])]
+
+    def hazard_mass(self, topic_p: np.ndarray) -> np.ndarray:
+        """Probability of a hazard topic, from rows of :meth:`probabilities`."""
+        hazard = np.array([bool(self.topics.get(c, {}).get("hazard")) for c in self.classes])
+        return np.asarray(topic_p[:, hazard].sum(axis=1))
+
+
+def oof_categories(
+    topic_p: np.ndarray,
+    category_p: np.ndarray,
+    classes: Sequence[str],
+    topics: dict[str, dict[str, Any]],
+    hazard_types: Sequence[str | None],
+    rule_hazard: Sequence[str | None],
+    rule_topics: Sequence[str | None],
+) -> list[str]:
+    """The category the analyser gives each row, once called an incident, from the heads'
+    probabilities as :meth:`incidents.analysis.classifier.Analyzer._decide` takes it. A hazard
+    (``hazard_types[r]`` its type, None for no hazard) has the topic of the rule that found it when
+    the rule names the same type, else its type's likeliest topic, and that topic's category unless
+    another category scores more by more than
+    :data:`~incidents.analysis.classifier.HAZARD_CATEGORY_MARGIN`; any other incident has the
+    likeliest category of :meth:`~incidents.analysis.classifier.Analyzer.category_scores` (the
+    heads' category distribution, ``category_p`` over :data:`incidents.CATEGORIES` and ``topic_p``
+    over ``classes``, plus :data:`~incidents.analysis.classifier.RULE_TOPIC_BONUS` at the category
+    of the rules' topic)."""
+    from incidents.analysis.classifier import CATEGORY_HEAD_WEIGHT, HAZARD_CATEGORY_MARGIN, RULE_TOPIC_BONUS
+
+    to_category = np.zeros((len(classes), len(CATEGORIES)))
+    for i, t in enumerate(classes):
+        to_category[i, CATEGORIES.index(topics[t]["category"])] = 1.0
+    cat_p = CATEGORY_HEAD_WEIGHT * category_p + (1.0 - CATEGORY_HEAD_WEIGHT) * (topic_p @ to_category)
+    for r, rule_topic in enumerate(rule_topics):
+        if rule_topic in topics and rule_topic != "other_other":
+            cat_p[r, CATEGORIES.index(topics[str(rule_topic)]["category"])] += RULE_TOPIC_BONUS
+    out = []
+    for r, kind in enumerate(hazard_types):
+        best = int(cat_p[r].argmax())
+        if kind is not None:
+            topic = rule_topics[r] if rule_hazard[r] == kind else None
+            if topic not in topics:
+                cols = [
+                    i
+                    for i, t in enumerate(classes)
+                    if topics[t]["hazard"] and topics[t]["hazard_type"] == kind
+                ]
+                kinds = sorted(t for t, m in topics.items() if m["hazard"] and m["hazard_type"] == kind)
+                topic = (
+                    classes[cols[int(np.argmax(topic_p[r, cols]))]] if cols else (kinds or ["other_other"])[0]
+                )
+            own = CATEGORIES.index(topics[str(topic)]["category"])
+            if cat_p[r, best] - cat_p[r, own] <= HAZARD_CATEGORY_MARGIN:
+                best = own
+        out.append(CATEGORIES[best])
+    return out
 
 
 def _platt(values: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
@@ -348,9 +445,12 @@ def cross_validate(
     folds: int,
     weights: np.ndarray | None = None,
     topic_fit: TopicFit | None = None,
+    rule_topics: Sequence[str | None] | None = None,
 ) -> dict[str, Any]:
     """Out-of-fold decision values of the binary heads (and, with ``topic_fit``, the topic head's
-    probability of a hazard topic), Platt fits and the chosen thresholds.
+    probability of a hazard topic and the analyser's category: ``category_accuracy_oof`` over the
+    true incidents, a missed one counting as wrong, and per training file), Platt fits and the
+    chosen thresholds.
 
     The hazard threshold applies to the hazard score of :func:`incidents.analysis.model.joint_hazard`
     when ``topic_fit`` is given, else to the hazard head's probability."""
@@ -358,12 +458,19 @@ def cross_validate(
     y_haz = np.array([e.hazard for e in examples])
     oof = {"incident": np.zeros(len(examples)), "hazard": np.zeros(len(examples))}
     topic_mass = np.ones(len(examples))
+    topic_p = np.zeros((len(examples), len(topic_fit.classes) if topic_fit is not None else 0))
+    category_p = np.zeros((len(examples), len(CATEGORIES)))
+    hazard_type: list[str | None] = [None] * len(examples)
     for k, (tr, te) in enumerate(writer_folds(examples, folds)):
         for head, y in (("incident", y_inc), ("hazard", y_haz)):
             model = _fit(x[tr], y[tr], C_BINARY, None if weights is None else weights[tr])
             oof[head][te] = model.decision_function(x[te])
         if topic_fit is not None:
-            topic_mass[te] = topic_fit.hazard_mass(x, tr, te)
+            topic_p[te] = topic_fit.probabilities(x, tr, te)
+            topic_mass[te] = topic_fit.hazard_mass(topic_p[te])
+            category_p[te] = topic_fit.category_probabilities(x, tr, te)
+            for i, kind in zip(te, topic_fit.hazard_types(x, tr, te), strict=True):
+                hazard_type[i] = kind
         log.info("cross-validation fold %d/%d done", k + 1, folds)
     # calibration and thresholds weigh rows as training does (template renderings count less)
     w = np.ones(len(examples)) if weights is None else np.asarray(weights, dtype=float)
@@ -400,6 +507,33 @@ def cross_validate(
         "incident_f1_oof": round(best[0], 4),
         "hazard_curve_tail": curve[-5:],
     }
+    if topic_fit is not None:
+        # the analyser's category for every true incident (a missed one counts as wrong, as in
+        # incidents.analysis.evaluate); rows weighted as in training
+        called = (p_inc >= best[1]) | haz_pred
+        truth = [int(i) for i in np.flatnonzero(y_inc)]
+        given = oof_categories(
+            topic_p[truth],
+            category_p[truth],
+            topic_fit.classes,
+            topic_fit.topics,
+            [hazard_type[i] if haz_pred[i] else None for i in truth],
+            [rule_hazard[i] for i in truth],
+            [rule_topics[i] for i in truth] if rule_topics is not None else [None] * len(truth),
+        )
+        right = np.array([called[i] and c == examples[i].category for i, c in zip(truth, given, strict=True)])
+        report["category_accuracy_oof"] = round(float((w[truth] * right).sum() / w[truth].sum()), 4)
+        by_source: dict[str, list[bool]] = {}
+        for i, ok in zip(truth, right, strict=True):
+            by_source.setdefault(examples[i].source, []).append(bool(ok))
+        report["category_accuracy_oof_by_file"] = {
+            src: round(sum(oks) / len(oks), 4) for src, oks in sorted(by_source.items())
+        }
+        log.info(
+            "out-of-fold category accuracy %.4f; by file %s",
+            report["category_accuracy_oof"],
+            report["category_accuracy_oof_by_file"],
+        )
     thresholds = {"incident": best[1], "hazard": hazard_t, "hazard_min_incident": min_incident}
     return {"platt": platt, "thresholds": thresholds, "report": report}
 
@@ -461,7 +595,13 @@ def train(
     limit: int | None = None,
 ) -> dict[str, Any]:
     """Train every head and write the artifact; returns the training report."""
-    from incidents.analysis.classifier import Analyzer, load_rubricator
+    from incidents.analysis.classifier import (
+        CATEGORY_HEAD_WEIGHT,
+        HAZARD_CATEGORY_MARGIN,
+        RULE_TOPIC_BONUS,
+        Analyzer,
+        load_rubricator,
+    )
 
     examples = load_training_data(data_dir)
     if limit:
@@ -486,7 +626,7 @@ def train(
     weights = source_weights(examples)
     topics = load_rubricator()
     topic_fit = TopicFit(examples, topics, weights)
-    cv = cross_validate(x, examples, prep.rule_hazard, folds, weights, topic_fit)
+    cv = cross_validate(x, examples, prep.rule_hazard, folds, weights, topic_fit, rule_topics(prep))
     incidents = [i for i, e in enumerate(examples) if e.is_incident]
     hazards = [i for i, e in enumerate(examples) if e.hazard]
     fits: dict[str, tuple[Any, list[str]]] = {}
@@ -525,6 +665,11 @@ def train(
         "platt": {k: list(v) for k, v in cv["platt"].items()},
         "thresholds": cv["thresholds"],
         "hazard_score": HAZARD_SCORE,
+        "category_decision": {
+            "category_head_weight": CATEGORY_HEAD_WEIGHT,
+            "hazard_category_margin": HAZARD_CATEGORY_MARGIN,
+            "rule_topic_bonus": RULE_TOPIC_BONUS,
+        },
         "hazard_topics": sorted(t for t in labels["topic"] if topics.get(t, {}).get("hazard")),
         "cv": cv["report"],
         "training_rows": len(examples),

@@ -11,8 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from incidents import HAZARD_TYPES
-from incidents.analysis.classifier import CATEGORY_HEAD_WEIGHT, CLASSIFIER_VERSION, Analyzer
+from incidents import CATEGORIES, HAZARD_TYPES
+from incidents.analysis.classifier import (
+    CATEGORY_HEAD_WEIGHT,
+    CLASSIFIER_VERSION,
+    HAZARD_CATEGORY_MARGIN,
+    RULE_TOPIC_BONUS,
+    Analyzer,
+)
 from incidents.analysis.evaluate import evaluate_blind
 from incidents.analysis.model import (
     ARTIFACT_PATH,
@@ -34,6 +40,7 @@ from incidents.analysis.training import (
     build_matrix,
     hazard_operating_point,
     load_training_data,
+    oof_categories,
     prepare,
     rules_sha256,
     train,
@@ -364,10 +371,110 @@ def test_the_hazard_type_is_the_models_even_when_a_rule_finds_the_hazard(
         )
 
     monkeypatch.setattr(model, "scores", typed)
+    # the model's categories agree with the type's (else the hazard may take the model's category)
+    category = next(m["category"] for m in analyzer.topics.values() if m["hazard_type"] == other)
+    agreeing = _forced_categories(analyzer, {category: 0.9})
+    monkeypatch.setattr(analyzer, "category_probabilities", lambda s: agreeing)
     res = analyzer.analyse(text)
     assert res.hazard and res.hazard_type == other
     assert analyzer.topics[res.topic]["hazard_type"] == other
     assert f"hazard {other} (model type; rule {rule_type})" in res.explanation
+
+
+def _forced_categories(analyzer: Analyzer, shares: dict[str, float]) -> np.ndarray:
+    """A category distribution with ``shares`` and the rest spread evenly."""
+    assert analyzer.model is not None
+    cats = analyzer.model.labels["category"]
+    rest = (1.0 - sum(shares.values())) / (len(cats) - len(shares))
+    return np.array([shares.get(c, rest) for c in cats])
+
+
+def test_a_hazard_takes_the_models_category_only_when_it_is_clearly_another(
+    analyzer: Analyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hazard keeps its hazard topic (an open manhole: improvement) unless the category scores
+    prefer another category by more than the margin; then its topic is the model's, and it stays a
+    hazard of its type."""
+    text = "Открытый люк без крышки прямо у школы, дети ходят мимо, может провалиться ребёнок"
+    res = analyzer.analyse(text)
+    assert res.hazard and res.hazard_type == "open_manhole" and res.topic == "improvement_open_manhole"
+    # education is likelier than improvement (with the rules' bonus for the manhole), not by the margin
+    assert 0.0 < 0.65 - (0.3 + RULE_TOPIC_BONUS) < HAZARD_CATEGORY_MARGIN
+    close = _forced_categories(analyzer, {"education": 0.65, "improvement": 0.3})
+    monkeypatch.setattr(analyzer, "category_probabilities", lambda s: close)
+    assert analyzer.analyse(text).topic == "improvement_open_manhole"
+    # the rules' topic (the manhole's) adds its bonus to improvement: education must beat that too
+    assert 0.8 - (0.1 + RULE_TOPIC_BONUS) > HAZARD_CATEGORY_MARGIN
+    clear = _forced_categories(analyzer, {"education": 0.8, "improvement": 0.1})
+    monkeypatch.setattr(analyzer, "category_probabilities", lambda s: clear)
+    res = analyzer.analyse(text)
+    assert res.hazard and res.hazard_type == "open_manhole"
+    assert res.category == "education" and not analyzer.topics[res.topic]["hazard"]
+
+
+def test_the_rules_topic_tips_a_close_category(analyzer: Analyzer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The category of the rules' topic gets RULE_TOPIC_BONUS before the likeliest is taken; the
+    category's confidence stays the model's probability; the fallback topic adds nothing."""
+    model = analyzer.model
+    assert model is not None
+    p = analyzer.prepare("В школе третью неделю холодно в классах, батареи еле тёплые, дети сидят в куртках")
+    s = model.scores(p.words, p.feats)
+    probs = analyzer.category_probabilities(s)
+    cats = model.labels["category"]
+    rule_topic = next(t for t, m in analyzer.topics.items() if m["category"] == "waste" and not m["hazard"])
+    bonus = analyzer.category_scores(s, rule_topic) - probs
+    assert bonus[cats.index("waste")] == pytest.approx(RULE_TOPIC_BONUS) and np.count_nonzero(bonus) == 1
+    assert np.array_equal(analyzer.category_scores(s, "other_other"), probs)
+    assert np.array_equal(analyzer.category_scores(s, None), probs)
+    close = _forced_categories(analyzer, {"education": 0.45, "waste": 0.45 - RULE_TOPIC_BONUS / 2})
+    monkeypatch.setattr(analyzer, "category_probabilities", lambda s: close)
+    topic, confidence, _ = analyzer._model_topic(s, rule_topic)
+    assert analyzer.topics[topic]["category"] == "waste" and confidence == pytest.approx(
+        close[cats.index("waste")], abs=1e-3
+    )
+    topic, _, _ = analyzer._model_topic(s, None)
+    assert analyzer.topics[topic]["category"] == "education"
+
+
+def test_out_of_fold_categories_follow_the_analysers_decision() -> None:
+    """The training report's category decision: the heads' categories, the rules' topic's bonus,
+    a hazard's topic (the rule's when it names the type) unless another category clearly wins."""
+    topics = {
+        "roads_pit": {"category": "roads", "hazard": True, "hazard_type": "pit"},
+        "roads_holes": {"category": "roads", "hazard": False, "hazard_type": None},
+        "improvement_yard": {"category": "improvement", "hazard": False, "hazard_type": None},
+        "housing_heating": {"category": "housing", "hazard": False, "hazard_type": None},
+        "other_other": {"category": "other", "hazard": False, "hazard_type": None},
+    }
+    classes = sorted(topics)
+    k = len(CATEGORIES)
+
+    def row(**shares: float) -> np.ndarray:
+        return np.array([shares.get(t, 0.0) for t in classes])
+
+    topic_p = np.array(
+        [
+            row(improvement_yard=0.55, roads_holes=0.45),  # a close call
+            row(improvement_yard=0.55, roads_holes=0.45),  # the same, the rules say roads
+            row(roads_pit=0.3, improvement_yard=0.7),  # a pit the model files under improvement
+            row(roads_pit=0.5, improvement_yard=0.5),  # a pit, no clear other category
+            row(housing_heating=1.0),  # a hazard whose rule names another type: the model's
+        ]
+    )
+    category_p = topic_p @ np.array(
+        [[c == topics[t]["category"] for c in CATEGORIES] for t in classes], dtype=float
+    )
+    assert category_p.shape == (5, k)
+    given = oof_categories(
+        topic_p,
+        category_p,
+        classes,
+        topics,
+        [None, None, "pit", "pit", "pit"],
+        [None, None, None, "pit", "open_manhole"],
+        [None, "roads_holes", None, "roads_pit", "improvement_yard"],
+    )
+    assert given == ["improvement", "roads", "improvement", "roads", "housing"]
 
 
 def test_word_pairs_are_neighbouring_stems() -> None:
