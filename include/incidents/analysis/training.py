@@ -364,14 +364,13 @@ def oof_categories(
     """The category the analyser gives each row, once called an incident, from the heads'
     probabilities as :meth:`incidents.analysis.classifier.Analyzer._decide` takes it. A hazard
     (``hazard_types[r]`` its type, None for no hazard) has the topic of the rule that found it when
-    the rule names the same type, else its type's likeliest topic, and that topic's category unless
-    another category scores more by more than
-    :data:`~incidents.analysis.classifier.HAZARD_CATEGORY_MARGIN`; any other incident has the
+    the rule names the same type, else its type's likeliest topic, and that topic's category; any
+    other incident has the
     likeliest category of :meth:`~incidents.analysis.classifier.Analyzer.category_scores` (the
     heads' category distribution, ``category_p`` over :data:`incidents.CATEGORIES` and ``topic_p``
     over ``classes``, plus :data:`~incidents.analysis.classifier.RULE_TOPIC_BONUS` at the category
     of the rules' topic)."""
-    from incidents.analysis.classifier import CATEGORY_HEAD_WEIGHT, HAZARD_CATEGORY_MARGIN, RULE_TOPIC_BONUS
+    from incidents.analysis.classifier import CATEGORY_HEAD_WEIGHT, RULE_TOPIC_BONUS
 
     to_category = np.zeros((len(classes), len(CATEGORIES)))
     for i, t in enumerate(classes):
@@ -395,9 +394,7 @@ def oof_categories(
                 topic = (
                     classes[cols[int(np.argmax(topic_p[r, cols]))]] if cols else (kinds or ["other_other"])[0]
                 )
-            own = CATEGORIES.index(topics[str(topic)]["category"])
-            if cat_p[r, best] - cat_p[r, own] <= HAZARD_CATEGORY_MARGIN:
-                best = own
+            best = CATEGORIES.index(topics[str(topic)]["category"])
         out.append(CATEGORIES[best])
     return out
 
@@ -597,7 +594,6 @@ def train(
     """Train every head and write the artifact; returns the training report."""
     from incidents.analysis.classifier import (
         CATEGORY_HEAD_WEIGHT,
-        HAZARD_CATEGORY_MARGIN,
         RULE_TOPIC_BONUS,
         Analyzer,
         load_rubricator,
@@ -667,7 +663,6 @@ def train(
         "hazard_score": HAZARD_SCORE,
         "category_decision": {
             "category_head_weight": CATEGORY_HEAD_WEIGHT,
-            "hazard_category_margin": HAZARD_CATEGORY_MARGIN,
             "rule_topic_bonus": RULE_TOPIC_BONUS,
         },
         "hazard_topics": sorted(t for t in labels["topic"] if topics.get(t, {}).get("hazard")),
