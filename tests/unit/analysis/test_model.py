@@ -394,10 +394,11 @@ def test_the_rules_topic_tips_a_close_category(analyzer: Analyzer, monkeypatch: 
     probs = analyzer.category_probabilities(s)
     cats = model.labels["category"]
     rule_topic = next(t for t, m in analyzer.topics.items() if m["category"] == "waste" and not m["hazard"])
-    bonus = analyzer.category_scores(s, rule_topic) - probs
+    bonus = analyzer.category_scores(probs, rule_topic) - probs
     assert bonus[cats.index("waste")] == pytest.approx(RULE_TOPIC_BONUS) and np.count_nonzero(bonus) == 1
-    assert np.array_equal(analyzer.category_scores(s, "other_other"), probs)
-    assert np.array_equal(analyzer.category_scores(s, None), probs)
+    assert np.array_equal(analyzer.category_scores(probs, "other_other"), probs)
+    assert np.array_equal(analyzer.category_scores(probs, None), probs)
+    assert np.array_equal(analyzer.category_probabilities(s), probs)  # not changed in place
     close = _forced_categories(analyzer, {"education": 0.45, "waste": 0.45 - RULE_TOPIC_BONUS / 2})
     monkeypatch.setattr(analyzer, "category_probabilities", lambda s: close)
     topic, confidence, _ = analyzer._model_topic(s, rule_topic)
@@ -406,6 +407,14 @@ def test_the_rules_topic_tips_a_close_category(analyzer: Analyzer, monkeypatch: 
     )
     topic, _, _ = analyzer._model_topic(s, None)
     assert analyzer.topics[topic]["category"] == "education"
+    # through the analyser: the rules' own topic for this post tips the same close call
+    assert p.rules is not None and p.rules.topic is not None and p.rules.hazard is None
+    ruled = analyzer.topics[p.rules.topic]["category"]
+    rival = next(c for c in cats if c != ruled)
+    tipped = _forced_categories(analyzer, {rival: 0.45, ruled: 0.45 - RULE_TOPIC_BONUS / 2})
+    monkeypatch.setattr(analyzer, "category_probabilities", lambda s: tipped)
+    res = analyzer.analyse(p.text)
+    assert res.is_incident and not res.hazard and res.category == ruled
 
 
 def test_out_of_fold_categories_follow_the_analysers_decision() -> None:
