@@ -687,9 +687,7 @@ class Analyzer:
         :meth:`category_probabilities` plus :data:`RULE_TOPIC_BONUS` at the category of the rules'
         topic (nothing for none or the fallback)."""
         assert self.model is not None
-        if rule_topic is None or rule_topic == _FALLBACK_TOPIC:
-            return cat_p
-        category = self.topics.get(rule_topic, {}).get("category")
+        category = rule_topic_category(rule_topic, self.topics)
         cats = self.model.labels["category"]
         if category not in cats:
             return cat_p
@@ -712,8 +710,7 @@ class Analyzer:
                 if category in cats:
                     matrix[i, cats.index(category)] = 1.0
             self._topic_to_category = matrix
-        w = CATEGORY_HEAD_WEIGHT
-        return np.asarray(w * s.category + (1.0 - w) * (s.topic @ self._topic_to_category))
+        return mix_categories(s.category, s.topic, self._topic_to_category)
 
     def _model_topic(self, s: Any, rule_topic: str | None = None) -> tuple[str, float, float]:
         """(topic, category confidence, topic confidence): the likeliest category (see
@@ -780,6 +777,23 @@ class Analyzer:
 
 _default: Analyzer | None = None
 _default_lock = threading.Lock()
+
+
+def mix_categories(category_p: np.ndarray, topic_p: np.ndarray, topic_to_category: np.ndarray) -> np.ndarray:
+    """The category distribution of :meth:`Analyzer.category_probabilities`: the category head's
+    ``category_p`` and the topic head's ``topic_p`` summed per category (``topic_to_category``,
+    topics × categories), weighted :data:`CATEGORY_HEAD_WEIGHT` to the rest; rows of posts too."""
+    w = CATEGORY_HEAD_WEIGHT
+    return np.asarray(w * category_p + (1.0 - w) * (topic_p @ topic_to_category))
+
+
+def rule_topic_category(rule_topic: str | None, topics: dict[str, dict[str, Any]]) -> str | None:
+    """The category :data:`RULE_TOPIC_BONUS` goes to: the rules' topic's (None for no topic, the
+    fallback topic or a topic the rubricator does not know)."""
+    if rule_topic is None or rule_topic == _FALLBACK_TOPIC:
+        return None
+    category = topics.get(rule_topic, {}).get("category")
+    return str(category) if category is not None else None
 
 
 def default_analyzer() -> Analyzer:

@@ -332,7 +332,7 @@ class TextModel:
         n = len(posts)
         if n == 0:
             return []
-        words = [list(w) for w, _ in posts]
+        words = [w for w, _ in posts]
         lemma_rows = [self.lemma_rows(f) for _, f in posts]
         get = self.pair_vocab.get
         pair_rows = [

@@ -370,15 +370,16 @@ def oof_categories(
     heads' category distribution, ``category_p`` over :data:`incidents.CATEGORIES` and ``topic_p``
     over ``classes``, plus :data:`~incidents.analysis.classifier.RULE_TOPIC_BONUS` at the category
     of the rules' topic)."""
-    from incidents.analysis.classifier import CATEGORY_HEAD_WEIGHT, RULE_TOPIC_BONUS
+    from incidents.analysis.classifier import RULE_TOPIC_BONUS, mix_categories, rule_topic_category
 
     to_category = np.zeros((len(classes), len(CATEGORIES)))
     for i, t in enumerate(classes):
         to_category[i, CATEGORIES.index(topics[t]["category"])] = 1.0
-    cat_p = CATEGORY_HEAD_WEIGHT * category_p + (1.0 - CATEGORY_HEAD_WEIGHT) * (topic_p @ to_category)
+    cat_p = mix_categories(category_p, topic_p, to_category)
     for r, rule_topic in enumerate(rule_topics):
-        if rule_topic in topics and rule_topic != "other_other":
-            cat_p[r, CATEGORIES.index(topics[str(rule_topic)]["category"])] += RULE_TOPIC_BONUS
+        category = rule_topic_category(rule_topic, topics)
+        if category in CATEGORIES:
+            cat_p[r, CATEGORIES.index(category)] += RULE_TOPIC_BONUS
     out = []
     for r, kind in enumerate(hazard_types):
         best = int(cat_p[r].argmax())
