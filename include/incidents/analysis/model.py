@@ -25,7 +25,10 @@ product-quantised codes directly (100 sub-spaces × 256 centroids), so a new wor
 table look-ups instead of a 300-d unpack and product. A post then costs two small gathers.
 
 Heads: ``incident`` and ``hazard`` (binary, Platt-calibrated on out-of-fold scores),
-``category``, ``topic``, ``hazard_type`` (multinomial). The artifact is one ``.npz`` (no
+``category``, ``topic``, ``hazard_type`` (multinomial). The two binary heads also take a second
+opinion from a small neural network on the post's navec block alone (:data:`MLP_HEADS`): the
+linear head and the network each give a probability, their weighted log-probabilities
+(:func:`mix_binary`) are what is calibrated. The artifact is one ``.npz`` (no
 pickle); its SHA-256 is the classifier version.
 """
 
@@ -47,7 +50,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 ARTIFACT_PATH = Path(__file__).resolve().parent / "model" / "analyser.npz"
-ARTIFACT_FORMAT = 3
+ARTIFACT_FORMAT = 4
 QUANT_LEVELS = 127
 """The sparse blocks' weights are stored as int8 with one float32 scale per feature (its largest
 absolute weight over every head / 127). Quantising the float16 weights of ``hybrid-762e25da39a8``
@@ -68,6 +71,53 @@ HAZARD_SCORE = "joint"
 """How a post's hazard score is made (recorded in the artifact): ``joint`` is
 :func:`joint_hazard` of the hazard head and the topic head; an artifact without it uses the hazard
 head alone."""
+
+
+MLP_HEADS = ("incident", "hazard")
+"""Binary heads with a second opinion from a network on the post's navec block (``DENSE_SCALE`` ×
+the mean navec vector): one hidden layer of :data:`MLP_HIDDEN` ReLU units and a logistic output,
+fitted by :mod:`sklearn.neural_network` for a fixed number of epochs. A linear model can only add
+the words' meanings; the network can weigh them together («дети» with «лёд», not each alone).
+Measured out of fold, in five folds that keep each writer's file whole (37,130 posts):
+
+* the hazard head alone: precision at recall 0.98 went from 0.766 (linear head) and 0.759
+  (network) to 0.835 (both, :func:`mix_binary`), average precision from 0.968 to 0.978; the
+  incident head's average precision from 0.9961 to 0.9980;
+* the analyser's decision (training's report, same data, networks of 256 units): incident F1
+  0.9748 → 0.9826, hazard precision at recall 0.98 0.8668 → 0.8727, category accuracy 0.901 →
+  0.906 (more true incidents called).
+
+A network for the category head or the topic head changed the out-of-fold category by at most
+0.1 point, so they have none."""
+MLP_HIDDEN = 512
+"""Hidden units of a network (out of fold, 512 did a little better than 128 and 256)."""
+MLP_WEIGHT = 0.3
+"""The network's share of a binary head's mixed log-probability (:func:`mix_binary`); out of fold
+0.2 and 0.3 were alike for the hazard head, 0.5 worse."""
+
+
+def log_sigmoid(z: Any) -> Any:
+    """``log(1 / (1 + exp(-z)))`` without overflow (a float or an array)."""
+    return -np.logaddexp(0.0, -np.asarray(z, dtype=np.float64))
+
+
+def _log_sigmoid(z: float) -> float:
+    """:func:`log_sigmoid` of one float (plain floats: a tenth of numpy's cost on a scalar)."""
+    return -math.log1p(math.exp(-z)) if z > -30.0 else z - math.log1p(math.exp(z))
+
+
+def mix_binary(linear: Any, network: Any) -> Any:
+    """A binary head's score: the linear head's and the network's log-probabilities, weighted
+    (:data:`MLP_WEIGHT`), from their decision values (logits). Platt calibration applies to it."""
+    return (1.0 - MLP_WEIGHT) * log_sigmoid(linear) + MLP_WEIGHT * log_sigmoid(network)
+
+
+def mlp_logits(dense: np.ndarray, layers: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> Any:
+    """The network's logit of a post's navec block (a vector; rows of a matrix give a vector of
+    logits): ReLU hidden layer, then one linear output."""
+    w1, b1, w2, b2 = layers
+    hidden = np.maximum(dense @ w1 + b1, 0.0)
+    return hidden @ w2 + b2
 
 
 RULE_HAZARD_OVERRULED_BELOW = 0.1
@@ -196,6 +246,23 @@ class TextModel:
             self.w_pair = dequantise(z["w_pair"], z["w_pair_scale"])
             w_dense = self.w_dense = z["w_dense"].astype(np.float32)
             self.bias = z["bias"].astype(np.float32)
+            self.mlp: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {
+                head: tuple(z[f"mlp_{head}_{part}"].astype(np.float32) for part in ("w1", "b1", "w2", "b2"))
+                for head in meta.get("mlp", {}).get("heads", [])
+            }
+        # the networks' hidden layers side by side: one product per post for every network
+        self._net_w1 = np.hstack([w1 for w1, _, _, _ in self.mlp.values()]) if self.mlp else None
+        self._net_b1 = np.concatenate([b1 for _, b1, _, _ in self.mlp.values()]) if self.mlp else None
+        # and their outputs as one block-diagonal product: hidden units -> one logit per network
+        self._net_heads = list(self.mlp)
+        self._net_w2 = np.zeros(
+            (sum(w1.shape[1] for w1, _, _, _ in self.mlp.values()), len(self.mlp)), np.float32
+        )
+        self._net_b2 = np.array([b2[0] for _, _, _, b2 in self.mlp.values()], dtype=np.float32)
+        start = 0
+        for k, (w1, _, w2, _) in enumerate(self.mlp.values()):
+            self._net_w2[start : start + w1.shape[1], k] = w2[:, 0]
+            start += w1.shape[1]
         self.labels: dict[str, list[str]] = meta["labels"]
         self.slices: dict[str, slice] = {k: slice(*v) for k, v in meta["slices"].items()}
         self.platt: dict[str, tuple[float, float]] = {k: tuple(v) for k, v in meta["platt"].items()}
@@ -223,7 +290,11 @@ class TextModel:
         self._char_offset = table.shape[0] * centroids
         self._sub_offsets = np.arange(pq.qdim, dtype=np.intp) * centroids
         self._codes = pq.indexes
+        # navec's centroids, one row per (sub-space, centroid): a word's vector is 100 of them
+        self._flat_centroids = np.ascontiguousarray(pq.codes.reshape(-1, qdim), dtype=np.float32)
         self._cache_rows = np.zeros((WORD_CACHE_SIZE, self.width), dtype=np.float32)
+        # the cached words' navec vectors, for the networks' input (none without networks)
+        self._cache_dense = np.zeros((WORD_CACHE_SIZE if self.mlp else 0, pq.dim), dtype=np.float32)
         self._cache: dict[str, int] = {}
         self._generation = 0
         self._lock = threading.Lock()
@@ -267,17 +338,53 @@ class TextModel:
         if None in rows:
             new = list(dict.fromkeys(w for w, r in zip(words, rows, strict=True) if r is None))
             vectors = self._word_vectors(new)
+            dense = self._navec_vectors(new) if self.mlp else vectors
             with self._lock:
                 if len(self._cache) + len(new) > WORD_CACHE_SIZE:
                     self._cache.clear()  # a new generation: rows are overwritten from 0
                     self._generation += 1
-                for word, vector in zip(new[:WORD_CACHE_SIZE], vectors, strict=False):
+                for word, vector, navec in zip(new[:WORD_CACHE_SIZE], vectors, dense, strict=False):
                     row = self._cache.setdefault(word, len(self._cache))
                     self._cache_rows[row] = vector
+                    if self.mlp:
+                        self._cache_dense[row] = navec
             rows = [cached(w) for w in words]
         if self._generation != generation or None in rows:
             return None
         return rows  # type: ignore[return-value]
+
+    def _navec_vectors(self, words: Sequence[str]) -> np.ndarray:
+        """Each word form's navec vector (zeros for a word navec lacks), with one gather."""
+        out = np.zeros((len(words), self._cache_dense.shape[1]), dtype=np.float32)
+        found = [(k, i) for k, w in enumerate(words) if (i := navec_id(self.navec, w)) is not None]
+        if found:
+            rows = self._codes[[i for _, i in found]].astype(np.intp) + self._sub_offsets
+            vectors = self._flat_centroids.take(rows.ravel(), axis=0).reshape(len(found), -1)
+            out[[k for k, _ in found]] = vectors
+        return out
+
+    def dense_block(self, words: Sequence[str]) -> np.ndarray:
+        """The post's navec block as training builds it: the words' vectors summed, times
+        :data:`DENSE_SCALE` over the number of words (a word without a vector counts as zeros).
+        Needs an artifact with networks (the word cache keeps the vectors only then)."""
+        if not words:
+            return np.zeros(self._cache_dense.shape[1], dtype=np.float32)
+        rows = self._word_cache_rows(words)
+        vectors = self._cache_dense[rows] if rows is not None else self._navec_vectors(words)
+        return _dense_mean(vectors, len(words))
+
+    def _binaries(self, incident: float, hazard: float, dense: np.ndarray | None) -> tuple[float, float]:
+        """The calibrated incident and hazard probabilities from the linear heads' decision values
+        and, when the artifact has networks (:data:`MLP_HEADS`), their logits (:func:`mix_binary`)."""
+        values = {"incident": incident, "hazard": hazard}
+        if dense is not None and self._net_w1 is not None:
+            hidden = np.maximum(dense @ self._net_w1 + self._net_b1, 0.0)
+            logits = (hidden @ self._net_w2 + self._net_b2).tolist()
+            for head, network in zip(self._net_heads, logits, strict=True):
+                values[head] = (1.0 - MLP_WEIGHT) * _log_sigmoid(values[head]) + MLP_WEIGHT * _log_sigmoid(
+                    network
+                )
+        return self._platt("incident", values["incident"]), self._platt("hazard", values["hazard"])
 
     def raw_scores(self, words: Sequence[str], feats: Iterable[str]) -> np.ndarray:
         """The heads' decision values (before calibration/softmax) of one post."""
@@ -305,13 +412,16 @@ class TextModel:
     def scores(self, words: Sequence[str], feats: Iterable[str]) -> Scores:
         lemma_rows = self.lemma_rows(feats)
         raw = self._raw_scores(words, lemma_rows)
-        head = self._platt("hazard", float(raw[self.slices["hazard"]][0]))
+        dense = self.dense_block(words) if self.mlp else None
+        incident, head = self._binaries(
+            float(raw[self.slices["incident"]][0]), float(raw[self.slices["hazard"]][0]), dense
+        )
         topic = _softmax(raw[self.slices["topic"]])
         hazard = head
         if self._hazard_columns is not None:
             hazard = float(joint_hazard(head, float(topic[self._hazard_columns].sum())))
         return Scores(
-            incident=self._platt("incident", float(raw[self.slices["incident"]][0])),
+            incident=incident,
             hazard=hazard,
             category=_softmax(raw[self.slices["category"]]),
             topic=topic,
@@ -353,15 +463,30 @@ class TextModel:
         topic = _softmax_rows(raw[:, self.slices["topic"]])
         category = _softmax_rows(raw[:, self.slices["category"]])
         hazard_type = _softmax_rows(raw[:, self.slices["hazard_type"]])
-        incident = raw[:, self.slices["incident"].start].tolist()
-        head = [self._platt("hazard", v) for v in raw[:, self.slices["hazard"].start].tolist()]
+        dense = [
+            _dense_mean(self._cache_dense[rows], len(rows)) if self.mlp and rows else None
+            for rows in word_rows
+        ]
+        if self.mlp:  # a post without words has the zero block, as dense_block gives it
+            dense = [d if d is not None else self.dense_block([]) for d in dense]
+        binaries = [
+            self._binaries(i, h, d)
+            for i, h, d in zip(
+                raw[:, self.slices["incident"].start].tolist(),
+                raw[:, self.slices["hazard"].start].tolist(),
+                dense,
+                strict=True,
+            )
+        ]
+        incident = [i for i, _ in binaries]
+        head = [h for _, h in binaries]
         hazard = head
         if self._hazard_columns is not None:
             mass = _row_sums(topic[:, self._hazard_columns]).tolist()
             hazard = [float(joint_hazard(h, m)) for h, m in zip(head, mass, strict=True)]
         return [
             Scores(
-                incident=self._platt("incident", incident[k]),
+                incident=incident[k],
                 hazard=hazard[k],
                 category=category[k],
                 topic=topic[k],
@@ -429,6 +554,11 @@ def _block_sums(rows: Sequence[Sequence[int]], weights: np.ndarray, *, root: boo
     divisor = np.sqrt(np.maximum(counts, 1)) if root else np.maximum(counts, 1)
     sums /= divisor.astype(np.float32)[:, None]
     return sums
+
+
+def _dense_mean(vectors: np.ndarray, words: int) -> np.ndarray:
+    """The navec block of a post of ``words`` words from its words' vectors (rows)."""
+    return vectors.sum(axis=0) / np.float32(words) * np.float32(DENSE_SCALE)
 
 
 def _softmax_rows(x: np.ndarray) -> np.ndarray:

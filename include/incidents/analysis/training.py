@@ -8,8 +8,9 @@ one labelled post per line: ``{"id", "text", "is_incident", "category", "topic",
 name order and rows keep their order, so the same files always give the same artifact.
 
 Steps: features (:mod:`incidents.analysis.model`) → out-of-fold decision values of the binary
-heads by k-fold cross-validation that keeps each training file (each writer) whole
-(:func:`writer_folds`, seeded) → Platt calibration and thresholds chosen on those out-of-fold
+heads (each linear head mixed with its network on the navec block, :func:`fit_network`) by k-fold
+cross-validation that keeps each training file (each writer) whole (:func:`writer_folds`,
+seeded) → Platt calibration and thresholds chosen on those out-of-fold
 values only, that is on writers the scoring heads never saw:
 
 * ``hazard``: recall first. The threshold is the highest calibrated probability at which the
@@ -53,12 +54,17 @@ from incidents.analysis.model import (
     HAZARD_MIN_INCIDENT,
     HAZARD_SCORE,
     HEADS,
+    MLP_HEADS,
+    MLP_HIDDEN,
+    MLP_WEIGHT,
     RULE_HAZARD_MIN_INCIDENT,
     RULE_HAZARD_OVERRULED_BELOW,
     artifact_version,
     char_ngrams,
     joint_hazard,
     load_navec,
+    mix_binary,
+    mlp_logits,
     navec_id,
     quantise,
     word_pairs,
@@ -95,6 +101,10 @@ C_MULTI = 4.0
 MAX_ITER = 300
 TOL = 1e-3
 SOURCE_WEIGHTS = {"sandbox.jsonl": 0.65}
+MLP_EPOCHS = 60
+"""Epochs of a binary head's network (Adam, sklearn's default batch and learning rate)."""
+MLP_ALPHA = 1e-2
+"""The networks' L2 penalty."""
 """Sample weight of template-rendered rows (7,592 sandbox renderings would otherwise drown the
 hand-written posts). Chosen on training data only: trained without ``written_a.jsonl`` and
 measured on it, weight 0.3 against 1.0 gave incident F1 0.969 vs 0.963, category accuracy
@@ -282,6 +292,31 @@ def _fit(
     return model
 
 
+def fit_network(
+    dense: np.ndarray, y: Sequence[Any] | np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A binary head's network (:data:`incidents.analysis.model.MLP_HEADS`) fitted on the navec
+    block: its layers ``(w1, b1, w2, b2)`` for :func:`incidents.analysis.model.mlp_logits`. A fixed
+    number of epochs (:data:`MLP_EPOCHS`) from a fixed seed, so training stays deterministic."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    net = MLPClassifier(
+        hidden_layer_sizes=(MLP_HIDDEN,),
+        alpha=MLP_ALPHA,
+        max_iter=MLP_EPOCHS,
+        random_state=SEED,
+    )
+    with warnings.catch_warnings():
+        # the epochs are fixed on purpose: sklearn warns that the loss is still improving
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        net.fit(dense, np.asarray(y, dtype=bool), sample_weight=weights)
+    (w1, w2), (b1, b2) = net.coefs_, net.intercepts_
+    return w1, b1, w2, b2
+
+
 def source_weights(examples: Sequence[Example]) -> np.ndarray:
     """Per-row sample weights: rows of the files in :data:`SOURCE_WEIGHTS` count less."""
     return np.array([SOURCE_WEIGHTS.get(e.source, 1.0) for e in examples])
@@ -444,8 +479,10 @@ def cross_validate(
     weights: np.ndarray | None = None,
     topic_fit: TopicFit | None = None,
     rule_topics: Sequence[str | None] | None = None,
+    dense: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Out-of-fold decision values of the binary heads (and, with ``topic_fit``, the topic head's
+    """Out-of-fold decision values of the binary heads (each mixed with its network's logit on
+    ``dense``, the navec block, when given: :func:`incidents.analysis.model.mix_binary`) (and, with ``topic_fit``, the topic head's
     probability of a hazard topic and the analyser's category: ``category_accuracy_oof`` over the
     true incidents, a missed one counting as wrong, and per training file), Platt fits and the
     chosen thresholds.
@@ -461,8 +498,12 @@ def cross_validate(
     hazard_type: list[str | None] = [None] * len(examples)
     for k, (tr, te) in enumerate(writer_folds(examples, folds)):
         for head, y in (("incident", y_inc), ("hazard", y_haz)):
-            model = _fit(x[tr], y[tr], C_BINARY, None if weights is None else weights[tr])
+            w_tr = None if weights is None else weights[tr]
+            model = _fit(x[tr], y[tr], C_BINARY, w_tr)
             oof[head][te] = model.decision_function(x[te])
+            if dense is not None and head in MLP_HEADS:
+                network = fit_network(dense[tr], y[tr], w_tr)
+                oof[head][te] = mix_binary(oof[head][te], mlp_logits(dense[te], network).ravel())
         if topic_fit is not None:
             topic_p[te] = topic_fit.probabilities(x, tr, te)
             topic_mass[te] = topic_fit.hazard_mass(topic_p[te])
@@ -623,12 +664,21 @@ def train(
     weights = source_weights(examples)
     topics = load_rubricator()
     topic_fit = TopicFit(examples, topics, weights)
-    cv = cross_validate(x, examples, prep.rule_hazard, folds, weights, topic_fit, rule_topics(prep))
+    n_l, n_c = len(lemma_vocab), len(char_vocab)
+    dense = x[:, n_l + n_c : n_l + n_c + navec.pq.dim].toarray()
+    cv = cross_validate(
+        x, examples, prep.rule_hazard, folds, weights, topic_fit, rule_topics(prep), dense=dense
+    )
     incidents = [i for i, e in enumerate(examples) if e.is_incident]
     hazards = [i for i, e in enumerate(examples) if e.hazard]
     fits: dict[str, tuple[Any, list[str]]] = {}
     fits["incident"] = (_fit(x, [e.is_incident for e in examples], C_BINARY, weights), ["yes"])
     fits["hazard"] = (_fit(x, [e.hazard for e in examples], C_BINARY, weights), ["yes"])
+    networks = {
+        head: fit_network(dense, [getattr(e, attr) for e in examples], weights)
+        for head, attr in (("incident", "is_incident"), ("hazard", "hazard"))
+        if head in MLP_HEADS
+    }
     for head, idx, attr in (("category", incidents, "category"), ("hazard_type", hazards, "hazard_type")):
         model = _fit(x[idx], [_label(examples[i], attr, topics) for i in idx], C_MULTI, weights[idx])
         fits[head] = (model, [str(c) for c in model.classes_])
@@ -654,7 +704,6 @@ def train(
         labels[head] = classes
         start += coef.shape[0]
     w = np.vstack(coefs).T.astype(np.float32)  # features x outputs
-    n_l, n_c = len(lemma_vocab), len(char_vocab)
     meta = {
         "format": ARTIFACT_FORMAT,
         "labels": labels,
@@ -662,6 +711,13 @@ def train(
         "platt": {k: list(v) for k, v in cv["platt"].items()},
         "thresholds": cv["thresholds"],
         "hazard_score": HAZARD_SCORE,
+        "mlp": {
+            "heads": sorted(networks),
+            "hidden": MLP_HIDDEN,
+            "weight": MLP_WEIGHT,
+            "epochs": MLP_EPOCHS,
+            "alpha": MLP_ALPHA,
+        },
         "category_decision": {
             "category_head_weight": CATEGORY_HEAD_WEIGHT,
             "rule_topic_bonus": RULE_TOPIC_BONUS,
@@ -687,6 +743,11 @@ def train(
     path = Path(out or ARTIFACT_PATH)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
+    layers: dict[str, Any] = {
+        f"mlp_{head}_{part}": layer.astype(np.float32)
+        for head, network in networks.items()
+        for part, layer in zip(("w1", "b1", "w2", "b2"), network, strict=True)
+    }
     np.savez_compressed(
         tmp,
         meta=np.array(json.dumps(meta, ensure_ascii=False, sort_keys=True)),
@@ -698,6 +759,7 @@ def train(
         **_quantised("w_lemma", w[:n_l]),
         **_quantised("w_char", w[n_l : n_l + n_c]),
         **_quantised("w_pair", w[n_l + n_c + navec.pq.dim :]),
+        **layers,
     )
     tmp.replace(path)
     report = {"artifact": str(path), "version": artifact_version(path), "bytes": path.stat().st_size, **meta}

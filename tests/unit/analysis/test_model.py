@@ -21,12 +21,16 @@ from incidents.analysis.classifier import (
 from incidents.analysis.evaluate import evaluate_blind
 from incidents.analysis.model import (
     ARTIFACT_PATH,
+    MLP_HEADS,
+    MLP_WEIGHT,
     QUANT_LEVELS,
     Scores,
     TextModel,
     artifact_version,
     dequantise,
     load_navec,
+    log_sigmoid,
+    mlp_logits,
     quantise,
     word_pairs,
 )
@@ -170,10 +174,45 @@ def test_fast_inference_equals_the_training_features(analyzer: Analyzer) -> None
     prep: Prepared = prepare(examples, analyzer)  # type: ignore[arg-type]
     x = build_matrix(prep, model.lemma_vocab, model.char_vocab, load_navec(), model.pair_vocab)
     w = np.vstack([model.w_lemma, model.w_char, model.w_dense, model.w_pair])
+    start = len(model.lemma_vocab) + len(model.char_vocab)
+    dense = x[:, start : start + model.w_dense.shape[0]].toarray()
     for i, (feats, words) in enumerate(zip(prep.feats, prep.words, strict=True)):
         expected = np.asarray(x[i] @ w).ravel() + model.bias
         for _ in range(2):  # the second pass is served from the word cache
             assert np.allclose(model.raw_scores(words, feats), expected, atol=1e-3)
+        # the networks' input is the training matrix's navec block
+        assert np.allclose(model.dense_block(words), dense[i], atol=1e-5)
+
+
+def test_binary_heads_mix_the_linear_head_and_its_network(analyzer: Analyzer) -> None:
+    """The incident and hazard probabilities are the Platt calibration of the linear head's and
+    the network's log-probabilities, weighted :data:`MLP_WEIGHT` (as training calibrated them)."""
+    model = analyzer.model
+    assert model is not None
+    assert sorted(model.mlp) == sorted(MLP_HEADS) == ["hazard", "incident"]
+    for text in ("Открытый люк у школы №3, дети ходят рядом", "Продам гараж, недорого", ""):
+        p = analyzer.prepare(text)
+        raw, dense = model.raw_scores(p.words, p.feats), model.dense_block(p.words)
+        scores = model.scores(p.words, p.feats)
+        for head, got in (("incident", scores.incident), ("hazard", scores.hazard_head)):
+            linear = float(raw[model.slices[head]][0])
+            network = float(mlp_logits(dense, model.mlp[head])[0])
+            mixed = (1 - MLP_WEIGHT) * log_sigmoid(linear) + MLP_WEIGHT * log_sigmoid(network)
+            a, b = model.platt[head]
+            assert got == pytest.approx(1 / (1 + np.exp(-(a * mixed + b))), abs=1e-6)
+
+
+def test_log_sigmoid_never_overflows() -> None:
+    import incidents.analysis.model as model_module
+
+    with np.errstate(over="raise"):
+        assert log_sigmoid(1000.0) == 0.0
+        assert log_sigmoid(-1000.0) == -1000.0
+        assert log_sigmoid(0.0) == pytest.approx(np.log(0.5))
+        assert np.allclose(log_sigmoid(np.array([-50.0, 3.0])), np.log(1 / (1 + np.exp([50.0, -3.0]))))
+        # inference's scalar twin gives the same values
+        for z in (-1000.0, -40.0, -30.0, -29.9, -3.0, 0.0, 2.5, 40.0, 1000.0):
+            assert model_module._log_sigmoid(z) == pytest.approx(float(log_sigmoid(z)), rel=1e-12, abs=1e-300)
 
 
 def test_a_recycled_word_cache_never_mixes_posts(analyzer: Analyzer, monkeypatch: pytest.MonkeyPatch) -> None:
