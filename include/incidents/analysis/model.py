@@ -108,8 +108,10 @@ def _log_sigmoid(z: float) -> float:
 
 def mix_binary(linear: Any, network: Any) -> Any:
     """A binary head's score: the linear head's and the network's log-probabilities, weighted
-    (:data:`MLP_WEIGHT`), from their decision values (logits). Platt calibration applies to it."""
-    return (1.0 - MLP_WEIGHT) * log_sigmoid(linear) + MLP_WEIGHT * log_sigmoid(network)
+    (:data:`MLP_WEIGHT`), from their decision values (logits). Platt calibration applies to it.
+    Arrays in training; two floats (one post at inference) take the plain-float log-sigmoid."""
+    log_sig = _log_sigmoid if isinstance(linear, float) and isinstance(network, float) else log_sigmoid
+    return (1.0 - MLP_WEIGHT) * log_sig(linear) + MLP_WEIGHT * log_sig(network)
 
 
 def mlp_logits(dense: np.ndarray, layers: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> Any:
@@ -381,9 +383,7 @@ class TextModel:
             hidden = np.maximum(dense @ self._net_w1 + self._net_b1, 0.0)
             logits = (hidden @ self._net_w2 + self._net_b2).tolist()
             for head, network in zip(self._net_heads, logits, strict=True):
-                values[head] = (1.0 - MLP_WEIGHT) * _log_sigmoid(values[head]) + MLP_WEIGHT * _log_sigmoid(
-                    network
-                )
+                values[head] = mix_binary(values[head], network)
         return self._platt("incident", values["incident"]), self._platt("hazard", values["hazard"])
 
     def raw_scores(self, words: Sequence[str], feats: Iterable[str]) -> np.ndarray:
@@ -463,12 +463,12 @@ class TextModel:
         topic = _softmax_rows(raw[:, self.slices["topic"]])
         category = _softmax_rows(raw[:, self.slices["category"]])
         hazard_type = _softmax_rows(raw[:, self.slices["hazard_type"]])
-        dense = [
-            _dense_mean(self._cache_dense[rows], len(rows)) if self.mlp and rows else None
-            for rows in word_rows
-        ]
-        if self.mlp:  # a post without words has the zero block, as dense_block gives it
-            dense = [d if d is not None else self.dense_block([]) for d in dense]
+        # a post without words has the zero block, as dense_block gives it
+        dense: list[np.ndarray | None] = (
+            [_dense_mean(self._cache_dense[r], len(r)) if r else self.dense_block([]) for r in word_rows]
+            if self.mlp
+            else [None] * n
+        )
         binaries = [
             self._binaries(i, h, d)
             for i, h, d in zip(
