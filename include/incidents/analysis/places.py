@@ -1980,6 +1980,9 @@ def _other_region_follows(tokens: Sequence[Token], i: int) -> bool:
 
 
 _RESIDENCE_LEMMAS = frozenset({"жить", "переехать", "переезжать", "перебраться", "уехать"})
+_LIVING_LEMMAS = frozenset({"жить", "проживать"})
+"""«живу в Кирове» beside another region's city: where the writer lives, not what the post is about
+(moving to Kirov, «переехали в Киров», may well be about it)."""
 _OURS = frozenset({"нас", "наш", "наша", "нашем", "нашего", "нашему", "нашим", "родной", "родном"})
 
 
@@ -2013,15 +2016,22 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
         return True  # «скучаю по Кирову»
     if i > 1 and tokens[i - 1].low in ("в", "во") and tokens[i - 2].low == "домой":
         return True  # «везу домой в Киров»: the writer's home, the post is about the trip
+    if i > 1 and tokens[i - 1].low in ("в", "во") and _said_before(tokens, i - 1, _LIVING_LEMMAS):
+        # «Я его внучка, живу в Кирове», «хоть и живу теперь в Кирове»: the writer's home (not
+        # «Живу в Кирове на Ленина, …»: a street of it)
+        return not _names_more_after(tokens, i)
     if other_at > i:
         return False
     opens = all(t.low in _PLACE_OPENERS for t in tokens[:other_at])
     # «живу теперь в Ижевске», «переехал в Пермь» (not «переехали из Перми в Киров»)
     moved = other_at > 0 and tokens[other_at - 1].low in ("в", "во")
-    moved = moved and any(
-        morph.lemmas(t.low) & _RESIDENCE_LEMMAS for t in tokens[max(0, other_at - 3) : other_at - 1]
-    )
+    moved = moved and _said_before(tokens, other_at - 1, _RESIDENCE_LEMMAS)
     return opens or moved
+
+
+def _said_before(tokens: Sequence[Token], j: int, lemmas: frozenset[str]) -> bool:
+    """One of the two words before token ``j`` has one of ``lemmas`` («живу (теперь) | в …»)."""
+    return any(morph.lemmas(t.low) & lemmas for t in tokens[max(0, j - 2) : j])
 
 
 def _names_more_after(tokens: Sequence[Token], i: int) -> bool:
