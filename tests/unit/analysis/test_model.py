@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -37,7 +38,6 @@ from incidents.analysis.model import (
 from incidents.analysis.training import (
     HAZARD_MIN_INCIDENT_CANDIDATES,
     HAZARD_PRECISION_FLOOR,
-    HAZARD_RECALL_TARGET,
     TRAIN_DIR,
     Prepared,
     build_matrix,
@@ -99,11 +99,40 @@ def _subset(tmp_path: Path, n: int = 260) -> Path:
     return folder
 
 
+def test_training_refuses_data_that_changes_while_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer appending to a training file while it is read: the artifact would record a data hash
+    that is not the data it learnt from (so the committed-data check would lie); training stops."""
+    from incidents.analysis import training
+
+    data = _subset(tmp_path, n=5)
+    read = training.load_training_data
+
+    def read_while_written(directory: Path) -> list[Any]:
+        rows = read(directory)
+        path = next(data.glob("*.jsonl"))
+        path.write_text(
+            path.read_text(encoding="utf-8") + path.read_text(encoding="utf-8").splitlines()[0] + "\n"
+        )
+        return rows
+
+    monkeypatch.setattr(training, "load_training_data", read_while_written)
+    with pytest.raises(RuntimeError, match="changed while it was read"):
+        train(data, tmp_path / "a.npz", folds=2)
+    assert not (tmp_path / "a.npz").exists()
+
+
 # a tiny subset has almost as many topics as rows (a fold's topic head warns of it; expected here)
 @pytest.mark.filterwarnings("ignore:The number of unique classes:UserWarning")
-def test_training_is_deterministic_and_loadable(tmp_path: Path) -> None:
+def test_training_is_deterministic_and_loadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two trainings give the same bytes, the second with its cross-validation folds in one process
+    rather than in parallel processes: the artifact does not depend on the machine's cores."""
+    from incidents.analysis import training
+
     data = _subset(tmp_path, n=30)  # ~320 rows: determinism does not need the whole data
     first = train(data, tmp_path / "a.npz", folds=2)
+    monkeypatch.setattr(training, "CV_WORKERS", 1)
     second = train(data, tmp_path / "b.npz", folds=2)
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
     assert first["version"] == second["version"] != CLASSIFIER_VERSION
@@ -132,8 +161,8 @@ def test_the_hazard_operating_point_is_chosen_with_the_incident_floor() -> None:
 
 def test_the_hazard_threshold_stops_at_the_precision_floor() -> None:
     """Lowering the threshold for recall stops before the precision falls under the floor: the
-    last hazards (scores 0.05) only come with a crowd of false ones, so the target is not reached
-    and the most recall above the floor is chosen instead."""
+    last hazards (scores 0.05) only come with a crowd of false ones, so the most recall above the
+    floor is chosen."""
     hazards = 100
     p_haz = np.concatenate([np.full(95, 0.8), np.full(5, 0.05), np.full(10, 0.8), np.full(300, 0.05)])
     p_inc = np.ones(len(p_haz))
@@ -141,7 +170,20 @@ def test_the_hazard_threshold_stops_at_the_precision_floor() -> None:
     rule = np.zeros(len(p_haz), dtype=bool)
     _, threshold, curve, choices = hazard_operating_point(p_haz, p_inc, rule, y, np.ones(len(y)))
     assert curve[-1]["recall"] == 0.95 and curve[-1]["precision"] >= HAZARD_PRECISION_FLOOR
-    assert threshold > 0.05 and all(c["recall"] < HAZARD_RECALL_TARGET for c in choices)
+    assert threshold > 0.05 and all(c["recall"] == 0.95 for c in choices)
+
+
+def test_the_hazard_threshold_is_lowered_for_all_the_recall_the_floor_allows() -> None:
+    """Recall first: the threshold goes on down past any recall while the precision holds (here to
+    every hazard, at 0.03), but not further than the last point that found one more hazard (the
+    false ones under 0.03 buy nothing)."""
+    hazards = 100
+    p_haz = np.concatenate([np.linspace(0.9, 0.03, hazards), np.full(8, 0.3), np.full(30, 0.02)])
+    y = np.arange(len(p_haz)) < hazards
+    rule = np.zeros(len(p_haz), dtype=bool)
+    _, threshold, curve, _ = hazard_operating_point(p_haz, np.ones(len(p_haz)), rule, y, np.ones(len(y)))
+    assert threshold == 0.03 and curve[-1]["recall"] == 1.0
+    assert curve[-1]["precision"] == round(100 / 108, 4) >= HAZARD_PRECISION_FLOOR
 
 
 def test_cross_validation_keeps_each_writer_whole() -> None:
