@@ -39,7 +39,7 @@ import math
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,8 @@ HAZARD_PRECISION_FLOOR = 0.86
 rule* stays at or above this (the acceptance asks recall 0.95 at precision 0.85 on writers never
 seen; a point's margin). Until ``hybrid-f21db2245ae4`` the threshold stopped at out-of-fold recall
 0.98 (0.17, recall 0.980 at precision 0.877), short of what the floor allowed: a hazard found is
-worth more to an operator than a false one costs, so the only limit is now the floor. At 0.98 the
+worth more to an operator than a false one costs, so the only limit is now the floor
+(``hybrid-55a02783724a``: threshold 0.08, recall 0.988 at precision 0.861). At 0.98 the
 writers whose hazards are hardest to see («hazards recall-first, mostly without the official word»:
 ``written_m``, ``written_p``) were found 95.4 % and 96.3 % of the time; the false hazards a lower
 threshold adds are mostly near-misses in the files of writers who kept «hazard» for a danger
@@ -101,9 +102,10 @@ C_MULTI = 4.0
 MAX_ITER = 300
 TOL = 1e-3
 SOURCE_WEIGHTS = {"sandbox.jsonl": 0.65}
-CV_WORKERS = 2
-"""Processes the cross-validation folds run in (at most one per core): about half the training
-time on two cores, the same artifact (each fold is independent and deterministic)."""
+TRAINING_PROCESSES = 2
+"""Processes the cross-validation folds and then the final heads are fitted in (at most one per
+core): about half the training time on two cores, the same artifact (each fit is independent and
+deterministic)."""
 MLP_EPOCHS = 60
 """Epochs of a binary head's network (Adam, sklearn's default batch and learning rate)."""
 MLP_ALPHA = 1e-2
@@ -483,6 +485,7 @@ def cross_validate(
     topic_fit: TopicFit | None = None,
     rule_topics: Sequence[str | None] | None = None,
     dense: np.ndarray | None = None,
+    also: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]] = (),
 ) -> dict[str, Any]:
     """Out-of-fold decision values of the binary heads (each mixed with its network's logit on
     ``dense``, the navec block, when given: :func:`incidents.analysis.model.mix_binary`) (and, with ``topic_fit``, the topic head's
@@ -491,7 +494,11 @@ def cross_validate(
     chosen thresholds.
 
     The hazard threshold applies to the hazard score of :func:`incidents.analysis.model.joint_hazard`
-    when ``topic_fit`` is given, else to the hazard head's probability."""
+    when ``topic_fit`` is given, else to the hazard head's probability.
+
+    ``also``: further ``(function, args)`` fits (the heads on every row) run in the same processes
+    as the folds (:func:`_in_processes`: no core waits for the last fold); their results are
+    returned under ``"also"``, in order."""
     y_inc = np.array([e.is_incident for e in examples])
     y_haz = np.array([e.hazard for e in examples])
     oof = {"incident": np.zeros(len(examples)), "hazard": np.zeros(len(examples))}
@@ -500,9 +507,9 @@ def cross_validate(
     category_p = np.zeros((len(examples), len(CATEGORIES)))
     hazard_type: list[str | None] = [None] * len(examples)
     splits = writer_folds(examples, folds)
-    for (_, te), fold in zip(
-        splits, _run_folds(splits, x, y_inc, y_haz, weights, topic_fit, dense), strict=True
-    ):
+    calls = [(_fold, (tr, te, x, y_inc, y_haz, weights, topic_fit, dense)) for tr, te in splits]
+    results = _in_processes([*calls, *also], f"{len(splits)} folds, then {len(also)} other fits:")
+    for (_, te), fold in zip(splits, results[: len(splits)], strict=True):
         for head in ("incident", "hazard"):
             oof[head][te] = fold[head]
         if topic_fit is not None:
@@ -574,35 +581,38 @@ def cross_validate(
             report["category_accuracy_oof_by_file"],
         )
     thresholds = {"incident": best[1], "hazard": hazard_t, "hazard_min_incident": min_incident}
-    return {"platt": platt, "thresholds": thresholds, "report": report}
+    return {"platt": platt, "thresholds": thresholds, "report": report, "also": results[len(splits) :]}
 
 
-def _run_folds(
-    splits: Sequence[tuple[np.ndarray, np.ndarray]],
-    x: sparse.csr_matrix,
-    y_inc: np.ndarray,
-    y_haz: np.ndarray,
-    weights: np.ndarray | None,
-    topic_fit: TopicFit | None,
-    dense: np.ndarray | None,
-) -> list[dict[str, Any]]:
-    """:func:`_fold` of every split, in :data:`CV_WORKERS` processes at most (one per core; the
-    folds are independent, so the results are those of a loop, in the splits' order)."""
+def _in_processes(calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]], what: str) -> list[Any]:
+    """Each ``(function, args)`` call's result, in order, run in :data:`TRAINING_PROCESSES`
+    processes at most (one per core). Every call runs its numerical libraries on one thread, in a
+    worker process as in a loop (a network's products summed by two threads differ from one
+    thread's in the last bits), so the results do not depend on the number of processes."""
     from joblib import Parallel, delayed
 
-    workers = max(1, min(len(splits), CV_WORKERS, os.cpu_count() or 1))
-    log.info("cross-validation: %d folds in %d process(es)", len(splits), workers)
-    args = [(tr, te, x, y_inc, y_haz, weights, topic_fit, dense) for tr, te in splits]
+    workers = max(1, min(len(calls), TRAINING_PROCESSES, os.cpu_count() or 1))
+    log.info("%s %d fits in %d process(es)", what, len(calls), workers)
     results = (
-        (_fold(*a) for a in args)
+        (_single_threaded(f, *a) for f, a in calls)
         if workers == 1
-        else Parallel(n_jobs=workers, backend="loky", return_as="generator")(delayed(_fold)(*a) for a in args)
+        else Parallel(n_jobs=workers, backend="loky", return_as="generator")(
+            delayed(_single_threaded)(f, *a) for f, a in calls
+        )
     )
     out = []
-    for k, result in enumerate(results):  # in the splits' order, as each is ready
+    for k, result in enumerate(results):  # in the calls' order, as each is ready
         out.append(result)
-        log.info("cross-validation fold %d/%d done", k + 1, len(splits))
+        log.info("fit %d/%d done", k + 1, len(calls))
     return out
+
+
+def _single_threaded(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` with the numerical libraries on one thread (see :func:`_in_processes`)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return function(*args)
 
 
 def _fold(
@@ -617,26 +627,7 @@ def _fold(
 ) -> dict[str, Any]:
     """One cross-validation fold: every head fitted on ``tr``, its out-of-fold values on ``te``
     (the binary heads' decision values, each mixed with its network's logit on ``dense`` when
-    given; with ``topic_fit``, the topic and category heads' probabilities and the hazard type).
-
-    Numerical libraries run on one thread here, in a worker process as in a loop: a network's
-    products summed by two threads differ from one thread's in the last bits."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        return _fold_heads(tr, te, x, y_inc, y_haz, weights, topic_fit, dense)
-
-
-def _fold_heads(
-    tr: np.ndarray,
-    te: np.ndarray,
-    x: sparse.csr_matrix,
-    y_inc: np.ndarray,
-    y_haz: np.ndarray,
-    weights: np.ndarray | None,
-    topic_fit: TopicFit | None,
-    dense: np.ndarray | None,
-) -> dict[str, Any]:
+    given; with ``topic_fit``, the topic and category heads' probabilities and the hazard type)."""
     out: dict[str, Any] = {}
     w_tr = None if weights is None else weights[tr]
     for head, y in (("incident", y_inc), ("hazard", y_haz)):
@@ -738,26 +729,32 @@ def train(
     topic_fit = TopicFit(examples, topics, weights)
     n_l, n_c = len(lemma_vocab), len(char_vocab)
     dense = x[:, n_l + n_c : n_l + n_c + navec.pq.dim].toarray()
-    cv = cross_validate(
-        x, examples, prep.rule_hazard, folds, weights, topic_fit, rule_topics(prep), dense=dense
-    )
     incidents = [i for i, e in enumerate(examples) if e.is_incident]
     hazards = [i for i, e in enumerate(examples) if e.hazard]
-    fits: dict[str, tuple[Any, list[str]]] = {}
-    fits["incident"] = (_fit(x, [e.is_incident for e in examples], C_BINARY, weights), ["yes"])
-    fits["hazard"] = (_fit(x, [e.hazard for e in examples], C_BINARY, weights), ["yes"])
-    networks = {
-        head: fit_network(dense, [getattr(e, attr) for e in examples], weights)
-        for head, attr in (("incident", "is_incident"), ("hazard", "hazard"))
-        if head in MLP_HEADS
+    y_inc, y_haz = [e.is_incident for e in examples], [e.hazard for e in examples]
+    net_heads = [(h, y) for h, y in (("incident", y_inc), ("hazard", y_haz)) if h in MLP_HEADS]
+    category_labels = [_label(examples[i], "category", topics) for i in incidents]
+    type_labels = [_label(examples[i], "hazard_type", topics) for i in hazards]
+    heads: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [  # the longest first
+        (topic_fit.fit, (x,)),
+        *((fit_network, (dense, y, weights)) for _, y in net_heads),
+        (_fit, (x[incidents], category_labels, C_MULTI, weights[incidents])),
+        (_fit, (x, y_inc, C_BINARY, weights)),
+        (_fit, (x, y_haz, C_BINARY, weights)),
+        (_fit, (x[hazards], type_labels, C_MULTI, weights[hazards])),
+    ]
+    cv = cross_validate(
+        x, examples, prep.rule_hazard, folds, weights, topic_fit, rule_topics(prep), dense=dense, also=heads
+    )
+    topic, *rest = cv["also"]
+    networks = {head: rest.pop(0) for head, _ in net_heads}
+    binary = ("incident", "hazard")
+    fits: dict[str, tuple[Any, list[str]]] = {
+        head: (model, ["yes"] if head in binary else [str(c) for c in model.classes_])
+        for head, model in zip(("topic", "category", *binary, "hazard_type"), [topic, *rest], strict=True)
     }
-    for head, idx, attr in (("category", incidents, "category"), ("hazard_type", hazards, "hazard_type")):
-        model = _fit(x[idx], [_label(examples[i], attr, topics) for i in idx], C_MULTI, weights[idx])
-        fits[head] = (model, [str(c) for c in model.classes_])
-        log.info("head %s: %d rows, %d classes", head, len(idx), len(model.classes_))
-    model = topic_fit.fit(x)
-    fits["topic"] = (model, [str(c) for c in model.classes_])
-    log.info("head topic: %d rows, %d classes", len(topic_fit.rows), len(model.classes_))
+    for head in ("category", "hazard_type", "topic"):
+        log.info("head %s: %d classes", head, len(fits[head][1]))
 
     coefs, biases, slices, labels = [], [], {}, {}
     start = 0

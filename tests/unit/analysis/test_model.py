@@ -132,7 +132,7 @@ def test_training_is_deterministic_and_loadable(tmp_path: Path, monkeypatch: pyt
 
     data = _subset(tmp_path, n=30)  # ~320 rows: determinism does not need the whole data
     first = train(data, tmp_path / "a.npz", folds=2)
-    monkeypatch.setattr(training, "CV_WORKERS", 1)
+    monkeypatch.setattr(training, "TRAINING_PROCESSES", 1)
     second = train(data, tmp_path / "b.npz", folds=2)
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
     assert first["version"] == second["version"] != CLASSIFIER_VERSION
