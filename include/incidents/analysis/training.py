@@ -735,23 +735,31 @@ def train(
     net_heads = [(h, y) for h, y in (("incident", y_inc), ("hazard", y_haz)) if h in MLP_HEADS]
     category_labels = [_label(examples[i], "category", topics) for i in incidents]
     type_labels = [_label(examples[i], "hazard_type", topics) for i in hazards]
-    heads: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [  # the longest first
-        (topic_fit.fit, (x,)),
-        *((fit_network, (dense, y, weights)) for _, y in net_heads),
-        (_fit, (x[incidents], category_labels, C_MULTI, weights[incidents])),
-        (_fit, (x, y_inc, C_BINARY, weights)),
-        (_fit, (x, y_haz, C_BINARY, weights)),
-        (_fit, (x[hazards], type_labels, C_MULTI, weights[hazards])),
-    ]
-    cv = cross_validate(
-        x, examples, prep.rule_hazard, folds, weights, topic_fit, rule_topics(prep), dense=dense, also=heads
-    )
-    topic, *rest = cv["also"]
-    networks = {head: rest.pop(0) for head, _ in net_heads}
     binary = ("incident", "hazard")
+    heads: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {  # the longest first
+        "topic": (topic_fit.fit, (x,)),
+        **{f"network {head}": (fit_network, (dense, y, weights)) for head, y in net_heads},
+        "category": (_fit, (x[incidents], category_labels, C_MULTI, weights[incidents])),
+        "incident": (_fit, (x, y_inc, C_BINARY, weights)),
+        "hazard": (_fit, (x, y_haz, C_BINARY, weights)),
+        "hazard_type": (_fit, (x[hazards], type_labels, C_MULTI, weights[hazards])),
+    }
+    cv = cross_validate(
+        x,
+        examples,
+        prep.rule_hazard,
+        folds,
+        weights,
+        topic_fit,
+        rule_topics(prep),
+        dense=dense,
+        also=list(heads.values()),
+    )
+    fitted = dict(zip(heads, cv["also"], strict=True))
+    networks = {head: fitted[f"network {head}"] for head, _ in net_heads}
     fits: dict[str, tuple[Any, list[str]]] = {
-        head: (model, ["yes"] if head in binary else [str(c) for c in model.classes_])
-        for head, model in zip(("topic", "category", *binary, "hazard_type"), [topic, *rest], strict=True)
+        head: (fitted[head], ["yes"] if head in binary else [str(c) for c in fitted[head].classes_])
+        for head in HEADS
     }
     for head in ("category", "hazard_type", "topic"):
         log.info("head %s: %d classes", head, len(fits[head][1]))
