@@ -2010,8 +2010,13 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
         before = [t.low for t in tokens[max(0, i - 2) : i]]
         ours = before[-1] in _OURS or (before[-1] in ("в", "во") and len(before) == 2 and before[0] in _OURS)
         return ours and other_at < i and not _names_more_after(tokens, i)
-    if i > 0 and tokens[i - 1].low in ("из", "с", "со", "на", "через"):
+    if i > 0 and tokens[i - 1].low in ("из", "с", "со", "на", "через", "от"):
         return True  # «из Кирова», colloquially «с Кирова»; «трасса на Киров», «поезд через Киров»
+    if i > 0 and _is_destination(tokens, i) and not _said_before(tokens, i - 1, _RESIDENCE_LEMMAS):
+        # a trip's end: «Вернулись в Киров, дома лучше», «из Москвы в Киров летали?», «еле
+        # дотянули до Кирова» (not «переехали из Перми в Киров»: the post may be about Kirov; nor
+        # «Вернулись в Киров, а в Александровском саду лавки сломаны»: a place of it follows)
+        return not _names_more_after(tokens, i)
     if i > 1 and tokens[i - 1].low == "по" and morph.lemmas(tokens[i - 2].low) & {"скучать", "соскучиться"}:
         return True  # «скучаю по Кирову»
     if i > 1 and tokens[i - 1].low in ("в", "во") and tokens[i - 2].low == "домой":
