@@ -298,7 +298,10 @@ def write_plan(
 def _hazard_joined(
     conn: Connection, joins: dict[int, tuple[Any, dict[str, Any]]], actor: str, now: datetime
 ) -> list[int]:
-    """Existing ordinary cases joined by a hazard post go under special control.
+    """Existing ordinary cases joined by a hazard post go under special control, with the
+    hazard's deadlines where they are sooner (as :func:`incidents.cases.match.raise_to_hazard`
+    does for a case opened in the same chunk): an ordinary case's twenty working days do not
+    stand once it is a hazard.
 
     Only cases no operator touched are changed (an operator's decision stands; the hazard is
     then recorded as a ``suggestion`` event). Returns the ids of the cases raised.
@@ -307,7 +310,13 @@ def _hazard_joined(
     state = {
         r.id: r
         for r in conn.execute(
-            select(Case.id, Case.special_control, Case.operator_touched).where(Case.id.in_(ids))
+            select(
+                Case.id,
+                Case.special_control,
+                Case.operator_touched,
+                Case.first_response_due,
+                Case.resolution_due,
+            ).where(Case.id.in_(ids))
         )
     }
     raised: list[int] = []
@@ -323,11 +332,17 @@ def _hazard_joined(
                 event_row(case_id, "suggestion", actor, now, details, f"hazard:{case_id}:{post.id}")
             )
             continue
-        conn.execute(
-            update(Case)
-            .where(Case.id == case_id)
-            .values(special_control=True, priority="critical", hazard_type=f["hazard_type"], updated_at=now)
-        )
+        values: dict[str, Any] = {
+            "special_control": True,
+            "priority": "critical",
+            "hazard_type": f["hazard_type"],
+            "updated_at": now,
+        }
+        for due in ("first_response_due", "resolution_due"):
+            current = getattr(row, due)
+            if f[due] is not None and (current is None or as_utc(f[due]) < as_utc(current)):
+                values[due] = f[due]
+        conn.execute(update(Case).where(Case.id == case_id).values(**values))
         events.append(event_row(case_id, "relabelled", actor, now, details, f"hazard:{case_id}:{post.id}"))
         raised.append(case_id)
     insert_ignore(conn, table_of(CaseEvent), events)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from incidents import CATEGORIES
 from incidents.cases.create import split
+from incidents.cases.deadlines import as_utc
 from incidents.cases.lifecycle import transition
 from incidents.cases.routing import route_posts
 from incidents.db.models import (
@@ -403,7 +404,9 @@ def test_hazard_post_raises_an_ordinary_case_to_special_control(engine: Engine, 
         }
     )
     route_posts(engine, now=BASE_TIME)
-    assert not case_of(engine, first).special_control
+    ordinary = case_of(engine, first)
+    assert not ordinary.special_control
+    assert as_utc(ordinary.resolution_due) > BASE_TIME + timedelta(days=20)  # 30 working days
     (second,) = make_posts(
         {
             **base,
@@ -419,6 +422,10 @@ def test_hazard_post_raises_an_ordinary_case_to_special_control(engine: Engine, 
     case = case_of(engine, second)
     assert case.id == case_of(engine, first).id and summary.joined == 1
     assert case.special_control and case.priority == "critical" and case.hazard_type == "pit"
+    # the hazard's deadlines (roads_pit: 2 and 24 calendar hours) from the hazard post on
+    joined_at = BASE_TIME + timedelta(hours=3)
+    assert as_utc(case.first_response_due) == joined_at + timedelta(hours=2)
+    assert as_utc(case.resolution_due) == joined_at + timedelta(hours=24)
     assert summary.notifications == 2
     with engine.connect() as conn:
         keys = set(
