@@ -43,6 +43,7 @@ from incidents import CATEGORIES
 from incidents.analysis import morph
 from incidents.analysis.model import (
     HAZARD_MIN_INCIDENT,
+    HAZARD_TOPIC_BONUS_FORCED,
     RULE_HAZARD_MIN_INCIDENT,
     RULE_HAZARD_OVERRULED_BELOW,
     Scores,
@@ -608,10 +609,13 @@ class Analyzer:
             "hazard": round(p_haz if d.hazard else 1.0 - p_haz, 3),
         }
         d.topic = None
-        if d.hazard:
-            d.topic = self._hazard_topic(d.hazard_type, r, s.topic)
-        elif d.is_incident:
-            d.topic, d.confidence["category"], d.confidence["topic"] = self._model_topic(s, r.topic)
+        if d.is_incident:
+            hazard = None
+            if d.hazard and d.hazard_type is not None:
+                # the rule's topic when the rule found the hazard of the type the model gives it
+                ruled = r.hazard is not None and r.topic is not None and r.hazard.name == d.hazard_type
+                hazard = (d.hazard_type, r.topic if ruled else None)
+            d.topic, d.confidence["category"], d.confidence["topic"] = self._model_topic(s, r.topic, hazard)
         d.needs_review = bool(
             d.overruled
             or (d.is_incident and d.confidence["incident"] < REVIEW_BELOW)
@@ -663,17 +667,12 @@ class Analyzer:
             )
         return out
 
-    def _hazard_topic(self, hazard_type: str | None, r: RuleDecision, topic_p: Any) -> str:
-        """A hazard's topic: the rule's, else the likeliest topic of that hazard type.
-
-        Its category is that topic's even where writers file the hazard elsewhere (a pit in a yard
-        under improvement, a gas smell in a shop under other). Taking the model's category when it
-        preferred another by more than 0.2 scored 0.77 points more category accuracy out of fold
-        (0.8842 → 0.8918), but would give such a hazard a topic that is no hazard's, and with it
-        that topic's deadline in days instead of a hazard's in hours (``deadlines.yaml``)."""
-        if r.hazard is not None and r.topic is not None and hazard_type == r.hazard.name:
-            return r.topic
-        candidates = self.hazard_topics.get(hazard_type or "", [])
+    def _hazard_topic(self, hazard_type: str, category: str, rule_topic: str | None, topic_p: Any) -> str:
+        """A hazard's topic in ``category``, its hazard type's: the topic of the rule that found it
+        (``rule_topic``) when it is of that category, else the likeliest topic of that hazard type."""
+        if rule_topic is not None and self.topics.get(rule_topic, {}).get("category") == category:
+            return rule_topic
+        candidates = self.hazard_topics.get(hazard_type, [])
         assert self.model is not None
         labels = self.model.labels["topic"]
         best, best_p = candidates[0] if candidates else _FALLBACK_TOPIC, -1.0
@@ -712,16 +711,35 @@ class Analyzer:
             self._topic_to_category = matrix
         return mix_categories(s.category, s.topic, self._topic_to_category)
 
-    def _model_topic(self, s: Any, rule_topic: str | None = None) -> tuple[str, float, float]:
-        """(topic, category confidence, topic confidence): the likeliest category (see
-        :meth:`category_scores`; its confidence is the model's probability,
-        :meth:`category_probabilities`), then its likeliest topic (``<category>_other`` when the
-        topic head knows none of it)."""
+    def _model_topic(
+        self, s: Any, rule_topic: str | None = None, hazard: tuple[str, str | None] | None = None
+    ) -> tuple[str, float, float]:
+        """(topic, category confidence, topic confidence) of an incident: the likeliest category
+        (see :meth:`category_scores`; its confidence is the model's probability,
+        :meth:`category_probabilities`), then its likeliest topic of no hazard (``<category>_other``
+        when the topic head knows none of it).
+
+        A hazard, ``(hazard type, topic of the rule that found it or None)``, adds the artifact's
+        ``hazard_topic_bonus`` (:data:`~incidents.analysis.model.HAZARD_TOPIC_BONUSES`) at its
+        type's category; filed there, it gets its type's topic (:meth:`_hazard_topic`)."""
         assert self.model is not None
         cats = self.model.labels["category"]
         cat_p = self.category_probabilities(s)
-        ci = int(self.category_scores(cat_p, rule_topic).argmax())
+        scores = self.category_scores(cat_p, rule_topic)
+        home = self.hazard_category(hazard[0]) if hazard is not None else None
+        if home in cats:
+            scores = scores.copy()  # category_scores may hand back cat_p itself
+            scores[cats.index(home)] += self.model.thresholds.get(
+                "hazard_topic_bonus", HAZARD_TOPIC_BONUS_FORCED
+            )
+        ci = int(scores.argmax())
         category = cats[ci]
+        if hazard is not None and category == home:
+            return (
+                self._hazard_topic(hazard[0], category, hazard[1], s.topic),
+                round(float(cat_p[ci]), 3),
+                0.9,
+            )
         columns, names = self._category_topics(category)
         best, best_p, total = f"{category}_other", -1.0, 0.0
         if len(columns):
@@ -732,6 +750,11 @@ class Analyzer:
             best = _FALLBACK_TOPIC
         topic_conf = best_p / total if total > 0 else 0.0
         return best, round(float(cat_p[ci]), 3), round(float(cat_p[ci]) * topic_conf, 3)
+
+    def hazard_category(self, hazard_type: str) -> str | None:
+        """The category of ``hazard_type``'s topic (the rubricator has one per type)."""
+        found = self.hazard_topics.get(hazard_type)
+        return str(self.topics[found[0]]["category"]) if found else None
 
     def _category_topics(self, category: str) -> tuple[np.ndarray, list[str]]:
         """The topic head's columns of a category's non-hazard topics, and their slugs."""

@@ -23,7 +23,9 @@ The report also gives the out-of-fold category accuracy (``category_accuracy_oof
 training file): over the true incidents, the category the analyser's decision would give from the
 out-of-fold topic, category and hazard-type heads and the rules' topic (:func:`oof_categories`), a
 missed incident counting as wrong. Posts too short for the model and the rules' veto are not
-modelled (nor are they in the incident F1).
+modelled (nor are they in the incident F1). It is measured for each hazard topic bonus of
+:data:`~incidents.analysis.model.HAZARD_TOPIC_BONUSES`; the best is stored with the thresholds
+(``thresholds["hazard_topic_bonus"]``).
 
 Then every head is fit on all rows and one ``.npz`` artifact is written; its SHA-256 is the
 classifier version. The blind test set (``data/blind/``) is never read here.
@@ -54,6 +56,8 @@ from incidents.analysis.model import (
     DENSE_SCALE,
     HAZARD_MIN_INCIDENT,
     HAZARD_SCORE,
+    HAZARD_TOPIC_BONUS_FORCED,
+    HAZARD_TOPIC_BONUSES,
     HEADS,
     MLP_HEADS,
     MLP_HIDDEN,
@@ -398,18 +402,16 @@ def oof_categories(
     classes: Sequence[str],
     topics: dict[str, dict[str, Any]],
     hazard_types: Sequence[str | None],
-    rule_hazard: Sequence[str | None],
     rule_topics: Sequence[str | None],
+    hazard_bonus: float = HAZARD_TOPIC_BONUS_FORCED,
 ) -> list[str]:
     """The category the analyser gives each row, once called an incident, from the heads'
-    probabilities as :meth:`incidents.analysis.classifier.Analyzer._decide` takes it. A hazard
-    (``hazard_types[r]`` its type, None for no hazard) has the topic of the rule that found it when
-    the rule names the same type, else its type's likeliest topic, and that topic's category; any
-    other incident has the
+    probabilities as :meth:`incidents.analysis.classifier.Analyzer._model_topic` takes it: the
     likeliest category of :meth:`~incidents.analysis.classifier.Analyzer.category_scores` (the
     heads' category distribution, ``category_p`` over :data:`incidents.CATEGORIES` and ``topic_p``
     over ``classes``, plus :data:`~incidents.analysis.classifier.RULE_TOPIC_BONUS` at the category
-    of the rules' topic)."""
+    of the rules' topic), and for a hazard (``hazard_types[r]`` its type, None for no hazard)
+    ``hazard_bonus`` at the category of its type's topic too."""
     from incidents.analysis.classifier import RULE_TOPIC_BONUS, mix_categories, rule_topic_category
 
     to_category = np.zeros((len(classes), len(CATEGORIES)))
@@ -420,24 +422,13 @@ def oof_categories(
         category = rule_topic_category(rule_topic, topics)
         if category in CATEGORIES:
             cat_p[r, CATEGORIES.index(category)] += RULE_TOPIC_BONUS
-    out = []
+    type_categories = {
+        str(m["hazard_type"]): CATEGORIES.index(m["category"]) for m in topics.values() if m["hazard"]
+    }
     for r, kind in enumerate(hazard_types):
-        best = int(cat_p[r].argmax())
-        if kind is not None:
-            topic = rule_topics[r] if rule_hazard[r] == kind else None
-            if topic not in topics:
-                cols = [
-                    i
-                    for i, t in enumerate(classes)
-                    if topics[t]["hazard"] and topics[t]["hazard_type"] == kind
-                ]
-                kinds = sorted(t for t, m in topics.items() if m["hazard"] and m["hazard_type"] == kind)
-                topic = (
-                    classes[cols[int(np.argmax(topic_p[r, cols]))]] if cols else (kinds or ["other_other"])[0]
-                )
-            best = CATEGORIES.index(topics[str(topic)]["category"])
-        out.append(CATEGORIES[best])
-    return out
+        if kind is not None and kind in type_categories:
+            cat_p[r, type_categories[kind]] += hazard_bonus
+    return [CATEGORIES[int(row.argmax())] for row in cat_p]
 
 
 def _platt(values: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
@@ -553,22 +544,35 @@ def cross_validate(
         "incident_f1_oof": round(best[0], 4),
         "hazard_curve_tail": curve[-5:],
     }
+    hazard_bonus: float | None = None
     if topic_fit is not None:
         # the analyser's category for every true incident (a missed one counts as wrong, as in
         # incidents.analysis.evaluate); rows weighted as in training
         called = (p_inc >= best[1]) | haz_pred
         truth = [int(i) for i in np.flatnonzero(y_inc)]
-        given = oof_categories(
-            topic_p[truth],
-            category_p[truth],
-            topic_fit.classes,
-            topic_fit.topics,
-            [hazard_type[i] if haz_pred[i] else None for i in truth],
-            [rule_hazard[i] for i in truth],
-            [rule_topics[i] for i in truth] if rule_topics is not None else [None] * len(truth),
-        )
-        right = np.array([called[i] and c == examples[i].category for i, c in zip(truth, given, strict=True)])
-        report["category_accuracy_oof"] = round(float((w[truth] * right).sum() / w[truth].sum()), 4)
+        by_bonus: dict[float, tuple[float, np.ndarray]] = {}
+        for bonus in HAZARD_TOPIC_BONUSES:
+            given = oof_categories(
+                topic_p[truth],
+                category_p[truth],
+                topic_fit.classes,
+                topic_fit.topics,
+                [hazard_type[i] if haz_pred[i] else None for i in truth],
+                [rule_topics[i] for i in truth] if rule_topics is not None else [None] * len(truth),
+                bonus,
+            )
+            ok = np.array(
+                [called[i] and c == examples[i].category for i, c in zip(truth, given, strict=True)]
+            )
+            by_bonus[bonus] = (float((w[truth] * ok).sum() / w[truth].sum()), ok)
+        # the most accurate bonus; on a tie the larger (closer to the type's own category)
+        hazard_bonus = max(by_bonus, key=lambda b: (round(by_bonus[b][0], 6), b))
+        accuracy, right = by_bonus[hazard_bonus]
+        report["category_accuracy_oof"] = round(accuracy, 4)
+        report["category_accuracy_oof_by_hazard_topic_bonus"] = {
+            str(b): round(a, 4) for b, (a, _) in by_bonus.items()
+        }
+        report["hazard_topic_bonus"] = hazard_bonus
         by_source: dict[str, list[bool]] = {}
         for i, ok in zip(truth, right, strict=True):
             by_source.setdefault(examples[i].source, []).append(bool(ok))
@@ -581,6 +585,8 @@ def cross_validate(
             report["category_accuracy_oof_by_file"],
         )
     thresholds = {"incident": best[1], "hazard": hazard_t, "hazard_min_incident": min_incident}
+    if hazard_bonus is not None:
+        thresholds["hazard_topic_bonus"] = hazard_bonus
     return {"platt": platt, "thresholds": thresholds, "report": report, "also": results[len(splits) :]}
 
 

@@ -191,16 +191,23 @@ def make_live(
     if not ids:
         return []
     rows = conn.execute(
-        select(Case.id, Case.category, Case.topic, Case.historical, Case.status, Case.special_control).where(
-            Case.id.in_(ids)
-        )
+        select(
+            Case.id,
+            Case.category,
+            Case.topic,
+            Case.historical,
+            Case.status,
+            Case.special_control,
+            Case.hazard_type,
+        ).where(Case.id.in_(ids))
     ).all()
     changed: list[int] = []
     events: list[dict[str, Any]] = []
     for row in rows:
         if not row.historical or row.status not in ("new", "assigned", "in_progress"):
             continue
-        first_due, resolution_due = ref.due(row.category, row.topic, now)
+        hazard_type = row.hazard_type if row.special_control else None
+        first_due, resolution_due = ref.due(row.category, row.topic, now, hazard_type)
         values: dict[str, Any] = {
             "historical": False,
             "registered_at": now,

@@ -91,14 +91,31 @@ class RoutingReference:
                 return found
         return self.rules.get((category, WILDCARD, WILDCARD))
 
-    def deadline_for(self, category: str, topic: str | None) -> DeadlineInfo | None:
+    def deadline_for(
+        self, category: str, topic: str | None, hazard_type: str | None = None
+    ) -> DeadlineInfo | None:
+        """The deadline rule of a case: a hazard's is its type's (the rule of the rubricator's topic
+        of that type, in calendar hours) whatever topic the case is filed under (a pit in a yard
+        filed under improvement), else the topic's rule, else the category's."""
+        if hazard_type is not None:
+            rule = self.hazard_deadline(hazard_type)
+            if rule is not None:
+                return rule
         return self.deadlines.get((category, topic or WILDCARD)) or self.deadlines.get((category, WILDCARD))
 
+    def hazard_deadline(self, hazard_type: str) -> DeadlineInfo | None:
+        """The deadline rule of the hazard topic of ``hazard_type``, or None."""
+        for slug, info in self.topics.items():
+            if info.hazard and info.hazard_type == hazard_type:
+                return self.deadlines.get((info.category, slug))
+        return None
+
     def due(
-        self, category: str, topic: str | None, registered_at: datetime
+        self, category: str, topic: str | None, registered_at: datetime, hazard_type: str | None = None
     ) -> tuple[datetime | None, datetime | None]:
-        """``(first_response_due, resolution_due)`` counted from ``registered_at``; Nones without a rule."""
-        rule = self.deadline_for(category, topic)
+        """``(first_response_due, resolution_due)`` counted from ``registered_at`` (see
+        :meth:`deadline_for`); Nones without a rule."""
+        rule = self.deadline_for(category, topic, hazard_type)
         if rule is None:
             return None, None
         return self.calendar.compute_due(registered_at, rule)

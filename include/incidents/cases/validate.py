@@ -63,9 +63,9 @@ def case_fields(post: Any, ref: RoutingReference, registered_at: datetime | None
     hazard_type = (post.hazard_type or (info.hazard_type if info else None)) if hazard else None
     opened_at = as_utc(post.published_at)
     registered = as_utc(registered_at) if registered_at is not None else opened_at
-    if ref.deadline_for(category, topic) is None:
+    if ref.deadline_for(category, topic, hazard_type) is None:
         log.warning("no deadline rule for %s/%s", category, topic)
-    first_due, resolution_due = ref.due(category, topic, registered)
+    first_due, resolution_due = ref.due(category, topic, registered, hazard_type)
     return {
         "category": category,
         "topic": topic,

@@ -22,6 +22,7 @@ from incidents.analysis.classifier import (
 from incidents.analysis.evaluate import evaluate_blind
 from incidents.analysis.model import (
     ARTIFACT_PATH,
+    HAZARD_TOPIC_BONUS_FORCED,
     MLP_HEADS,
     MLP_WEIGHT,
     QUANT_LEVELS,
@@ -451,6 +452,9 @@ def test_the_hazard_type_is_the_models_even_when_a_rule_finds_the_hazard(
         )
 
     monkeypatch.setattr(model, "scores", typed)
+    # filed in its type's category whatever the category heads say (a trained bonus may keep the
+    # flooded basement in housing: test_a_hazard_is_filed_by_the_category_scores_…)
+    monkeypatch.setitem(model.thresholds, "hazard_topic_bonus", HAZARD_TOPIC_BONUS_FORCED)
     res = analyzer.analyse(text)
     assert res.hazard and res.hazard_type == other
     assert analyzer.topics[res.topic]["hazard_type"] == other
@@ -500,7 +504,7 @@ def test_the_rules_topic_tips_a_close_category(analyzer: Analyzer, monkeypatch: 
 
 def test_out_of_fold_categories_follow_the_analysers_decision() -> None:
     """The training report's category decision: the heads' categories with the rules' topic's
-    bonus; a hazard has its topic's category (the rule's topic when the rule names the type)."""
+    bonus; a hazard's type adds the hazard bonus at its topic's category (forced: always there)."""
     topics = {
         "roads_pit": {"category": "roads", "hazard": True, "hazard_type": "pit"},
         "roads_holes": {"category": "roads", "hazard": False, "hazard_type": None},
@@ -519,20 +523,33 @@ def test_out_of_fold_categories_follow_the_analysers_decision() -> None:
             row(improvement_yard=0.55, roads_holes=0.45),  # the same, the rules say roads
             row(improvement_yard=0.55, roads_holes=0.45),  # the same, the rules' fallback topic
             row(roads_pit=0.1, improvement_yard=0.9),  # a pit the model files under improvement
-            row(housing_heating=1.0),  # a hazard whose rule names another type: the model's type
+            row(roads_pit=0.3, improvement_yard=0.35, housing_heating=0.35),  # a close pit
+            row(housing_heating=1.0),  # a non-hazard the rules file under improvement
         ]
     )
     to_category = np.array([[c == topics[t]["category"] for c in CATEGORIES] for t in classes], dtype=float)
-    given = oof_categories(
-        topic_p,
-        topic_p @ to_category,
-        classes,
-        topics,
-        [None, None, None, "pit", "pit"],
-        [None, None, None, None, "open_manhole"],
-        [None, "roads_holes", "other_other", None, "improvement_yard"],
-    )
-    assert given == ["improvement", "roads", "improvement", "roads", "roads"]
+
+    def given(bonus: float) -> list[str]:
+        return oof_categories(
+            topic_p,
+            topic_p @ to_category,
+            classes,
+            topics,
+            [None, None, None, "pit", "pit", None],
+            [None, "roads_holes", "other_other", None, None, "improvement_yard"],
+            bonus,
+        )
+
+    assert given(HAZARD_TOPIC_BONUS_FORCED) == [
+        "improvement",
+        "roads",
+        "improvement",
+        "roads",
+        "roads",
+        "housing",
+    ]
+    assert given(0.1) == ["improvement", "roads", "improvement", "improvement", "roads", "housing"]
+    assert given(0.0)[3:5] == ["improvement", "improvement"]
 
 
 def test_word_pairs_are_neighbouring_stems() -> None:
@@ -556,3 +573,31 @@ def test_quantised_weights_keep_every_row_within_half_a_step() -> None:
     assert not back[3].any()
     top = np.abs(w).argmax(axis=1)[:3]
     assert np.allclose(back[np.arange(3), top], w[np.arange(3), top], rtol=1e-6)
+
+
+def test_a_hazard_is_filed_by_the_category_scores_and_the_trained_bonus(
+    analyzer: Analyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hazard's type adds the artifact's ``hazard_topic_bonus`` at its topic's category: a pit the
+    model files under improvement by more than the bonus stays there (with a topic of no hazard),
+    a closer call goes to the type's category and topic; an artifact without a bonus forces it."""
+    model = analyzer.model
+    assert model is not None
+    p = analyzer.prepare("Во дворе открытая яма, дети бегают рядом, никакого ограждения нет")
+    s = model.scores(p.words, p.feats)
+    home = analyzer.hazard_category("pit")
+    assert home is not None and home != "improvement"
+    close = _forced_categories(analyzer, {"improvement": 0.5, home: 0.3})
+    monkeypatch.setattr(analyzer, "category_probabilities", lambda s: close)
+    monkeypatch.setitem(model.thresholds, "hazard_topic_bonus", 0.1)
+    topic, confidence, _ = analyzer._model_topic(s, None, ("pit", None))
+    assert analyzer.topics[topic]["category"] == "improvement" and not analyzer.topics[topic]["hazard"]
+    assert confidence == pytest.approx(0.5, abs=1e-3)
+    monkeypatch.setitem(model.thresholds, "hazard_topic_bonus", 0.3)
+    topic, confidence, _ = analyzer._model_topic(s, None, ("pit", None))
+    assert topic in analyzer.hazard_topics["pit"] and confidence == pytest.approx(0.3, abs=1e-3)
+    monkeypatch.delitem(model.thresholds, "hazard_topic_bonus")
+    far = _forced_categories(analyzer, {"improvement": 0.9})
+    monkeypatch.setattr(analyzer, "category_probabilities", lambda s: far)
+    topic, _, _ = analyzer._model_topic(s, None, ("pit", None))
+    assert topic in analyzer.hazard_topics["pit"]

@@ -145,6 +145,25 @@ def test_hazard_opens_special_control_case_and_notifies(engine: Engine, make_pos
     assert c2.priority == "high" and not c2.special_control and count(engine, Notification) == 2
 
 
+def test_a_hazard_filed_under_an_ordinary_topic_keeps_its_types_hours(engine: Engine, make_posts) -> None:
+    """A pit in a yard filed under improvement (the body that must fix it) is still a hazard: special
+    control and the deadlines of its type (roads_pit: 2 and 24 calendar hours), not the topic's
+    working days; the same post without the hazard gets the topic's."""
+    base = dict(category="improvement", topic="improvement_yard_potholes", municipality_code="33602")
+    hazard, ordinary = make_posts(
+        {**base, "hazard": True, "hazard_type": "pit", "text": "Во дворе дома 7 провал, дети бегают рядом"},
+        {**base, "hazard": False, "network": "ok", "text": "Во дворе дома 12 яма, ездить неудобно"},
+    )
+    route_posts(engine, now=BASE_TIME + timedelta(minutes=5))
+    case = case_of(engine, hazard)
+    assert case.special_control and case.hazard_type == "pit" and case.topic == "improvement_yard_potholes"
+    opened = as_utc(case.registered_at)
+    assert as_utc(case.first_response_due) == opened + timedelta(hours=2)
+    assert as_utc(case.resolution_due) == opened + timedelta(hours=24)
+    plain = case_of(engine, ordinary)
+    assert not plain.special_control and as_utc(plain.resolution_due) > opened + timedelta(days=7)
+
+
 def test_same_incident_from_three_networks_is_one_case(engine: Engine, make_posts) -> None:
     base = dict(
         category="roads", topic="roads_pit", municipality_code="33602", settlement_oktmo="33602151051"
