@@ -230,9 +230,18 @@ def raise_to_hazard(fields: dict[str, Any], hazard: dict[str, Any]) -> None:
     if fields["special_control"]:
         return
     fields.update(special_control=True, priority="critical", hazard_type=hazard["hazard_type"])
+    fields.update(sooner_deadlines(fields, hazard))
+
+
+def sooner_deadlines(case: Any, hazard: dict[str, Any]) -> dict[str, Any]:
+    """The hazard post's deadlines that are sooner than the case's (``case`` a fields dict or a
+    row with ``first_response_due`` and ``resolution_due``)."""
+    out = {}
     for due in ("first_response_due", "resolution_due"):
-        if hazard[due] is not None and (fields[due] is None or hazard[due] < fields[due]):
-            fields[due] = hazard[due]
+        current = case[due] if isinstance(case, dict) else getattr(case, due)
+        if hazard[due] is not None and (current is None or as_utc(hazard[due]) < as_utc(current)):
+            out[due] = hazard[due]
+    return out
 
 
 def match_posts(

@@ -105,10 +105,14 @@ class RoutingReference:
 
     def hazard_deadline(self, hazard_type: str) -> DeadlineInfo | None:
         """The deadline rule of the hazard topic of ``hazard_type``, or None."""
+        return self._hazard_deadlines.get(hazard_type)
+
+    def __post_init__(self) -> None:
+        self._hazard_deadlines: dict[str, DeadlineInfo] = {}
         for slug, info in self.topics.items():
-            if info.hazard and info.hazard_type == hazard_type:
-                return self.deadlines.get((info.category, slug))
-        return None
+            rule = self.deadlines.get((info.category, slug))
+            if info.hazard and info.hazard_type and rule is not None:
+                self._hazard_deadlines.setdefault(info.hazard_type, rule)
 
     def due(
         self, category: str, topic: str | None, registered_at: datetime, hazard_type: str | None = None

@@ -69,7 +69,7 @@ from incidents.cases.create import (
 from incidents.cases.deadlines import as_utc
 from incidents.cases.dedupe import DedupeConfig
 from incidents.cases.errors import RoutingError
-from incidents.cases.match import ChunkPlan, RunCache, match_posts, stored_place_key
+from incidents.cases.match import ChunkPlan, RunCache, match_posts, sooner_deadlines, stored_place_key
 from incidents.cases.reclassify import apply_reclassification, post_filters
 from incidents.cases.reference import RoutingReference
 from incidents.cases.sql import ROUTING_LOCK, begin_write, insert_ignore
@@ -332,17 +332,17 @@ def _hazard_joined(
                 event_row(case_id, "suggestion", actor, now, details, f"hazard:{case_id}:{post.id}")
             )
             continue
-        values: dict[str, Any] = {
-            "special_control": True,
-            "priority": "critical",
-            "hazard_type": f["hazard_type"],
-            "updated_at": now,
-        }
-        for due in ("first_response_due", "resolution_due"):
-            current = getattr(row, due)
-            if f[due] is not None and (current is None or as_utc(f[due]) < as_utc(current)):
-                values[due] = f[due]
-        conn.execute(update(Case).where(Case.id == case_id).values(**values))
+        conn.execute(
+            update(Case)
+            .where(Case.id == case_id)
+            .values(
+                special_control=True,
+                priority="critical",
+                hazard_type=f["hazard_type"],
+                updated_at=now,
+                **sooner_deadlines(row, f),
+            )
+        )
         events.append(event_row(case_id, "relabelled", actor, now, details, f"hazard:{case_id}:{post.id}"))
         raised.append(case_id)
     insert_ignore(conn, table_of(CaseEvent), events)
