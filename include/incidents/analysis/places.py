@@ -1473,9 +1473,15 @@ class PlaceResolver:
         region), and districts named as in many cities («Ленинский район Ижевска», «Советский
         район Казани»).
         """
+        aside = False
         for i in roles.kirov_words:
             if not _other_region_follows(tokens, i + 1):
                 if _kirov_mention_is_aside(tokens, i, other_at):
+                    aside = True
+                    continue
+                if aside and other_at < i and not _names_more_after(tokens, i):
+                    # «Переехали из Кирова в Казань… Скучаю только по Вятке»: the city the post
+                    # already set aside, named again with nothing of it
                     continue
                 return True
         if any(
@@ -1996,6 +2002,10 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
     before the other city unless it is an origin."""
     if any(t.low.startswith("калужск") for t in tokens):
         return True
+    if i > 1 and tokens[i - 2].low == "не" and tokens[i - 1].low in ("про", "о", "об", "в", "во"):
+        return True  # «пишу не про Киров, а про Ижевск»
+    if other_at < i and _compares(tokens, i):
+        return True  # «Были в Йошкар-Оле… Нам бы в Кирове так», «…у нас в Кирове такого нет»
     if other_at < i and _is_heading(tokens, other_at):
         return True  # «Казань, ул. Декабристов: … у нас в Кирове так же»
     if other_at == i + 1 and tokens[i].dash_after:
@@ -2004,6 +2014,8 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
         # the subject of a comparison opening the post («Киров отдыхает: в Казани…», «Киров — это
         # ещё цветочки»), not a heading («Киров, перекрёсток у вокзала…»)
         return not tokens[0].punct_after or tokens[1].low == "это"
+    if other_at < i and any(t.low in _YOURS for t in tokens[max(0, i - 3) : i]):
+        return True  # «Пишу из Ижевска: … у вас в Кирове тоже такое?»: written from elsewhere
     if any(t.low in _OURS for t in tokens[max(0, i - 3) : i]):
         # «В Казани переложили асфальт, а у нас в Кирове Октябрьский проспект как после бомбёжки»
         # is about Kirov; «В Ижевске ямы такие… у нас в Кирове хоть латают» compares
@@ -2017,8 +2029,8 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
         # дотянули до Кирова» (not «переехали из Перми в Киров»: the post may be about Kirov; nor
         # «Вернулись в Киров, а в Александровском саду лавки сломаны»: a place of it follows)
         return not _names_more_after(tokens, i)
-    if i > 1 and tokens[i - 1].low == "по" and morph.lemmas(tokens[i - 2].low) & {"скучать", "соскучиться"}:
-        return True  # «скучаю по Кирову»
+    if i > 1 and tokens[i - 1].low == "по" and _said_before(tokens, i - 1, _MISSING_LEMMAS):
+        return True  # «скучаю по Кирову», «скучаю только по Вятке»
     if i > 1 and tokens[i - 1].low in ("в", "во") and tokens[i - 2].low == "домой":
         return True  # «везу домой в Киров»: the writer's home, the post is about the trip
     if i > 1 and tokens[i - 1].low in ("в", "во") and _said_before(tokens, i - 1, _LIVING_LEMMAS):
@@ -2032,6 +2044,28 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
     moved = other_at > 0 and tokens[other_at - 1].low in ("в", "во")
     moved = moved and _said_before(tokens, other_at - 1, _RESIDENCE_LEMMAS)
     return opens or moved
+
+
+_MISSING_LEMMAS = frozenset({"скучать", "соскучиться"})
+_YOURS = frozenset({"вас", "ваш", "вашем", "вашего", "вашей"})
+_COMPARED_AFTER = frozenset({"такого", "хоть", "так"})
+"""Words right after «в Кирове» comparing it with the other city: «у нас в Кирове такого нет»,
+«в Кирове хоть дождь привычный», «нам бы в Кирове так»."""
+
+
+def _compares(tokens: Sequence[Token], i: int) -> bool:
+    """The mention of Kirov at token ``i`` compares it with another city, the writer's wish or
+    contrast rather than a complaint about it: a comparing word right after it («в Кирове
+    такого не припомню», «В Кирове хоть и ругались на транспорт») or a wish («нам бы (такой
+    мост) в Кирове») in its clause before it, naming nothing of the city after it."""
+    if i + 1 < len(tokens) and not tokens[i].punct_after and tokens[i + 1].low in _COMPARED_AFTER:
+        return True
+    for tok in reversed(tokens[max(0, i - 4) : i]):
+        if tok.punct_after:
+            return False
+        if tok.low == "бы":
+            return not _names_more_after(tokens, i)  # not «нам бы в Кирове на Ленина яму засыпать»
+    return False
 
 
 def _said_before(tokens: Sequence[Token], j: int, lemmas: frozenset[str]) -> bool:
