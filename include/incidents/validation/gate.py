@@ -179,6 +179,9 @@ def _suites(path: str = str(SUITE_PATH)) -> tuple[Any, Any]:
     """(raw-frame suite, text-frame suite) built from the one suite file."""
     gx, _ = _gx()
     config = load_suite_config(path)
+    names = [expectation_name(e) for e in config["expectations"]]
+    if len(set(names)) != len(names):  # results are told apart by name (see _validate)
+        raise ValueError(f"{path}: expectations repeated: {sorted({n for n in names if names.count(n) > 1})}")
     raw = [e for e in config["expectations"] if e["type"] in RAW_FRAME_TYPES]
     text = [e for e in config["expectations"] if e["type"] not in RAW_FRAME_TYPES]
     return (
@@ -472,20 +475,49 @@ def _run_suites(
     raw_frame, value_frame = _frames(parsed, window_start.timestamp())
     raw_suite, value_suite = _suites(str(suite_path or SUITE_PATH))
     _, batch_definition = _gx()
-    result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_COLUMN]}
     results = []
     with _gx_lock:  # one validation at a time per process: the shared context is not re-entrant
         for frame, suite in ((raw_frame, _applicable(raw_suite, raw_frame)), (value_frame, value_suite)):
             batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-            results.extend(
-                batch.validate(suite, result_format=result_format, expectation_parameters=params).results
-            )
+            results.extend(_validate(batch, suite, params))
     for res in results:
         res_dict = res.to_json_dict()
         outcome.gx_results.append(_trim_result(res_dict))
         if not res_dict["success"]:
             _read_failure(res_dict, parsed, context, outcome)
     return outcome
+
+
+FIRST_PASS_FORMAT = {"result_format": "BOOLEAN_ONLY"}
+"""What every expectation is first validated with: success or not. Most batches pass every
+expectation, and GX's cost per validation is mostly fixed, about half of it spent on the metrics a
+complete result needs (0.35 s against 0.65 s for both suites on 600 posts)."""
+DETAIL_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_COLUMN]}
+"""What the expectations that failed the first pass are validated again with: the failing rows."""
+
+
+def _validate(batch: Any, suite: Any, params: dict[str, Any]) -> list[Any]:
+    """The suite's results on the batch, in the suite's order: every expectation validated for
+    success only (:data:`FIRST_PASS_FORMAT`), then those that failed again in full
+    (:data:`DETAIL_FORMAT`), whose results replace theirs. A passing expectation's result thus
+    carries no counts (the report's statistics have them)."""
+    first = batch.validate(suite, result_format=FIRST_PASS_FORMAT, expectation_parameters=params).results
+    failed = {_result_name(r) for r in first if not r.success}
+    if not failed:
+        return list(first)
+    gx, _ = _gx()
+    again = [e for e in suite.expectations if expectation_name(e.configuration.to_json_dict()) in failed]
+    detail_suite = gx.ExpectationSuite(name=suite.name, expectations=again, meta=suite.meta)
+    detailed = batch.validate(
+        detail_suite, result_format=DETAIL_FORMAT, expectation_parameters=params
+    ).results
+    by_name = {_result_name(r): r for r in detailed}
+    return [by_name.get(_result_name(r), r) for r in first]
+
+
+def _result_name(result: Any) -> str:
+    """:func:`expectation_name` of a GX result's expectation (unique within a suite)."""
+    return expectation_name(result.expectation_config.to_json_dict())
 
 
 def _read_failure(

@@ -280,3 +280,30 @@ def test_comments_may_come_after_their_window_but_posts_may_not() -> None:
     )
     assert sorted(r["external_id"] for r in report.valid_records) == ["c1", "p1"]
     assert sorted(q.external_id for q in report.quarantined) == ["c2", "p2"]
+
+
+def test_only_failing_expectations_are_validated_again_in_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every expectation is first asked for success only; those that fail are validated again
+    for their rows, and nothing else is (GX's cost per validation is mostly fixed)."""
+    from great_expectations.datasource.fluent.interfaces import Batch
+
+    from incidents.validation import gate
+
+    calls: list[tuple[str, list[str]]] = []
+    original = Batch.validate
+
+    def counting(self, expect, *args, **kwargs):  # type: ignore[no-untyped-def]
+        names = [gate.expectation_name(e.configuration.to_json_dict()) for e in expect.expectations]
+        calls.append((kwargs["result_format"]["result_format"], names))
+        return original(self, expect, *args, **kwargs)
+
+    monkeypatch.setattr(Batch, "validate", counting)
+    clean = validate(good(5))
+    assert clean.success and [f for f, _ in calls] == ["BOOLEAN_ONLY", "BOOLEAN_ONLY"]
+
+    calls.clear()
+    report = validate(good(5) + [rec("bad", kind="story")])
+    assert [f for f, _ in calls] == ["BOOLEAN_ONLY", "BOOLEAN_ONLY", "COMPLETE"]
+    assert calls[-1][1] == ["expect_column_values_to_be_in_set(kind)"]
+    assert [q.expectation for q in report.quarantined] == ["expect_column_values_to_be_in_set(kind)"]
+    assert len(report.valid_records) == 5
