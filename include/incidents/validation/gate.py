@@ -505,11 +505,9 @@ def _validate(batch: Any, suite: Any, params: dict[str, Any]) -> list[Any]:
     failed = {_result_name(r) for r in first if not r.success}
     if not failed:
         return list(first)
-    gx, _ = _gx()
     again = [e for e in suite.expectations if expectation_name(e.configuration.to_json_dict()) in failed]
-    detail_suite = gx.ExpectationSuite(name=suite.name, expectations=again, meta=suite.meta)
     detailed = batch.validate(
-        detail_suite, result_format=DETAIL_FORMAT, expectation_parameters=params
+        _subset(suite, again), result_format=DETAIL_FORMAT, expectation_parameters=params
     ).results
     by_name = {_result_name(r): r for r in detailed}
     return [by_name.get(_result_name(r), r) for r in first]
@@ -650,9 +648,13 @@ def _applicable(suite: Any, frame: pandas.DataFrame) -> Any:
     ]
     if not absent:
         return suite
+    return _subset(suite, [e for e in suite.expectations if e not in absent])
+
+
+def _subset(suite: Any, expectations: list[Any]) -> Any:
+    """A suite of the same name and meta holding only ``expectations`` (some of ``suite``'s)."""
     gx, _ = _gx()
-    keep = [e for e in suite.expectations if e not in absent]
-    return gx.ExpectationSuite(name=suite.name, expectations=keep, meta=suite.meta)
+    return gx.ExpectationSuite(name=suite.name, expectations=expectations, meta=suite.meta)
 
 
 def combine_reports(reports: Sequence[ValidationReport], *, max_failed_share: float) -> ValidationReport:
