@@ -20,9 +20,9 @@ The sparse blocks' weights are stored as int8 with a scale per feature (:func:`q
 
 Every head is a linear model, so a post's scores are a sum of per-word and per-lemma columns.
 :class:`TextModel` keeps, per distinct word form, the word's whole contribution (its n-grams
-plus its navec vector, projected onto every head) in a bounded cache, and projects navec's
-product-quantised codes directly (100 sub-spaces × 256 centroids), so a new word costs 100
-table look-ups instead of a 300-d unpack and product. A post then costs two small gathers.
+plus its navec vector, projected onto every head) in a bounded cache. A new word costs one
+sparse product row (its n-grams) and one 300-d product (navec's vector, gathered from its
+product-quantised codes); a post then costs two small gathers.
 
 Heads: ``incident`` and ``hazard`` (binary, Platt-calibrated on out-of-fold scores),
 ``category``, ``topic``, ``hazard_type`` (multinomial). The two binary heads also take a second
@@ -65,7 +65,7 @@ BIGRAM_PREFIX = 5
 """Letters of each word a word pair keeps (a crude stem: «открытый»/«открытого» → «откры»)."""
 WORD_CACHE_SIZE = 60_000
 """Distinct word forms whose projected contribution is kept (about 0.6 KB each; a word that fell
-out costs about 30 µs to project again)."""
+out costs about 25 µs to project again)."""
 HEADS = ("incident", "hazard", "category", "topic", "hazard_type")
 HAZARD_SCORE = "joint"
 """How a post's hazard score is made (recorded in the artifact): ``joint`` is
@@ -297,19 +297,12 @@ class TextModel:
             )
         self.navec = navec if navec is not None else load_navec()
         pq = self.navec.pq
-        # table[s, c] = centroid c of sub-space s projected onto every head (× DENSE_SCALE)
-        qdim = pq.dim // pq.qdim
-        sub = w_dense.reshape(pq.qdim, qdim, -1)
-        table = np.einsum("scd,sdk->sck", pq.codes.astype(np.float32), sub) * DENSE_SCALE
         self.width = self.bias.shape[0]
-        # one matrix of every row a word's vector sums: the projected centroids (sub-space s,
-        # centroid c at row s * centroids + c), then the character n-grams' rows
-        centroids = table.shape[1]
-        self._rows = np.ascontiguousarray(
-            np.vstack([table.reshape(-1, self.width), w_char]), dtype=np.float32
-        )
-        self.w_char = self._rows[table.shape[0] * centroids :]
-        self._char_offset = table.shape[0] * centroids
+        self.w_char = np.ascontiguousarray(w_char, dtype=np.float32)
+        # a word's navec vector times DENSE_SCALE, projected onto every head by one product
+        self._w_navec = np.ascontiguousarray(w_dense * np.float32(DENSE_SCALE), dtype=np.float32)
+        qdim = pq.dim // pq.qdim
+        centroids = pq.codes.shape[1]
         self._sub_offsets = np.arange(pq.qdim, dtype=np.intp) * centroids
         self._codes = pq.indexes
         # navec's centroids, one row per (sub-space, centroid): a word's vector is 100 of them
@@ -322,34 +315,37 @@ class TextModel:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ features
-    def _feature_rows(self, word: str) -> list[int]:
-        """The rows of :attr:`_rows` a word form's contribution sums: its known character
-        n-grams and, for a navec word, its 100 projected centroids."""
-        get, offset = self.char_vocab.get, self._char_offset
-        rows = [i + offset for g in char_ngrams(word) if (i := get(g)) is not None]
-        nid = navec_id(self.navec, word)
-        if nid is not None:
-            rows.extend((self._sub_offsets + self._codes[nid]).tolist())
-        return rows
-
     def _word_vectors(self, words: Sequence[str]) -> np.ndarray:
-        """Each word form's whole contribution (its character n-grams and its navec vector,
-        projected onto every head), with one gather; each word's rows are summed alone, so a
-        word's sum does not depend on the words beside it."""
+        """Each word form's whole contribution (:meth:`_projections`)."""
+        return self._projections(words)[0]
+
+    def _projections(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Each word form's whole contribution and its navec vector (zeros without one).
+
+        The contribution, projected onto every head, is the word's known character n-grams' rows
+        summed (one sparse product; each word's row is summed alone, in its n-grams' order) plus
+        its navec vector times the navec block's weights (one product per word), so a word's
+        numbers never depend on the words projected beside it."""
+        from scipy import sparse
+
         out = np.zeros((len(words), self.width), dtype=np.float32)
-        rows: list[int] = []
-        bounds: list[tuple[int, int, int]] = []
-        for k, word in enumerate(words):
-            word_rows = self._feature_rows(word)
-            if word_rows:  # a word with no known n-gram and no vector contributes zeros
-                bounds.append((k, len(rows), len(rows) + len(word_rows)))
-                rows.extend(word_rows)
-        if rows:
-            block = self._rows.take(rows, axis=0)
-            add = np.add.reduce
-            for k, start, end in bounds:
-                out[k] = add(block[start:end], axis=0)
-        return out
+        vectors, found = self._navec_found(words)
+        get = self.char_vocab.get
+        indices: list[int] = []
+        indptr = [0]
+        for word in words:
+            indices.extend(i for g in char_ngrams(word) if (i := get(g)) is not None)
+            indptr.append(len(indices))
+        if indices:
+            grams = sparse.csr_matrix(
+                (np.ones(len(indices), dtype=np.float32), indices, indptr),
+                shape=(len(words), self.w_char.shape[0]),
+            )
+            out += grams @ self.w_char
+        w_navec = self._w_navec
+        for k in found:
+            out[k] += vectors[k] @ w_navec
+        return out, vectors
 
     def _word_cache_rows(self, words: Sequence[str]) -> list[int] | None:
         """The word cache's rows of a post's words, projecting the new ones together; None when the
@@ -359,8 +355,7 @@ class TextModel:
         rows = [cached(w) for w in words]
         if None in rows:
             new = list(dict.fromkeys(w for w, r in zip(words, rows, strict=True) if r is None))
-            vectors = self._word_vectors(new)
-            dense = self._navec_vectors(new) if self.mlp else vectors
+            vectors, dense = self._projections(new)
             with self._lock:
                 if len(self._cache) + len(new) > WORD_CACHE_SIZE:
                     self._cache.clear()  # a new generation: rows are overwritten from 0
@@ -377,13 +372,17 @@ class TextModel:
 
     def _navec_vectors(self, words: Sequence[str]) -> np.ndarray:
         """Each word form's navec vector (zeros for a word navec lacks), with one gather."""
-        out = np.zeros((len(words), self._cache_dense.shape[1]), dtype=np.float32)
+        return self._navec_found(words)[0]
+
+    def _navec_found(self, words: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+        """:meth:`_navec_vectors` and the positions of the words navec has."""
+        out = np.zeros((len(words), self._flat_centroids.shape[1] * len(self._sub_offsets)), dtype=np.float32)
         found = [(k, i) for k, w in enumerate(words) if (i := navec_id(self.navec, w)) is not None]
         if found:
             rows = self._codes[[i for _, i in found]].astype(np.intp) + self._sub_offsets
             vectors = self._flat_centroids.take(rows.ravel(), axis=0).reshape(len(found), -1)
             out[[k for k, _ in found]] = vectors
-        return out
+        return out, [k for k, _ in found]
 
     def dense_block(self, words: Sequence[str]) -> np.ndarray:
         """The post's navec block as training builds it: the words' vectors summed, times
