@@ -81,6 +81,33 @@ def test_upsert_accepts_jsonl_dicts_and_duplicates(session) -> None:
     assert comment.kind == "comment" and comment.parent_external_id == "-7_0"
 
 
+def test_any_text_and_raw_item_are_stored_as_they_came(session) -> None:
+    """What COPY's text format escapes (tabs, newlines, backslashes, «\\N») and what JSON must
+    keep (nested items, quotes, emoji, a null) arrive as they were, on both dialects."""
+    text = 'Яма\tна\nулице\\N «Ленина» \\ "кавычки" 🚧 \r\nконец'
+    raw = {"text": text, "attachments": [{"type": "photo", "sizes": [1, 2]}], "geo": None, "likes": 3}
+    post = make(7, text=text)
+    post.raw = raw
+    stats = upsert_posts(session, [post, make(8)], batch_id=None, run_id="r", collected_at=COLLECTED)
+    session.commit()
+    session.expire_all()
+    row = session.scalars(select(Post).where(Post.external_id == "-7_7")).one()
+    assert stats.inserted == 2 and row.text == text and row.raw == raw and row.geo_lat is None
+    assert row.url == "https://vk.com/wall-7_7" and row.kind == "post" and row.parent_external_id is None
+
+
+def test_a_failed_load_leaves_nothing_and_the_next_one_works(session) -> None:
+    """A chunk written in a transaction that is rolled back leaves no post behind, and the next
+    load in the same connection writes again (no leftover temporary rows)."""
+    upsert_posts(session, [make(1), make(2)], batch_id=None, run_id="r", collected_at=COLLECTED, chunk_size=1)
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(Post)) == 0
+    stats = upsert_posts(session, [make(2), make(3)], batch_id=None, run_id="r", collected_at=COLLECTED)
+    session.commit()
+    assert stats.inserted == 2
+    assert sorted(session.scalars(select(Post.external_id))) == ["-7_2", "-7_3"]
+
+
 def test_batch_is_unique_per_window(session) -> None:
     first = get_or_create_batch(session, "vk", START, END, "run-1")
     session.commit()
