@@ -318,6 +318,19 @@ def test_scoring_posts_together_gives_the_same_numbers(
         assert small._generation == 1 if size == distinct else small._generation > 1
 
 
+def test_a_posts_network_logits_do_not_depend_on_the_block(analyzer: Analyzer) -> None:
+    """The networks' logits of a post are the same bit for bit whether it is scored alone or in a
+    block of 2, 7, 64 or 300 posts (one matrix product per block; see TextModel._network_logits)."""
+    model = analyzer.model
+    assert model is not None and model.mlp
+    texts = [e.text for e in load_training_data()[:300]]
+    dense = [model.dense_block(analyzer.prepare(t).words) for t in texts]
+    alone = [model._network_logits([d])[0] for d in dense]
+    for size in (2, 7, 64, 300):
+        together = [x for k in range(0, len(dense), size) for x in model._network_logits(dense[k : k + size])]
+        assert together == alone, size
+
+
 def test_other_regions_get_no_kirov_place(analyzer: Analyzer) -> None:
     res = analyzer.analyse("В Казани на улице Ленина огромная яма уже месяц, никто не чинит")
     assert res.municipality is None and res.other_region and res.settlement is None
