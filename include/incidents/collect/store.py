@@ -218,7 +218,7 @@ def _copy_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     session.execute(
         text(
             "CREATE TEMPORARY TABLE IF NOT EXISTS incoming_posts ON COMMIT DROP AS "
-            f"SELECT {', '.join(ROW_COLUMNS)} FROM posts WITH NO DATA"
+            f"SELECT {', '.join(ROW_COLUMNS)} FROM {table_of(Post).name} WITH NO DATA"
         )
     )
     session.execute(text("TRUNCATE incoming_posts"))
