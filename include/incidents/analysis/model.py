@@ -426,16 +426,18 @@ class TextModel:
         return self._raw_scores(words, self.lemma_rows(feats))
 
     def lemma_rows(self, feats: Iterable[str]) -> list[int]:
-        """The rows of the known features among ``feats``."""
+        """The rows of the known features among ``feats``, in ascending order: a post's sums of rows
+        must not follow the order of a set of strings, which Python's string hashing varies by
+        process (float sums in another order round differently)."""
         get = self.lemma_vocab.get
-        return [i for f in feats if (i := get(f)) is not None]
+        return sorted(i for f in feats if (i := get(f)) is not None)
 
     def _raw_scores(self, words: Sequence[str], lemma_rows: list[int]) -> np.ndarray:
         out = self.bias.copy()
         _add_rows(out, self.w_lemma, lemma_rows)
         if len(words) > 1:
             get = self.pair_vocab.get
-            _add_rows(out, self.w_pair, [i for f in word_pairs(words) if (i := get(f)) is not None])
+            _add_rows(out, self.w_pair, sorted(i for f in word_pairs(words) if (i := get(f)) is not None))
         if words:
             rows = self._word_cache_rows(words)
             if rows is not None:
@@ -481,7 +483,7 @@ class TextModel:
         lemma_rows = [self.lemma_rows(f) for _, f in posts]
         get = self.pair_vocab.get
         pair_rows = [
-            [i for f in word_pairs(w) if (i := get(f)) is not None] if len(w) > 1 else [] for w in words
+            sorted(i for f in word_pairs(w) if (i := get(f)) is not None) if len(w) > 1 else [] for w in words
         ]
         flat = [w for post in words for w in post]
         cache_rows = self._word_cache_rows(flat) if flat else []

@@ -595,6 +595,11 @@ def _is_lookalike(word: str) -> bool:
     return False
 
 
+def _place_order(place: Place) -> tuple[str, str, str, str]:
+    """A fixed order of places (by OKTMO, then municipality, type and name)."""
+    return place.oktmo, place.municipality_code, place.type, place.name
+
+
 def _distinct(places: Iterable[Place]) -> list[Place]:
     """Places without repeats (one per settlement and municipality), in order."""
     return list({p.oktmo + p.municipality_code: p for p in places}.values())
@@ -1172,7 +1177,23 @@ class PlaceResolver:
         for stem in stems:
             for place in by_stem.get(stem, ()):
                 groups.setdefault(place.words, []).append(place)
-        return tuple((w, tuple(p)) for w, p in sorted(groups.items(), key=lambda kv: -len(kv[0])))
+        # in an order of their own, not of the keys' set (which Python's string hashing varies by
+        # process): longest first, then by name; each name's places by OKTMO
+        return tuple(
+            (w, tuple(sorted(p, key=_place_order)))
+            for w, p in sorted(groups.items(), key=lambda kv: (-len(kv[0]), kv[0]))
+        )
+
+    def _single_name(self, low: str, singles: Sequence[_Group]) -> tuple[str, ...] | None:
+        """The one-word name a word form is taken for among those it may start: its own form
+        («бурдята» is Бурдята, not Бурденок its stem also starts), else one its form matches, else
+        the first."""
+        names = [words for words, _ in singles]
+        if not names:
+            return None
+        if (low,) in names:
+            return (low,)
+        return next((w for w in names if self._word_matches(low, w, 0, False)), names[0])
 
     def _text_roles(self, tokens: Sequence[Token]) -> _TextRoles:
         """The roles of the text's words: one cached look-up per word, and the few words each
@@ -1260,7 +1281,7 @@ class PlaceResolver:
             groups=groups,
             longer=longer,
             second=frozenset().union(*(name_keys[1] for _, _, name_keys in longer)),
-            word=singles[0][0] if singles else None,
+            word=self._single_name(low, singles),
             candidates=tuple(_distinct(pool)),
             joined=joined,
             kirov=kirov,

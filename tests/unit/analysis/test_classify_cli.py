@@ -7,6 +7,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
+_TEXTS = [
+    "Во дворе дома 12 на Ленина открытый люк, ребёнок чуть не упал, провода висят и искрят",
+    "Третий день нет света и воды в Кумёнах, УК не отвечает, мусор не вывозят, дорога в ямах",
+    "С крыши свисают огромные сосульки прямо над входом в поликлинику, никто не сбивает",
+]
 
 
 def test_classify_cli_end_to_end() -> None:
@@ -83,27 +88,31 @@ def test_classify_cli_end_to_end() -> None:
 
 
 def test_classify_output_is_the_same_in_every_process() -> None:
-    """Reruns give identical label rows: nothing (the explanation's word order included) depends
-    on the process's string hashing, which Python randomises per process."""
-    texts = [
-        "Во дворе дома 12 на Ленина открытый люк, ребёнок чуть не упал, провода висят и искрят",
-        "Третий день нет света и воды в Кумёнах, УК не отвечает, мусор не вывозят, дорога в ямах",
-        "С крыши свисают огромные сосульки прямо над входом в поликлинику, никто не сбивает",
-    ]
+    """Reruns give identical label rows: nothing (the explanation's word order, a confidence's
+    last digit, which of two village names a word form is taken for) depends on the process's
+    string hashing, which Python randomises per process. Over 3,000 training posts, through a
+    pipe (one by one) and from a file (in blocks)."""
+    from incidents.analysis.training import load_training_data
+
+    shouted = "БУРДЯТА КЛАДБИЩЕ ЗАРОСЛО, К МОГИЛАМ НЕ ПРОЙТИ, МУСОР НЕ ВЫВОЗЯТ 😱 В Заречном"
+    texts = [*_TEXTS, shouted, *(e.text for e in load_training_data()[::20][:3000])]
     payload = "".join(
         json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in enumerate(texts)
     )
     outputs = []
-    for seed in ("1", "2"):
+    for seed in ("1", "2", "3"):
         proc = subprocess.run(
             [sys.executable, "-m", "incidents", "classify"],
             input=payload.encode(),
             capture_output=True,
             cwd=ROOT,
-            timeout=120,
+            timeout=300,
             check=True,
             env={**os.environ, "PYTHONHASHSEED": seed},
         )
         outputs.append(proc.stdout.decode())
-    assert outputs[0] == outputs[1]
-    assert all(json.loads(line)["explanation"] for line in outputs[0].splitlines())
+    assert outputs[0] == outputs[1] == outputs[2]
+    records = [json.loads(line) for line in outputs[0].splitlines()]
+    assert len(records) == len(texts) and all(r["explanation"] for r in records)
+    # the shouted village's own name, not Бурденок, which its stem also starts
+    assert records[3]["settlement"]["name"] == "Бурдята" and records[3]["municipality"]["code"] == "33614"
