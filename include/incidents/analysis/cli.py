@@ -8,18 +8,25 @@ order: ``{"id", "is_incident", "category", "topic", "hazard", "hazard_type",
 ``classifier_version`` is the model artifact's hash, so it changes with every retraining). A bad line (not JSON, not UTF-8, no
 text, wrong types, too long) yields ``{"id" or "line", "error"}`` and the run goes on;
 texts longer than the analysed limit are analysed on their beginning and say so.
-Streaming: constant memory whatever the input size.
+Streaming: constant memory whatever the input size. A pipe is answered line by line (each answer
+as soon as its line arrives); a regular file (``--input`` or ``< posts.jsonl``) is analysed
+:data:`~incidents.analysis.classifier.SCORE_BLOCK` lines at a time, with the answers each line
+gets alone (:meth:`~incidents.analysis.classifier.Analyzer.analyse_many`), about a third faster.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import os
+import stat
 import sys
+from collections.abc import Sequence
 from typing import IO, Any
 
-from incidents.analysis.classifier import Analyzer, default_analyzer, with_fallback
+from incidents.analysis.classifier import SCORE_BLOCK, Analyzer, default_analyzer, with_fallback
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", help="write to this file instead of stdout")
 
 
-def classify_line(raw: bytes, line_no: int, analyzer: Analyzer) -> dict[str, Any]:
-    """The output record for one input line (an error record when the line is bad)."""
+_Post = tuple[str | int, str, str | None]
+"""A line's post to analyse: (id, text, source municipality)."""
+
+
+def parse_line(raw: bytes, line_no: int) -> dict[str, Any] | _Post:
+    """A line's post, or the error record of a bad line."""
     if len(raw) > MAX_LINE_BYTES:
         return {"line": line_no, "error": f"line too long ({len(raw)} bytes > {MAX_LINE_BYTES})"}
     try:
@@ -47,30 +58,29 @@ def classify_line(raw: bytes, line_no: int, analyzer: Analyzer) -> dict[str, Any
     if not isinstance(item, dict):
         return {"line": line_no, "error": f"expected a JSON object, got {type(item).__name__}"}
     post_id = item.get("id")
-    where: dict[str, Any] = (
-        {"id": post_id}
-        if isinstance(post_id, (str, int)) and not isinstance(post_id, bool)
-        else {"line": line_no}
-    )
-    if "id" not in where:
-        return {**where, "error": "missing or invalid 'id' (string or integer expected)"}
+    if not isinstance(post_id, (str, int)) or isinstance(post_id, bool):
+        return {"line": line_no, "error": "missing or invalid 'id' (string or integer expected)"}
     text = item.get("text")
     if not isinstance(text, str):
         return {
-            **where,
+            "id": post_id,
             "error": "missing 'text'"
             if text is None
             else f"'text' must be a string, not {type(text).__name__}",
         }
     if not text.strip():
-        return {**where, "error": "empty 'text'"}
+        return {"id": post_id, "error": "empty 'text'"}
     source = item.get("source_municipality")
     if source is not None and not isinstance(source, str):
-        return {**where, "error": "'source_municipality' must be a string or null"}
+        return {"id": post_id, "error": "'source_municipality' must be a string or null"}
     network = item.get("network")
     if network is not None and not isinstance(network, str):
-        return {**where, "error": "'network' must be a string"}
-    result = analyzer.analyse(text, source_municipality=source)
+        return {"id": post_id, "error": "'network' must be a string"}
+    return post_id, text, source
+
+
+def _output(post_id: str | int, source: str | None, result: Any, analyzer: Analyzer) -> dict[str, Any]:
+    """The output record of an analysed post (the source's municipality as its fallback place)."""
     with_fallback(result, source, analyzer.gazetteer)
     return {
         "id": post_id,
@@ -90,23 +100,91 @@ def classify_line(raw: bytes, line_no: int, analyzer: Analyzer) -> dict[str, Any
     }
 
 
-def classify_stream(src: IO[bytes], dst: IO[str], analyzer: Analyzer | None = None) -> tuple[int, int]:
-    """Classify every line of ``src`` into ``dst``; returns (lines, errors)."""
+def classify_line(raw: bytes, line_no: int, analyzer: Analyzer) -> dict[str, Any]:
+    """The output record for one input line (an error record when the line is bad)."""
+    post = parse_line(raw, line_no)
+    if isinstance(post, dict):
+        return post
+    post_id, text, source = post
+    return _output(post_id, source, analyzer.analyse(text, source_municipality=source), analyzer)
+
+
+def _failed(line_no: int, exc: Exception) -> dict[str, Any]:
+    log.error("line %d: analysis failed", line_no, exc_info=exc)
+    return {"line": line_no, "error": f"analysis failed: {type(exc).__name__}: {exc}"}
+
+
+def classify_block(lines: Sequence[tuple[int, bytes]], analyzer: Analyzer) -> list[dict[str, Any]]:
+    """The output records of several ``(line number, line)``, in order: the posts are analysed
+    together; if that fails, one by one, so that only the line that fails gets an error record."""
+    records: list[dict[str, Any] | _Post] = [parse_line(raw, line_no) for line_no, raw in lines]
+    posts = [(k, post) for k, post in enumerate(records) if not isinstance(post, dict)]
+    if posts:
+        try:
+            results = analyzer.analyse_many(
+                [text for _, (_, text, _) in posts], source_municipalities=[src for _, (_, _, src) in posts]
+            )
+            for (k, (post_id, _, source)), result in zip(posts, results, strict=True):
+                records[k] = _output(post_id, source, result, analyzer)
+        except Exception as exc:
+            log.info("analysing %d lines together failed (%s): one by one", len(posts), exc)
+            for k, (post_id, text, source) in posts:
+                try:
+                    result = analyzer.analyse(text, source_municipality=source)
+                    records[k] = _output(post_id, source, result, analyzer)
+                except Exception as one:  # never crash the stream on one post
+                    records[k] = _failed(lines[k][0], one)
+    # every post got its record above; a line is never dropped, whatever went wrong
+    return [
+        r if isinstance(r, dict) else {"line": n, "error": "not analysed"}
+        for (n, _), r in zip(lines, records, strict=True)
+    ]
+
+
+def _is_regular_file(src: IO[bytes]) -> bool:
+    """Whether ``src`` reads a regular file (a pipe or a terminal is answered line by line)."""
+    try:
+        return stat.S_ISREG(os.fstat(src.fileno()).st_mode)
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return False
+
+
+def classify_stream(
+    src: IO[bytes], dst: IO[str], analyzer: Analyzer | None = None, *, block: int | None = None
+) -> tuple[int, int]:
+    """Classify every line of ``src`` into ``dst``; returns (lines, errors). ``block`` lines are
+    analysed together (by default :data:`SCORE_BLOCK` from a regular file, else one)."""
     analyzer = analyzer or default_analyzer()
+    block = block or (SCORE_BLOCK if _is_regular_file(src) else 1)
     lines = errors = 0
+    pending: list[tuple[int, bytes]] = []
+
+    def flush() -> None:
+        nonlocal errors
+        if len(pending) == 1:  # answered alone (a pipe's line, or a file's last one)
+            line_no, raw = pending[0]
+            try:
+                out = [classify_line(raw, line_no, analyzer)]
+            except Exception as exc:  # never crash the stream on one post
+                out = [_failed(line_no, exc)]
+        else:
+            out = classify_block(pending, analyzer)
+        for record in out:
+            errors += "error" in record
+            dst.write(json.dumps(record, ensure_ascii=False) + "\n")
+        dst.flush()
+        pending.clear()
+
     for line_no, raw in enumerate(src, start=1):
         raw = raw.rstrip(b"\r\n")
         if not raw.strip():
             continue
         lines += 1
-        try:
-            record = classify_line(raw, line_no, analyzer)
-        except Exception as exc:  # never crash the stream on one post
-            log.exception("line %d: analysis failed", line_no)
-            record = {"line": line_no, "error": f"analysis failed: {type(exc).__name__}: {exc}"}
-        errors += "error" in record
-        dst.write(json.dumps(record, ensure_ascii=False) + "\n")
-    dst.flush()
+        pending.append((line_no, raw))
+        if len(pending) >= block:
+            flush()
+    if pending:
+        flush()
     return lines, errors
 
 

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from incidents.analysis.classifier import Analyzer
+from incidents.analysis.cli import classify_line, classify_stream
 
 ROOT = Path(__file__).resolve().parents[3]
 _TEXTS = [
@@ -14,32 +19,31 @@ _TEXTS = [
 ]
 
 
+LINES = [
+    json.dumps({"id": "p1", "network": "vk", "text": "В Кумёнах нет света третий день"}, ensure_ascii=False),
+    "this is not json",
+    json.dumps({"id": "p2", "network": "ok"}),
+    json.dumps({"id": "p3", "network": "vk", "text": 42}),
+    json.dumps([1, 2]),
+    json.dumps(
+        {
+            "id": 4,
+            "network": "twitter",
+            "text": "Яма на дороге, колесо пробил",
+            "source_municipality": "33630",
+        },
+        ensure_ascii=False,
+    ),
+    json.dumps({"id": "p5", "network": "vk", "text": "Продам гараж со смотровой ямой"}, ensure_ascii=False),
+    json.dumps(
+        {"id": "p6", "network": "vk", "text": "Открытый люк у школы! " + "х" * 1_000_000},
+        ensure_ascii=False,
+    ),
+]
+
+
 def test_classify_cli_end_to_end() -> None:
-    lines = [
-        json.dumps(
-            {"id": "p1", "network": "vk", "text": "В Кумёнах нет света третий день"}, ensure_ascii=False
-        ),
-        "this is not json",
-        json.dumps({"id": "p2", "network": "ok"}),
-        json.dumps({"id": "p3", "network": "vk", "text": 42}),
-        json.dumps([1, 2]),
-        json.dumps(
-            {
-                "id": 4,
-                "network": "twitter",
-                "text": "Яма на дороге, колесо пробил",
-                "source_municipality": "33630",
-            },
-            ensure_ascii=False,
-        ),
-        json.dumps(
-            {"id": "p5", "network": "vk", "text": "Продам гараж со смотровой ямой"}, ensure_ascii=False
-        ),
-        json.dumps(
-            {"id": "p6", "network": "vk", "text": "Открытый люк у школы! " + "х" * 1_000_000},
-            ensure_ascii=False,
-        ),
-    ]
+    lines = LINES
     payload = ("\n".join(lines) + "\n").encode() + b"\xff\xfe\x00garbage\n"
     proc = subprocess.run(
         [sys.executable, "-m", "incidents", "classify"],
@@ -85,6 +89,65 @@ def test_classify_cli_end_to_end() -> None:
                 "confidence",
                 "explanation",
             }
+
+
+def test_a_file_is_classified_in_blocks_with_the_answers_of_a_pipe(tmp_path: Path) -> None:
+    """From a regular file the lines are analysed together (blocks of SCORE_BLOCK); the output is
+    byte for byte what the same lines give through a pipe, one at a time."""
+    many = [json.dumps({"id": f"m{i}", "text": t}, ensure_ascii=False) for i, t in enumerate(_TEXTS * 50)]
+    payload = ("\n".join([*LINES, *many]) + "\n").encode() + b"\xff\xfe\x00garbage\n"
+    source = tmp_path / "posts.jsonl"
+    source.write_bytes(payload)
+    command = [sys.executable, "-m", "incidents", "classify"]
+    piped = subprocess.run(command, input=payload, capture_output=True, cwd=ROOT, timeout=180, check=True)
+    with source.open("rb") as fh:  # stdin redirected from a file, as «< posts.jsonl» does
+        redirected = subprocess.run(command, stdin=fh, capture_output=True, cwd=ROOT, timeout=180, check=True)
+    from_file = subprocess.run(
+        [*command, "--input", str(source)], capture_output=True, cwd=ROOT, timeout=180, check=True
+    )
+    assert len(piped.stdout.decode().splitlines()) == len(LINES) + len(many) + 1
+    assert redirected.stdout == from_file.stdout == piped.stdout
+
+
+class _FailsOn:
+    """An analyser that fails on texts containing ``marker``, alone and in blocks."""
+
+    def __init__(self, analyzer: Analyzer, marker: str) -> None:
+        self.analyzer, self.marker = analyzer, marker
+        self.gazetteer = analyzer.gazetteer
+        self.classifier_version = analyzer.classifier_version
+
+    def analyse(self, text: str, **kwargs: Any) -> Any:
+        if self.marker in text:
+            raise RuntimeError("broken post")
+        return self.analyzer.analyse(text, **kwargs)
+
+    def analyse_many(self, texts: list[str], **kwargs: Any) -> Any:
+        if any(self.marker in t for t in texts):
+            raise RuntimeError("broken post in the block")
+        return self.analyzer.analyse_many(texts, **kwargs)
+
+
+def test_a_block_that_fails_is_analysed_line_by_line(analyzer: Analyzer) -> None:
+    """One post whose analysis raises costs only its own line an error record; the lines around
+    it, in the same block, get their answers, in order."""
+    texts = [*_TEXTS, "СЛОМАННЫЙ пост", "Продам гараж"]
+    src = io.BytesIO(
+        b"".join(
+            json.dumps({"id": i, "text": t}, ensure_ascii=False).encode() + b"\n" for i, t in enumerate(texts)
+        )
+    )
+    for block in (1, 3, 100):
+        src.seek(0)
+        dst = io.StringIO()
+        lines, errors = classify_stream(src, dst, _FailsOn(analyzer, "СЛОМАННЫЙ"), block=block)  # type: ignore[arg-type]
+        out = [json.loads(line) for line in dst.getvalue().splitlines()]
+        assert (lines, errors, len(out)) == (len(texts), 1, len(texts))
+        assert out[3] == {"line": 4, "error": "analysis failed: RuntimeError: broken post"}
+        assert [o.get("id") for o in out] == [0, 1, 2, None, 4]
+        assert out[0] == classify_line(
+            json.dumps({"id": 0, "text": texts[0]}, ensure_ascii=False).encode(), 1, analyzer
+        )
 
 
 def test_classify_output_is_the_same_in_every_process() -> None:
