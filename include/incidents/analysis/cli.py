@@ -115,25 +115,27 @@ def _failed(line_no: int, exc: Exception) -> dict[str, Any]:
 
 
 def classify_block(lines: Sequence[tuple[int, bytes]], analyzer: Analyzer) -> list[dict[str, Any]]:
-    """The output records of several ``(line number, line)``, in order: the posts are analysed
-    together; if that fails, one by one, so that only the line that fails gets an error record."""
+    """The output records of one or more ``(line number, line)``, in order: several posts are
+    analysed together; a post alone, or every post of a block whose analysis raised, one by one,
+    so that only the line that fails gets an error record."""
     records: list[dict[str, Any] | _Post] = [parse_line(raw, line_no) for line_no, raw in lines]
     posts = [(k, post) for k, post in enumerate(records) if not isinstance(post, dict)]
-    if posts:
+    if len(posts) > 1:
         try:
             results = analyzer.analyse_many(
                 [text for _, (_, text, _) in posts], source_municipalities=[src for _, (_, _, src) in posts]
             )
             for (k, (post_id, _, source)), result in zip(posts, results, strict=True):
                 records[k] = _output(post_id, source, result, analyzer)
+            posts = []
         except Exception as exc:
             log.info("analysing %d lines together failed (%s): one by one", len(posts), exc)
-            for k, (post_id, text, source) in posts:
-                try:
-                    result = analyzer.analyse(text, source_municipality=source)
-                    records[k] = _output(post_id, source, result, analyzer)
-                except Exception as one:  # never crash the stream on one post
-                    records[k] = _failed(lines[k][0], one)
+    for k, (post_id, text, source) in posts:
+        try:
+            result = analyzer.analyse(text, source_municipality=source)
+            records[k] = _output(post_id, source, result, analyzer)
+        except Exception as one:  # never crash the stream on one post
+            records[k] = _failed(lines[k][0], one)
     # every post got its record above; a line is never dropped, whatever went wrong
     return [
         r if isinstance(r, dict) else {"line": n, "error": "not analysed"}
@@ -161,15 +163,7 @@ def classify_stream(
 
     def flush() -> None:
         nonlocal errors
-        if len(pending) == 1:  # answered alone (a pipe's line, or a file's last one)
-            line_no, raw = pending[0]
-            try:
-                out = [classify_line(raw, line_no, analyzer)]
-            except Exception as exc:  # never crash the stream on one post
-                out = [_failed(line_no, exc)]
-        else:
-            out = classify_block(pending, analyzer)
-        for record in out:
+        for record in classify_block(pending, analyzer):
             errors += "error" in record
             dst.write(json.dumps(record, ensure_ascii=False) + "\n")
         dst.flush()

@@ -376,7 +376,7 @@ class TextModel:
 
     def _navec_found(self, words: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         """:meth:`_navec_vectors` and the positions of the words navec has."""
-        out = np.zeros((len(words), self._flat_centroids.shape[1] * len(self._sub_offsets)), dtype=np.float32)
+        out = np.zeros((len(words), self._w_navec.shape[0]), dtype=np.float32)
         found = [(k, i) for k, w in enumerate(words) if (i := navec_id(self.navec, w)) is not None]
         if found:
             rows = self._codes[[i for _, i in found]].astype(np.intp) + self._sub_offsets

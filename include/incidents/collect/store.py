@@ -182,6 +182,7 @@ def upsert_posts(
 
 ROW_COLUMNS = ("network", "external_id", *DATA_COLUMNS)
 """The columns :func:`upsert_posts` writes, in the order of a copied row."""
+_COLUMN_LIST = ", ".join(ROW_COLUMNS)
 _INCOMING = table("incoming_posts", *(column(name) for name in ROW_COLUMNS))
 """The temporary table a chunk is copied into on PostgreSQL (dropped at the transaction's end)."""
 _JSON_POSITIONS = tuple(i for i, name in enumerate(ROW_COLUMNS) if name == "raw")
@@ -216,17 +217,17 @@ def _copy_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     the ``TEMPORARY`` privilege on the database, which PostgreSQL grants every role by default."""
     from psycopg.types.json import Json
 
+    incoming = _INCOMING.name
     session.execute(
         text(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS incoming_posts ON COMMIT DROP AS "
-            f"SELECT {', '.join(ROW_COLUMNS)} FROM {table_of(Post).name} WITH NO DATA"
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {incoming} ON COMMIT DROP AS "
+            f"SELECT {_COLUMN_LIST} FROM {table_of(Post).name} WITH NO DATA"
         )
     )
-    session.execute(text("TRUNCATE incoming_posts"))
+    session.execute(text(f"TRUNCATE {incoming}"))
     connection = session.connection().connection.driver_connection
     assert connection is not None
-    names = ", ".join(ROW_COLUMNS)
-    with connection.cursor() as cursor, cursor.copy(f"COPY incoming_posts ({names}) FROM STDIN") as copy:
+    with connection.cursor() as cursor, cursor.copy(f"COPY {incoming} ({_COLUMN_LIST}) FROM STDIN") as copy:
         for row in rows:
             values = [row[name] for name in ROW_COLUMNS]
             for i in _JSON_POSITIONS:
