@@ -55,6 +55,8 @@ def parse_line(raw: bytes, line_no: int) -> dict[str, Any] | _Post:
         item = json.loads(line)
     except json.JSONDecodeError as exc:
         return {"line": line_no, "error": f"not JSON: {exc.msg} (column {exc.colno})"}
+    except RecursionError:
+        return {"line": line_no, "error": "not JSON we read: nested too deeply"}
     if not isinstance(item, dict):
         return {"line": line_no, "error": f"expected a JSON object, got {type(item).__name__}"}
     post_id = item.get("id")

@@ -150,6 +150,19 @@ def test_a_block_that_fails_is_analysed_line_by_line(analyzer: Analyzer) -> None
         )
 
 
+def test_a_line_nested_too_deeply_is_an_error_line(analyzer: Analyzer) -> None:
+    """JSON nested deeper than Python's parser goes (it raises RecursionError, not a decoding
+    error) is a bad line like any other, alone or in a block."""
+    good = json.dumps({"id": 1, "text": _TEXTS[0]}, ensure_ascii=False).encode()
+    payload = b"\n".join([good, b"[" * 200_000, good.replace(b'"id": 1', b'"id": 3')]) + b"\n"
+    for block in (1, 3):
+        dst = io.StringIO()
+        lines, errors = classify_stream(io.BytesIO(payload), dst, analyzer, block=block)
+        out = [json.loads(line) for line in dst.getvalue().splitlines()]
+        assert (lines, errors) == (3, 1) and [o.get("id") for o in out] == [1, None, 3]
+        assert out[1] == {"line": 2, "error": "not JSON we read: nested too deeply"}
+
+
 def test_classify_output_is_the_same_in_every_process() -> None:
     """Reruns give identical label rows: nothing (the explanation's word order, a confidence's
     last digit, which of two village names a word form is taken for) depends on the process's
