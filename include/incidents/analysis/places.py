@@ -974,7 +974,7 @@ class PlaceResolver:
             frozenset(gazetteer.by_lemma)
             | frozenset(self.kirov.by_first)
             | frozenset(cities)
-            | _REGION_ADJECTIVES
+            | _OTHER_ADJECTIVES
             | _KIROV_WORDS
         )
         """Lemmas that start a settlement's, a curated Kirov place's or another region's name, or
@@ -989,7 +989,7 @@ class PlaceResolver:
             | frozenset(cities)
             | _NIZHNY
             | _HEADING_CITIES
-            | _REGION_ADJECTIVES
+            | _OTHER_ADJECTIVES
             | _PLACE_PREPOSITIONS
             | _ADDRESS_MARKERS
         )
@@ -1945,6 +1945,23 @@ _REGION_ADJECTIVES = frozenset(
         "калининградский", "алтайский", "ставропольский", "хабаровский", "приморский",
     }
 )  # fmt: skip
+_CITY_ADJECTIVES = frozenset(
+    {
+        "казанский", "ижевский", "питерский", "петербургский", "екатеринбургский", "сыктывкарский",
+        "чебоксарский", "уфимский", "сочинский", "котласский", "йошкар-олинский",
+    }
+)  # fmt: skip
+"""Adjectives of other regions' cities: another region only before a landmark of :data:`_LANDMARKS`
+(«Казанский Кремль», «Ижевский пруд»), as Kirov has a «Казанская» street."""
+_OTHER_ADJECTIVES = _REGION_ADJECTIVES | _CITY_ADJECTIVES
+_LANDMARKS = frozenset(
+    {
+        "кремль", "пруд", "набережная", "зоопарк", "метро", "цирк", "вокзал", "аэропорт", "собор",
+        "мост", "водохранилище", "парк", "аквапарк", "океанариум", "планетарий",
+    }
+)  # fmt: skip
+"""Landmarks a city's or a region's adjective names another region by: «Казанский Кремль», «Пермский
+«Парк Горького»», «Ижевский пруд» (not «Московская улица»: a Kirov street)."""
 _REGION_NOUNS = frozenset({"область", "край", "обл"})
 
 
@@ -1992,7 +2009,7 @@ def _city_start(low: str) -> tuple[tuple[str, ...], ...] | None:
     )
     if found:
         return found
-    return () if keys & _REGION_ADJECTIVES else None
+    return () if keys & _OTHER_ADJECTIVES else None
 
 
 _COMMON_DISTRICT_STEMS = ("ленинск", "октябрьск", "первомайск", "советск", "кировск", "заречн")
@@ -2025,8 +2042,10 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
         return True
     if i > 1 and tokens[i - 2].low == "не" and tokens[i - 1].low in ("про", "о", "об", "в", "во"):
         return True  # «пишу не про Киров, а про Ижевск»
-    if other_at < i and _compares(tokens, i):
-        return True  # «Были в Йошкар-Оле… Нам бы в Кирове так», «…у нас в Кирове такого нет»
+    if other_at < i and (_compares(tokens, i) or _greeted(tokens, i)):
+        # «Были в Йошкар-Оле… Нам бы в Кирове так», «…у нас в Кирове такого нет»; «Сегодня в
+        # Котласе отличная погода… Привет Кирову», «Кирову спасибо»
+        return True
     if other_at < i and _is_heading(tokens, other_at):
         return True  # «Казань, ул. Декабристов: … у нас в Кирове так же»
     if other_at == i + 1 and tokens[i].dash_after:
@@ -2065,6 +2084,23 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
     moved = other_at > 0 and tokens[other_at - 1].low in ("в", "во")
     moved = moved and _said_before(tokens, other_at - 1, _RESIDENCE_LEMMAS)
     return opens or moved
+
+
+_GREETINGS = frozenset({"привет", "спасибо", "поклон", "респект"})
+
+
+def _greeted(tokens: Sequence[Token], i: int) -> bool:
+    """A greeting or thanks to the city at token ``i`` (in the dative), right before or after it."""
+    if tokens[i].low not in ("кирову", "вятке"):
+        return False
+    if i > 0 and tokens[i - 1].low in _GREETINGS and not tokens[i - 1].punct_after:
+        return True  # «Привет Кирову»
+    for j in range(i, min(i + 4, len(tokens) - 1)):  # «Кирову (в этом плане) спасибо»
+        if tokens[j].punct_after:
+            return False
+        if tokens[j + 1].low in _GREETINGS:
+            return True
+    return False
 
 
 _MISSING_LEMMAS = frozenset({"скучать", "соскучиться"})
@@ -2182,8 +2218,8 @@ def _other_region_at(tokens: Sequence[Token], at: Iterable[int]) -> tuple[int, s
 
     The list holds no everyday words («Орёл», «Курган», «Владимир» are left out), so a name counts
     in any case and letter case; after a settlement marker («д. Москва») it is a Kirov village. An
-    adjective counts only before «область»/«край» («Пермский край»), as a Kirov street may be
-    called «Московская».
+    adjective counts only before «область»/«край» («Пермский край») or a landmark («Казанский
+    Кремль», :data:`_LANDMARKS`), as a Kirov street may be called «Московская» or «Казанская».
     """
     n = len(tokens)
     for i in at:  # the words that may name one (:func:`_may_name_other_region`)
@@ -2204,8 +2240,10 @@ def _other_region_at(tokens: Sequence[Token], at: Iterable[int]) -> tuple[int, s
                 if i > 0 and _is_settlement_marker(tokens[i - 1]):
                     break  # «д. Москва», «деревня Казань»: Kirov villages bear such names
                 return i, " ".join(t.text for t in tokens[i:end])
-        if not found and i + 1 < n and morph.lemmas(tokens[i + 1].low) & _REGION_NOUNS:
-            return i, f"{tok.text} {tokens[i + 1].text}"
+        if not found and i + 1 < n:
+            after = morph.lemmas(tokens[i + 1].low)
+            if after & _REGION_NOUNS or (after & _LANDMARKS and not tok.punct_after):
+                return i, f"{tok.text} {tokens[i + 1].text}"
     return None
 
 
@@ -2218,9 +2256,9 @@ def _may_name_other_region(low: str) -> bool:
     may_start = (
         "-" in low
         or low in index
-        or low in _REGION_ADJECTIVES
+        or low in _OTHER_ADJECTIVES
         or not index.keys().isdisjoint(lemmas)
-        or not _REGION_ADJECTIVES.isdisjoint(lemmas)
+        or not _OTHER_ADJECTIVES.isdisjoint(lemmas)
     )  # what _city_start needs to find something: asked only then
     may_name = (
         low in _NIZHNY
