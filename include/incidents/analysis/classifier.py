@@ -31,7 +31,7 @@ import re
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,17 @@ class AnalysisResult:
     @property
     def settlement_oktmo(self) -> str | None:
         return self.settlement["oktmo"] if self.settlement else None
+
+
+def _copy_result(result: AnalysisResult) -> AnalysisResult:
+    """A copy of a result that shares nothing mutable with it (:func:`with_fallback` changes a
+    result in place)."""
+    return replace(
+        result,
+        confidence=dict(result.confidence),
+        municipality=dict(result.municipality) if result.municipality is not None else None,
+        settlement=dict(result.settlement) if result.settlement is not None else None,
+    )
 
 
 def with_fallback(
@@ -511,11 +522,34 @@ class Analyzer:
         self, texts: Iterable[str], *, source_municipalities: Iterable[str | None] | None = None
     ) -> list[AnalysisResult]:
         """Analyse several posts, in order, with the results :meth:`analyse` gives one by one; the
-        model scores them :data:`SCORE_BLOCK` at a time (:meth:`TextModel.scores_many`)."""
+        model scores them :data:`SCORE_BLOCK` at a time (:meth:`TextModel.scores_many`).
+
+        A text repeated with the same source municipality (the «+1», «Спасибо!» and «👍» of
+        comment threads, a repost) is analysed once, since the analysis of a post depends on
+        nothing else; each repetition gets a copy of the result of its own."""
         texts = list(texts)
-        sources = [None] * len(texts) if source_municipalities is None else list(source_municipalities)
+        sources: list[str | None] = (
+            [None] * len(texts) if source_municipalities is None else list(source_municipalities)
+        )
         if len(sources) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(sources)} source municipalities")
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"text must be a string, not {type(text).__name__}")
+        first: dict[tuple[str, str | None], int] = {}
+        order = [first.setdefault(key, len(first)) for key in zip(texts, sources, strict=True)]
+        if len(first) == len(texts):
+            return self._analyse_distinct(texts, sources)
+        results = self._analyse_distinct([t for t, _ in first], [m for _, m in first])
+        given = [False] * len(results)
+        out: list[AnalysisResult] = []
+        for k in order:
+            out.append(_copy_result(results[k]) if given[k] else results[k])
+            given[k] = True
+        return out
+
+    def _analyse_distinct(self, texts: list[str], sources: list[str | None]) -> list[AnalysisResult]:
+        """Each post's result, in order (repeated texts are not looked for here)."""
         out: list[AnalysisResult] = []
         for start in range(0, len(texts), SCORE_BLOCK):
             block = [self.prepare(t) for t in texts[start : start + SCORE_BLOCK]]

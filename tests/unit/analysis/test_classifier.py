@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
@@ -128,6 +129,36 @@ def test_analysing_many_posts_equals_analysing_each(
     assert analyzer.analyse_many([]) == []
     with pytest.raises(ValueError, match="2 texts but 1 source"):
         analyzer.analyse_many(texts[:2], source_municipalities=["33620"])
+
+
+def test_a_repeated_text_is_analysed_once_and_each_repetition_gets_its_own_result(
+    analyzer: Analyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Repetitions (same text, same source) share one analysis; the results are those of analyse
+    and share nothing mutable, so the source fallback filled into one leaves the others alone."""
+    texts = ["+1", "Нет света третий день", "+1", "+1", "Нет света третий день", "Нет света третий день"]
+    sources = [None, "33620", None, "33710", "33620", None]
+    analysed: list[str] = []
+    prepare = analyzer.prepare
+
+    def counting(text: str) -> Any:
+        analysed.append(text)
+        return prepare(text)
+
+    monkeypatch.setattr(analyzer, "prepare", counting)
+    results = analyzer.analyse_many(texts, source_municipalities=sources)
+    assert analysed == ["+1", "Нет света третий день", "+1", "Нет света третий день"]
+    expected = [
+        analyzer.analyse(t, source_municipality=m).to_dict() for t, m in zip(texts, sources, strict=True)
+    ]
+    assert [r.to_dict() for r in results] == expected
+    assert len({id(r) for r in results}) == len(results)
+    filled = with_fallback(results[1], "33620")
+    assert filled.municipality is not None and filled.municipality["code"] == "33620"
+    assert results[4].municipality is None and results[4].confidence == expected[4]["confidence"]
+    assert results[4].explanation == expected[4]["explanation"]
+    with pytest.raises(TypeError, match="must be a string"):
+        analyzer.analyse_many(["+1", ["+1"]])  # type: ignore[list-item]
 
 
 def test_rejects_non_text(analyzer: Analyzer) -> None:
