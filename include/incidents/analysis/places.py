@@ -2073,9 +2073,13 @@ def _kirov_mention_is_aside(tokens: Sequence[Token], i: int, other_at: int) -> b
         return True  # «скучаю по Кирову», «скучаю только по Вятке»
     if i > 1 and tokens[i - 1].low in ("в", "во") and tokens[i - 2].low == "домой":
         return True  # «везу домой в Киров»: the writer's home, the post is about the trip
-    if i > 1 and tokens[i - 1].low in ("в", "во") and _said_before(tokens, i - 1, _LIVING_LEMMAS):
-        # «Я его внучка, живу в Кирове», «хоть и живу теперь в Кирове»: the writer's home (not
-        # «Живу в Кирове на Ленина, …»: a street of it)
+    if (
+        i > 1
+        and tokens[i - 1].low in ("в", "во")
+        and (_said_before(tokens, i - 1, _LIVING_LEMMAS) or (other_at < i and tokens[i - 2].low in _WRITER))
+    ):
+        # «Я его внучка, живу в Кирове», «хоть и живу теперь в Кирове», «Сама я в Кирове»: the
+        # writer's home (not «Живу в Кирове на Ленина, …»: a street of it)
         return not _names_more_after(tokens, i)
     if other_at > i:
         return False
@@ -2103,6 +2107,9 @@ def _greeted(tokens: Sequence[Token], i: int) -> bool:
     return False
 
 
+_WRITER = frozenset({"я", "мы"})
+"""«(Сама) я в Кирове», «платят почти как мы в Кирове» after another region's city: where the
+writer is, not what the post is about."""
 _MISSING_LEMMAS = frozenset({"скучать", "соскучиться"})
 _YOURS = frozenset({"вас", "ваш", "вашем", "вашего", "вашей"})
 _COMPARED_AFTER = frozenset({"такого", "хоть", "так"})

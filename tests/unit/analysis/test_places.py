@@ -322,6 +322,8 @@ def test_other_regions_share_district_names_and_kirov(resolver: PlaceResolver, t
         "Пермский «Парк Горького» понравился детям, приехали из Кирова на два дня",
         "Отдыхали у родни в Котласе, погода чудесная. Привет Кирову!",
         "Вернулись из Питера, белые ночи замучили. Кирову за тёмные ночи спасибо",
+        # where the writer is
+        "Мама в Котласе, второй день без света. Сама я в Кирове, не знаю, куда звонить",
     ],
 )
 def test_a_post_about_another_region_that_mentions_kirov_aside(resolver: PlaceResolver, text: str) -> None:
