@@ -13,8 +13,8 @@ What is measured (full sizes; ``--quick`` divides them by 10):
 * **validation** (``validate_rows_per_s``): :func:`~incidents.validation.gate.validate_batch` on
   generated posts in chunks of 2,000 per network, as processing calls it.
 * **classification** (``classify_posts_per_s``: posts analysed together, as processing and the
-  ``classify`` command on a file do, :meth:`~incidents.analysis.classifier.Analyzer.analyse_many`;
-  ``classify_one_posts_per_s``: one by one, as ``classify`` on a pipe does; alternate blocks of 1,000): one core, one process, on realistic texts
+  ``classify`` command do, :meth:`~incidents.analysis.classifier.Analyzer.analyse_many`;
+  ``classify_one_posts_per_s``: one by one, as a post sent alone is; alternate blocks of 1,000): one core, one process, on realistic texts
   (:func:`realistic_texts`: 40–1,500 characters, median about 200, sentences of different
   labelled posts mixed with words drawn from navec's 250,000-word vocabulary, so caches meet a
   long tail of new words); ``classify_load_seconds``: building the analyser (model and navec
@@ -485,7 +485,7 @@ def measure_classification(sample: Path, n: int) -> dict[str, float]:
     for text, muni in posts[:500]:
         analyzer.analyse(text, source_municipality=muni)
     # blocks of CLASSIFY_BLOCK posts, alternately analysed together (analyse_many, as processing
-    # does) and one by one (analyse, as the classify command on a pipe does), so both meet caches alike
+    # does) and one by one (analyse, as a post sent alone is), so both meet caches alike
     incidents = 0
     seconds = {"many": 0.0, "one": 0.0}
     counted = {"many": 0, "one": 0}

@@ -93,7 +93,7 @@ def test_classify_cli_end_to_end() -> None:
 
 def test_a_file_is_classified_in_blocks_with_the_answers_of_a_pipe(tmp_path: Path) -> None:
     """From a regular file the lines are analysed together (blocks of SCORE_BLOCK); the output is
-    byte for byte what the same lines give through a pipe, one at a time."""
+    byte for byte what the same lines give through a pipe, analysed as they arrive."""
     many = [json.dumps({"id": f"m{i}", "text": t}, ensure_ascii=False) for i, t in enumerate(_TEXTS * 50)]
     payload = ("\n".join([*LINES, *many]) + "\n").encode() + b"\xff\xfe\x00garbage\n"
     source = tmp_path / "posts.jsonl"
@@ -150,6 +150,85 @@ def test_a_block_that_fails_is_analysed_line_by_line(analyzer: Analyzer) -> None
         )
 
 
+class _Arriving:
+    """A pipe's side as ``classify`` sees it: ``read1`` hands over what has arrived (given chunks)."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.chunks.pop(0) if self.chunks else b""
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("no descriptor")
+
+
+class _Counting:
+    """An analyser that records how many posts each call analyses."""
+
+    def __init__(self, analyzer: Analyzer) -> None:
+        self.analyzer = analyzer
+        self.calls: list[int] = []
+        self.gazetteer = analyzer.gazetteer
+        self.classifier_version = analyzer.classifier_version
+
+    def analyse(self, text: str, **kwargs: Any) -> Any:
+        self.calls.append(1)
+        return self.analyzer.analyse(text, **kwargs)
+
+    def analyse_many(self, texts: list[str], **kwargs: Any) -> Any:
+        self.calls.append(len(texts))
+        return self.analyzer.analyse_many(texts, **kwargs)
+
+
+def test_a_pipe_is_analysed_as_its_lines_arrive(analyzer: Analyzer) -> None:
+    """The complete lines a read hands over are analysed together; a line split between reads waits
+    for its end, the last may lack its newline, and blank lines keep their numbers."""
+    lines = [json.dumps({"id": i, "text": t}, ensure_ascii=False).encode() for i, t in enumerate(_TEXTS)]
+    last = json.dumps({"id": 3, "text": "Продам гараж"}, ensure_ascii=False).encode()
+    chunks = [
+        lines[0] + b"\n\n" + lines[1] + b"\n" + lines[2][:10],
+        lines[2][10:] + b"\r\n" + last[:5],
+        last[5:],
+    ]
+    counting = _Counting(analyzer)
+    dst = io.StringIO()
+    assert classify_stream(_Arriving(chunks), dst, counting) == (4, 0)  # type: ignore[arg-type]
+    assert counting.calls == [2, 1, 1]
+    out = [json.loads(line) for line in dst.getvalue().splitlines()]
+    assert [o["id"] for o in out] == [0, 1, 2, 3]
+    expected = [
+        classify_line(raw, n, analyzer) for n, raw in ((1, lines[0]), (3, lines[1]), (4, lines[2]), (5, last))
+    ]
+    assert out == json.loads(json.dumps(expected, ensure_ascii=False))
+
+
+def test_a_line_sent_alone_is_answered_before_the_next_is_sent() -> None:
+    """A program feeding ``classify`` one post at a time gets each answer at once: nothing waits for a
+    block to fill."""
+    import select
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "incidents", "classify"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        for i, text in enumerate(_TEXTS):
+            proc.stdin.write(json.dumps({"id": i, "text": text}, ensure_ascii=False).encode() + b"\n")
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], 180)
+            assert ready, f"no answer to line {i + 1} while the input stays open"
+            assert json.loads(proc.stdout.readline())["id"] == i
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0 and proc.stdout.read() == b""
+    finally:
+        proc.kill()
+
+
 def test_a_line_nested_too_deeply_is_an_error_line(analyzer: Analyzer) -> None:
     """JSON nested deeper than Python's parser goes (it raises RecursionError, not a decoding
     error) is a bad line like any other, alone or in a block."""
@@ -167,7 +246,7 @@ def test_classify_output_is_the_same_in_every_process() -> None:
     """Reruns give identical label rows: nothing (the explanation's word order, a confidence's
     last digit, which of two village names a word form is taken for) depends on the process's
     string hashing, which Python randomises per process. Over 3,000 training posts, through a
-    pipe (one by one) and from a file (in blocks)."""
+    pipe."""
     from incidents.analysis.training import load_training_data
 
     shouted = "БУРДЯТА КЛАДБИЩЕ ЗАРОСЛО, К МОГИЛАМ НЕ ПРОЙТИ, МУСОР НЕ ВЫВОЗЯТ 😱 В Заречном"
