@@ -145,6 +145,11 @@ class AnalysisResult:
         return self.settlement["oktmo"] if self.settlement else None
 
 
+def _require_text(text: object) -> None:
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string, not {type(text).__name__}")
+
+
 def _copy_result(result: AnalysisResult) -> AnalysisResult:
     """A copy of a result that shares nothing mutable with it (:func:`with_fallback` changes a
     result in place)."""
@@ -443,8 +448,7 @@ class Analyzer:
     # ------------------------------------------------------------------ analysis
     def prepare(self, text: str) -> Prepared:
         """Truncate, clean, tokenise and build the features of one text (once per post)."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a string, not {type(text).__name__}")
+        _require_text(text)
         text, truncated = truncate(text, self.max_chars)
         tokens = tokenize(clean(text, morph.is_known))
         feats, negated_only = self._features(tokens, text)
@@ -534,12 +538,9 @@ class Analyzer:
         if len(sources) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(sources)} source municipalities")
         for text in texts:
-            if not isinstance(text, str):
-                raise TypeError(f"text must be a string, not {type(text).__name__}")
+            _require_text(text)  # before the texts are keys of a dict
         first: dict[tuple[str, str | None], int] = {}
         order = [first.setdefault(key, len(first)) for key in zip(texts, sources, strict=True)]
-        if len(first) == len(texts):
-            return self._analyse_distinct(texts, sources)
         results = self._analyse_distinct([t for t, _ in first], [m for _, m in first])
         given = [False] * len(results)
         out: list[AnalysisResult] = []

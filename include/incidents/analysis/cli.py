@@ -11,20 +11,17 @@ texts longer than the analysed limit are analysed on their beginning and say so.
 Streaming: constant memory whatever the input size. Lines are analysed together, up to
 :data:`~incidents.analysis.classifier.SCORE_BLOCK` at a time, with the answers each line gets alone
 (:meth:`~incidents.analysis.classifier.Analyzer.analyse_many`), about a third faster than one by
-one: a regular file (``--input`` or ``< posts.jsonl``) in full blocks; a pipe or a terminal as its
-lines arrive, so that the lines already there are answered together and none waits for lines still
-to come (``zcat posts.jsonl.gz | … classify`` gets blocks, a line typed or sent alone its answer at
-once, flushed).
+one: the lines each read hands over, answered before the next read. A file (``--input`` or
+``< posts.jsonl``) is read in full reads; a pipe or a terminal hands over what has arrived, so none
+waits for lines still to come (``zcat posts.jsonl.gz | … classify`` gets blocks, a line typed or
+sent alone its answer at once, flushed).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
-import os
-import stat
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
@@ -148,16 +145,9 @@ def classify_block(lines: Sequence[tuple[int, bytes]], analyzer: Analyzer) -> li
     ]
 
 
-def _is_regular_file(src: IO[bytes]) -> bool:
-    """Whether ``src`` reads a regular file (a pipe or a terminal is answered line by line)."""
-    try:
-        return stat.S_ISREG(os.fstat(src.fileno()).st_mode)
-    except (AttributeError, OSError, io.UnsupportedOperation):
-        return False
-
-
 READ_SIZE = 1 << 16
-"""Bytes asked of a pipe at a time (its buffer's usual size): it hands over what has arrived."""
+"""Bytes asked of the input at a time (a pipe's usual buffer): a file hands over as many, a pipe what
+has arrived."""
 
 
 def _arrived(src: IO[bytes]) -> Iterator[list[bytes]]:
@@ -183,13 +173,12 @@ def classify_stream(
     src: IO[bytes], dst: IO[str], analyzer: Analyzer | None = None, *, block: int | None = None
 ) -> tuple[int, int]:
     """Classify every line of ``src`` into ``dst``; returns (lines, errors). Up to ``block`` lines
-    (:data:`SCORE_BLOCK` by default) are analysed together: from a regular file in full blocks; from
-    a pipe or a terminal (a stream with ``read1``) the lines that have arrived, answered before
-    waiting for more; from any other iterable of lines one by one."""
+    (:data:`SCORE_BLOCK` by default) are analysed together: from a buffered stream (a file, a pipe, a
+    terminal) the lines each read hands over, answered before the next read (a file's reads are
+    full, a pipe's what has arrived); from any other iterable of lines one by one."""
     analyzer = analyzer or default_analyzer()
-    regular = _is_regular_file(src)
-    arriving = not regular and hasattr(src, "read1")
-    block = block or (SCORE_BLOCK if regular or arriving else 1)
+    arriving = hasattr(src, "read1")
+    block = block or (SCORE_BLOCK if arriving else 1)
     groups: Iterable[list[bytes]] = _arrived(src) if arriving else ([raw] for raw in src)
     lines = errors = 0
     pending: list[tuple[int, bytes]] = []
