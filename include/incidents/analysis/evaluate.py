@@ -23,8 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,24 +191,6 @@ def merge_results(path: Path, values: dict[str, float]) -> None:
     data.update(values)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dict(sorted(data.items())), indent=2) + "\n", encoding="utf-8")
-
-
-def _stream(n: int) -> Iterator[str]:
-    texts = [item["text"] for item in load_devset("all")]
-    for i in range(n):
-        yield texts[i % len(texts)]
-
-
-def throughput(n: int = 20000, analyzer: Analyzer | None = None) -> float:
-    """Posts per second on one core over ``n`` development-set posts (after a warm-up pass)."""
-    analyzer = analyzer or default_analyzer()
-    for text in _stream(min(n, 1000)):
-        analyzer.analyse(text)
-    start = time.perf_counter()
-    for text in _stream(n):
-        analyzer.analyse(text)
-    elapsed = time.perf_counter() - start
-    return round(n / elapsed, 1) if elapsed > 0 else float("inf")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

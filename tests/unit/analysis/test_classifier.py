@@ -7,7 +7,7 @@ import pytest
 
 from incidents import CATEGORIES
 from incidents.analysis import CLASSIFIER_VERSION, Analyzer, with_fallback
-from incidents.analysis.evaluate import evaluate, throughput
+from incidents.analysis.evaluate import evaluate
 
 
 def test_seed_railings_at_height_are_a_hazard(analyzer: Analyzer) -> None:
@@ -172,10 +172,6 @@ def test_devset_is_learnt(analyzer: Analyzer) -> None:
     metrics = evaluate("heldout", analyzer)
     assert metrics["counts"]["items"] >= 150
     assert metrics["incident_f1"] >= 0.9 and metrics["category_accuracy"] >= 0.85
-
-
-def test_throughput_is_measured(analyzer: Analyzer) -> None:
-    assert throughput(200, analyzer) > 0
 
 
 @pytest.mark.parametrize(
