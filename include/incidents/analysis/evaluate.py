@@ -15,6 +15,10 @@ trained, tuned or thresholded on it. Figures:
   text names no Kirov place); ``false_kirov_place_rate``: the share of posts about another
   region's city that got a Kirov municipality.
 
+Beside the figures, ``by_category`` (per true category: its incidents, how many got it, and what
+the others got instead, ``missed`` for an incident not called one) and ``by_hazard_type`` (per
+true hazard type: its hazards and how many were flagged) say where the errors are.
+
 ``--results PATH`` merges these as ``quality_*`` into a bench results file (``.bench/results.json``).
 """
 
@@ -23,11 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from incidents.analysis.classifier import Analyzer, default_analyzer
+from incidents.analysis.classifier import AnalysisResult, Analyzer, default_analyzer
 
 ANALYSIS_DIR = Path(__file__).resolve().parent
 DEVSET_PATH = ANALYSIS_DIR / "devset" / "devset.jsonl"
@@ -87,8 +92,10 @@ def evaluate_items(
     cat_ok = n_true = 0
     h_tp = h_fp = h_fn = h_type_ok = 0
     muni_ok = muni_n = other_n = other_kirov = review = 0
+    results: list[AnalysisResult] = []
     for item in items:
         res = analyzer.analyse(item["text"])
+        results.append(res)
         review += res.needs_review
         wrong: list[str] = []
         truth_inc = bool(item["is_incident"])
@@ -156,11 +163,39 @@ def evaluate_items(
             "other_region": other_n,
         },
     }
+    metrics.update(breakdown(items, results))
     metrics["meets_targets"] = (
         all(metrics[k] >= v for k, v in TARGETS.items())
         and metrics["false_kirov_place_rate"] <= MAX_FALSE_KIROV
     )
     return metrics
+
+
+def breakdown(items: Sequence[dict[str, Any]], results: Sequence[AnalysisResult]) -> dict[str, Any]:
+    """Where the errors are: per true category, its incidents, how many got it and what the others
+    got instead (``missed``: not called an incident); per true hazard type, its hazards and how
+    many were flagged."""
+    categories: dict[str, Counter[str]] = {}
+    hazard_types: dict[str, list[bool]] = {}
+    for item, res in zip(items, results, strict=True):
+        if item["is_incident"]:
+            categories.setdefault(item["category"], Counter())[res.category or "missed"] += 1
+        if item["hazard"]:
+            hazard_types.setdefault(item["hazard_type"], []).append(res.hazard)
+    return {
+        "by_category": {
+            category: {
+                "incidents": sum(given.values()),
+                "right": given[category],
+                "instead": dict(sorted((c, k) for c, k in given.items() if c != category)),
+            }
+            for category, given in sorted(categories.items())
+        },
+        "by_hazard_type": {
+            kind: {"hazards": len(flags), "flagged": sum(flags)}
+            for kind, flags in sorted(hazard_types.items())
+        },
+    }
 
 
 def evaluate_blind(
