@@ -89,7 +89,6 @@ def evaluate_items(
     """Quality figures of the analyser on labelled items (keys as in the blind set)."""
     analyzer = analyzer or default_analyzer()
     tp = fp = fn = 0
-    cat_ok = n_true = 0
     h_tp = h_fp = h_fn = h_type_ok = 0
     muni_ok = muni_n = other_n = other_kirov = review = 0
     results: list[AnalysisResult] = []
@@ -108,8 +107,6 @@ def evaluate_items(
             fn += 1
             wrong.append("incident-")
         if truth_inc:
-            n_true += 1
-            cat_ok += res.category == item["category"]
             if res.category != item["category"]:
                 wrong.append(f"category {res.category}!={item['category']}")
         if item["hazard"] and res.hazard:
@@ -142,6 +139,9 @@ def evaluate_items(
     precision = _ratio(tp, tp + fp)
     recall = _ratio(tp, tp + fn)
     f1 = round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0
+    parts = breakdown(items, results)
+    n_true = sum(c["incidents"] for c in parts["by_category"].values())
+    cat_ok = sum(c["right"] for c in parts["by_category"].values())
     metrics: dict[str, Any] = {
         "classifier_version": getattr(analyzer, "classifier_version", "?"),
         "incident_precision": precision,
@@ -163,7 +163,7 @@ def evaluate_items(
             "other_region": other_n,
         },
     }
-    metrics.update(breakdown(items, results))
+    metrics.update(parts)
     metrics["meets_targets"] = (
         all(metrics[k] >= v for k, v in TARGETS.items())
         and metrics["false_kirov_place_rate"] <= MAX_FALSE_KIROV

@@ -159,9 +159,6 @@ class _Arriving:
     def read1(self, size: int = -1) -> bytes:
         return self.chunks.pop(0) if self.chunks else b""
 
-    def fileno(self) -> int:
-        raise io.UnsupportedOperation("no descriptor")
-
 
 class _Counting:
     """An analyser that records how many posts each call analyses."""
