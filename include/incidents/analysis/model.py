@@ -406,11 +406,8 @@ class TextModel:
         it) a post scored in a block of 7 got other last bits than alone, where the machines it
         had been measured on before gave the same bits for blocks of 1 to 2,000."""
         assert self._net_w1 is not None and self._net_b1 is not None and self._net_w2 is not None
-        w1, b1, w2, b2 = self._net_w1, self._net_b1, self._net_w2, self._net_b2
-        return [
-            (np.maximum(np.ascontiguousarray(d, dtype=np.float32) @ w1 + b1, 0.0) @ w2 + b2).tolist()
-            for d in dense
-        ]
+        layers = (self._net_w1, self._net_b1, self._net_w2, self._net_b2)
+        return [mlp_logits(np.ascontiguousarray(d, dtype=np.float32), layers).tolist() for d in dense]
 
     def _binaries(
         self, incident: float, hazard: float, networks: Sequence[float] = ()
