@@ -28,6 +28,7 @@ from incidents.analysis.model import (
     QUANT_LEVELS,
     Scores,
     TextModel,
+    _without_subnormals,
     artifact_version,
     dequantise,
     load_navec,
@@ -316,6 +317,36 @@ def test_scoring_posts_together_gives_the_same_numbers(
             got = small.scores_many(posts)
             assert all(_same_scores(a, b) for a, b in zip(got, expected, strict=True))
         assert small._generation == 1 if size == distinct else small._generation > 1
+
+
+def test_without_subnormals_zeroes_only_subnormal_values() -> None:
+    raw = np.array([1e-40, -1e-45, 1e-38, 1.2e-38, -0.5, 0.0, 3.0], dtype=np.float32)
+    out = _without_subnormals(raw)
+    assert out.dtype == np.float32 and out.tolist() == [0.0, 0.0, 0.0, raw[3], -0.5, 0.0, 3.0]
+    assert raw[0] != 0  # the input is left as it was
+
+
+def test_the_loaded_networks_have_no_subnormal_weights(analyzer: Analyzer) -> None:
+    """The loader flushes the networks' subnormal weights (training leaves thousands, and Intel
+    CPUs multiply them several times slower) to zero, and only those: the artifact's other weights
+    and a post's logits stay as they were."""
+    model = analyzer.model
+    assert model is not None and model.mlp
+    tiny = np.finfo(np.float32).tiny
+    with np.load(model.path, allow_pickle=False) as z:
+        stored = {head: [z[f"mlp_{head}_{part}"] for part in ("w1", "b1", "w2", "b2")] for head in model.mlp}
+    for head, layers in model.mlp.items():
+        for kept, raw in zip(layers, stored[head], strict=True):
+            assert kept.dtype == np.float32
+            assert not ((kept != 0) & (np.abs(kept) < tiny)).any()
+            subnormal = (raw != 0) & (np.abs(raw) < tiny)
+            assert np.array_equal(kept[~subnormal], raw[~subnormal]) and not kept[subnormal].any()
+    for text in ("Открытый люк у школы №3, дети ходят рядом", "Продам гараж, недорого"):
+        dense = model.dense_block(analyzer.prepare(text).words)
+        for head in model.mlp:
+            assert (
+                mlp_logits(dense, model.mlp[head]).tolist() == mlp_logits(dense, tuple(stored[head])).tolist()
+            )
 
 
 def test_a_posts_network_logits_do_not_depend_on_the_block(analyzer: Analyzer) -> None:
