@@ -399,11 +399,13 @@ class TextModel:
         with the same sizes whatever posts are beside it, so a post's numbers never depend on its
         block.
 
-        One matrix product for the whole block's hidden layers was twice as fast (22 µs a post
-        against 45 µs, of the ≈750 µs a post costs), but BLAS does not promise a row of a product
-        the same rounding whatever the other rows: on an AMD EPYC (OpenBLAS 0.3.31's kernels for
-        it) a post scored in a block of 7 got other last bits than alone, where the machines it
-        had been measured on before gave the same bits for blocks of 1 to 2,000."""
+        One matrix product for the whole block's hidden layers was twice as fast on an AMD EPYC
+        (22 µs a post against 45 µs, measured before the loader flushed the subnormal weights,
+        :func:`_without_subnormals`; with them flushed a post's product takes ≈23 µs on an Intel
+        Xeon), but BLAS does not promise a row of a product the same rounding whatever the other
+        rows: on that AMD EPYC (OpenBLAS 0.3.31's kernels for it) a post scored in a block of 7
+        got other last bits than alone, where the machines it had been measured on before gave
+        the same bits for blocks of 1 to 2,000."""
         assert self._net_w1 is not None and self._net_b1 is not None and self._net_w2 is not None
         layers = (self._net_w1, self._net_b1, self._net_w2, self._net_b2)
         return [mlp_logits(np.ascontiguousarray(d, dtype=np.float32), layers).tolist() for d in dense]
